@@ -1,0 +1,84 @@
+"""Every error lanai raises on purpose, in one tree.
+
+Errors carry a message that says what was wrong and, where there is one, a hint that says what to do.
+They carry no HTTP status: the transport maps each class to its own status code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LanaiError",
+    "BadInput",
+    "PayloadTooLarge",
+    "ModelNotFound",
+    "VersionNotFound",
+    "ModelLoadError",
+    "Overloaded",
+    "NotReady",
+    "StoreError",
+    "InvalidName",
+    "ConfigError",
+    "BackendUnavailable",
+]
+
+
+class LanaiError(Exception):
+    """Base class of lanai's errors. ``str(err)`` is the message followed by its hint."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} Hint: {self.hint}"
+        return self.message
+
+
+class BadInput(LanaiError):
+    """The client sent something lanai cannot use: a corrupt image, a wrong shape, malformed JSON."""
+
+
+class PayloadTooLarge(BadInput):
+    """A request body or an image is larger than the configured limit."""
+
+
+class ModelNotFound(LanaiError):
+    """No model of that name is in the store or loaded."""
+
+
+class VersionNotFound(ModelNotFound):
+    """The model exists but not in that version."""
+
+
+class ModelLoadError(LanaiError):
+    """A model file could not be loaded by its backend."""
+
+
+class Overloaded(LanaiError):
+    """A queue is full; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class NotReady(LanaiError):
+    """The server or the model is starting or shutting down."""
+
+
+class StoreError(LanaiError):
+    """The model store refused an operation (missing file, active version removal, …)."""
+
+
+class InvalidName(StoreError, BadInput):
+    """A model name that is not ``[a-z0-9][a-z0-9._-]{0,63}``."""
+
+
+class ConfigError(LanaiError):
+    """A setting has a value lanai cannot use."""
+
+
+class BackendUnavailable(LanaiError):
+    """The backend a model needs is not installed (an extra is missing)."""

@@ -1,0 +1,187 @@
+"""Typed values passed between lanai's layers: protocol-neutral, numpy for tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "DATATYPES",
+    "TensorSpec",
+    "ImagePreprocess",
+    "BatchingConfig",
+    "ModelInfo",
+    "InferRequest",
+    "InferResponse",
+    "Prediction",
+    "Classification",
+    "datatype_of",
+    "dtype_of",
+]
+
+# Open Inference Protocol datatype → numpy dtype. BYTES travels as an object array of ``bytes``.
+DATATYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+
+
+def datatype_of(dtype: np.dtype) -> str:
+    """The Open Inference Protocol name of a numpy dtype (``float32`` → ``FP32``)."""
+    if dtype.kind in ("S", "U", "O"):
+        return "BYTES"
+    return _NAMES[np.dtype(dtype)]
+
+
+def dtype_of(datatype: str) -> np.dtype:
+    """The numpy dtype of an Open Inference Protocol datatype; KeyError when unknown."""
+    return DATATYPES[datatype]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output. ``-1`` in ``shape`` is a variable dimension (the batch axis first)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(str(data["name"]), str(data["datatype"]), tuple(int(d) for d in data["shape"]))
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How an encoded image becomes a model input tensor.
+
+    The image is decoded to RGB, its shorter side resized to ``resize``, centre-cropped to
+    ``crop`` × ``crop``, then each channel becomes ``(x - mean) / std`` in ``dtype`` with ``layout``.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
+    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    dtype: Literal["float32", "uint8"] = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resize": self.resize,
+            "crop": self.crop,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "layout": self.layout,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImagePreprocess:
+        default = cls()
+        return cls(
+            resize=int(data.get("resize", default.resize)),
+            crop=int(data.get("crop", default.crop)),
+            mean=tuple(float(v) for v in data.get("mean", default.mean)),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in data.get("std", default.std)),  # type: ignore[arg-type]
+            layout=data.get("layout", default.layout),
+            dtype=data.get("dtype", default.dtype),
+        )
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Dynamic batching for one model.
+
+    ``max_queue_delay_us`` is how long a batch may wait for more requests once the model is under load;
+    a request that arrives while the model is idle runs at once. ``max_queue_size`` bounds the requests
+    waiting; past it, new requests are refused (Overloaded) instead of growing memory.
+    """
+
+    max_batch_size: int = 8
+    max_queue_delay_us: int = 2000
+    max_queue_size: int = 256
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": self.max_queue_delay_us,
+            "max_queue_size": self.max_queue_size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchingConfig:
+        default = cls()
+        return cls(
+            max_batch_size=int(data.get("max_batch_size", default.max_batch_size)),
+            max_queue_delay_us=int(data.get("max_queue_delay_us", default.max_queue_delay_us)),
+            max_queue_size=int(data.get("max_queue_size", default.max_queue_size)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is: served as Open Inference Protocol model metadata and in /health."""
+
+    name: str
+    version: str
+    task: str
+    backend: str
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    execution_provider: str
+    max_batch_size: int
+
+
+@dataclass
+class InferRequest:
+    """Named input tensors, each with the batch axis first, and the outputs wanted (None: all)."""
+
+    inputs: dict[str, np.ndarray]
+    outputs: list[str] | None = None
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InferResponse:
+    model_name: str
+    model_version: str
+    outputs: dict[str, np.ndarray]
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The answer of the classify task, with where the time went (milliseconds)."""
+
+    model: str
+    version: str
+    predictions: list[Prediction]
+    timing: dict[str, float]
