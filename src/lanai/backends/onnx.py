@@ -1,0 +1,157 @@
+"""ONNX Runtime backend: execution providers in priority order, falling back to the next that loads."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from lanai.backends.base import BackendOptions
+from lanai.errors import BadInput, ConfigError, ModelLoadError
+from lanai.types import TensorSpec
+
+__all__ = ["OnnxBackend", "PROVIDER_ALIASES", "resolve_provider"]
+
+log = logging.getLogger(__name__)
+
+PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+_CPU = "CPUExecutionProvider"
+_OPTIMIZATION = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_DATATYPES = {
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+
+
+def resolve_provider(name: str) -> str:
+    """``cuda`` → ``CUDAExecutionProvider``; full provider names pass through."""
+    if name.endswith("ExecutionProvider"):
+        return name
+    try:
+        return PROVIDER_ALIASES[name.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"unknown execution provider {name!r}.",
+            hint=f"use one of {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime provider name.",
+        ) from None
+
+
+def _spec(arg: ort.NodeArg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ()))
+    return TensorSpec(arg.name, _DATATYPES.get(arg.type, arg.type), shape)
+
+
+def _session_options(options: BackendOptions) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    try:
+        so.graph_optimization_level = _OPTIMIZATION[options.graph_optimization]
+    except KeyError:
+        raise ConfigError(
+            f"unknown graph optimisation level {options.graph_optimization!r}.",
+            hint=f"use one of {', '.join(_OPTIMIZATION)}.",
+        ) from None
+    # Spinning intra-op threads burn the cores that HTTP and image decoding need between batches.
+    spinning = "1" if options.extra.get("allow_spinning", False) else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    so.log_severity_level = 3
+    return so
+
+
+def _provider_order(options: BackendOptions) -> list[str]:
+    wanted = [resolve_provider(p) for p in options.providers]
+    if _CPU not in wanted:
+        wanted.append(_CPU)
+    available = set(ort.get_available_providers())
+    order = []
+    for provider in dict.fromkeys(wanted):
+        if provider in available:
+            order.append(provider)
+        else:
+            log.debug("execution provider %s is not in this onnxruntime build; skipping it", provider)
+    return order
+
+
+class OnnxBackend:
+    """An ONNX model on ONNX Runtime."""
+
+    platform = "onnx_onnxv1"
+    runtime_version = ort.__version__
+
+    def __init__(self, session: ort.InferenceSession, provider: str) -> None:
+        self._session = session
+        self.execution_provider = provider
+        self.inputs = tuple(_spec(a) for a in session.get_inputs())
+        self.outputs = tuple(_spec(a) for a in session.get_outputs())
+        self._output_names = [o.name for o in self.outputs]
+        fixed_one = any(spec.shape[:1] == (1,) for spec in self.inputs)
+        self.max_batch_size = 1 if fixed_one else 0
+
+    @classmethod
+    def load(cls, path: Path, options: BackendOptions) -> OnnxBackend:
+        """Load ``path`` on the first provider of ``options.providers`` that works."""
+        so = _session_options(options)
+        last_error: Exception | None = None
+        for provider in _provider_order(options):
+            try:
+                session = ort.InferenceSession(str(path), sess_options=so, providers=[provider])
+            except Exception as exc:  # onnxruntime raises several unrelated classes here
+                log.warning("%s could not load %s: %s", provider, path.name, exc)
+                last_error = exc
+                continue
+            active = session.get_providers()[0]
+            if active != provider:
+                log.warning("%s was asked for but %s runs %s", provider, active, path.name)
+            log.debug("%s runs on %s", path.name, active)
+            return cls(session, active)
+        raise ModelLoadError(
+            f"onnxruntime cannot load {path.name}: {last_error}",
+            hint="check that the file is an ONNX model (not truncated) and that its opset is supported "
+            f"by onnxruntime {ort.__version__}.",
+        )
+
+    def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        names = outputs or self._output_names
+        batch = next(iter(inputs.values())).shape[0] if inputs else 1
+        if self.max_batch_size == 1 and batch > 1:
+            rows = [self._run(names, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(batch)]
+            return {name: np.concatenate([r[name] for r in rows]) for name in names}
+        return self._run(names, inputs)
+
+    def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            results = self._session.run(names, feed)
+        except (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ValueError) as exc:
+            raise BadInput(f"the model refused the input: {exc}") from exc
+        return dict(zip(names, results))
+
+    def close(self) -> None:
+        del self._session

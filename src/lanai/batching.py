@@ -1,0 +1,225 @@
+"""Dynamic batching: requests for one model wait together and run as one batch in a worker thread.
+
+The rule that keeps single requests fast: a request that arrives while the model is idle runs at once.
+Requests that arrive while a batch is computing queue up and form the next batch. Only when the model is
+under load (the last batch held more than one request) does a batch wait up to ``max_queue_delay_us``
+for more requests to fill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from lanai.errors import LanaiError, NotReady, Overloaded
+from lanai.types import BatchingConfig
+
+__all__ = ["Batcher", "BatchStats", "Timing"]
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where one request's time went inside the batcher, in nanoseconds."""
+
+    queue_ns: int
+    compute_ns: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one batch did: handed to the observer for metrics."""
+
+    batch_size: int
+    requests: int
+    queue_ns: tuple[int, ...]
+    compute_ns: int
+
+
+@dataclass
+class _Item:
+    inputs: dict[str, np.ndarray]
+    rows: int
+    key: tuple
+    future: asyncio.Future
+    enqueued_ns: int
+
+
+def _shape_key(inputs: dict[str, np.ndarray]) -> tuple:
+    """Requests can share a batch only when all but their batch axis agree."""
+    return tuple((name, arr.shape[1:], arr.dtype.str) for name, arr in sorted(inputs.items()))
+
+
+class Batcher:
+    """Collects requests for one model into batches and runs them on ``executor``.
+
+    ``max_batch_size`` counts rows (a request may carry several); 1 disables batching. ``observer`` is
+    called on the event loop after every batch.
+    """
+
+    def __init__(
+        self,
+        run: RunFn,
+        config: BatchingConfig,
+        executor: Executor,
+        observer: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        if config.max_batch_size < 1 or config.max_queue_size < 1 or config.max_queue_delay_us < 0:
+            raise ValueError(f"invalid batching settings: {config}")
+        self._run = run
+        self._config = config
+        self._executor = executor
+        self._observer = observer
+        self._queue: deque[_Item] = deque()
+        self._wakeup = asyncio.Event()
+        self._under_load = False
+        self._closing = False
+        self._worker: asyncio.Task | None = None
+        self._running = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests waiting or computing."""
+        return len(self._queue) + self._running
+
+    async def submit(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Timing]:
+        """Run ``inputs`` (batch axis first) in some batch; return this request's rows of the outputs."""
+        if self._closing:
+            raise NotReady("the model is being unloaded.", hint="retry; another version may be loading.")
+        if len(self._queue) >= self._config.max_queue_size:
+            raise Overloaded(
+                f"the model's queue is full ({self._config.max_queue_size} requests waiting).",
+                hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
+            )
+        rows = next(iter(inputs.values())).shape[0] if inputs else 1
+        loop = asyncio.get_running_loop()
+        item = _Item(inputs, rows, _shape_key(inputs), loop.create_future(), time.perf_counter_ns())
+        self._queue.append(item)
+        if self._worker is None:
+            self._worker = loop.create_task(self._work(), name="lanai-batcher")
+        self._wakeup.set()
+        return await item.future  # type: ignore[no-any-return]
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Refuse new requests, let queued ones finish (up to ``timeout`` s), then stop the worker."""
+        self._closing = True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.in_flight and (deadline is None or time.monotonic() < deadline):
+            await asyncio.sleep(0.005)
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        for item in self._queue:
+            if not item.future.done():
+                item.future.set_exception(NotReady("the model was unloaded before this request ran."))
+        self._queue.clear()
+
+    async def _work(self) -> None:
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self._under_load and self._config.max_queue_delay_us:
+                await self._wait_to_fill()
+            batch = self._take_batch()
+            if batch:
+                await self._run_batch(batch)
+
+    async def _wait_to_fill(self) -> None:
+        deadline = self._queue[0].enqueued_ns + self._config.max_queue_delay_us * 1000
+        while sum(i.rows for i in self._queue) < self._config.max_batch_size:
+            remaining = (deadline - time.perf_counter_ns()) / 1e9
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    def _take_batch(self) -> list[_Item]:
+        """The oldest live request plus later ones of the same shape, up to ``max_batch_size`` rows."""
+        while self._queue and self._queue[0].future.done():  # its client went away
+            self._queue.popleft()
+        if not self._queue:
+            return []
+        first = self._queue.popleft()
+        batch, rows, skipped = [first], first.rows, []
+        while self._queue and rows < self._config.max_batch_size:
+            item = self._queue.popleft()
+            if item.future.done():
+                continue
+            if item.key != first.key or rows + item.rows > self._config.max_batch_size:
+                skipped.append(item)
+                continue
+            batch.append(item)
+            rows += item.rows
+        self._queue.extendleft(reversed(skipped))
+        return batch
+
+    async def _run_batch(self, batch: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter_ns()
+        self._running = len(batch)
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._compute, batch)
+        except Exception as exc:
+            outputs = None
+            error: BaseException = exc
+        finally:
+            self._running = 0
+        compute_ns = time.perf_counter_ns() - start
+        self._under_load = len(batch) > 1 or bool(self._queue)
+        if outputs is None:
+            await self._fail_or_retry(batch, error)
+            return
+        self._deliver(batch, outputs, start, compute_ns)
+
+    def _compute(self, batch: list[_Item]) -> dict[str, np.ndarray]:
+        if len(batch) == 1:
+            return self._run(batch[0].inputs)
+        names = batch[0].inputs.keys()
+        joined = {name: np.concatenate([item.inputs[name] for item in batch]) for name in names}
+        return self._run(joined)
+
+    def _deliver(self, batch: list[_Item], outputs: dict[str, np.ndarray], start: int, compute_ns: int) -> None:
+        rows = sum(item.rows for item in batch)
+        offset = 0
+        for item in batch:
+            part = outputs if len(batch) == 1 else {k: v[offset : offset + item.rows] for k, v in outputs.items()}
+            offset += item.rows
+            if not item.future.done():
+                item.future.set_result((part, Timing(start - item.enqueued_ns, compute_ns, rows)))
+        if self._observer is not None:
+            queue_ns = tuple(start - item.enqueued_ns for item in batch)
+            self._observer(BatchStats(rows, len(batch), queue_ns, compute_ns))
+
+    async def _fail_or_retry(self, batch: list[_Item], error: BaseException) -> None:
+        """A failed batch of one fails its request; a failed batch of many retries each request alone,
+        so one bad request cannot fail the others."""
+        if len(batch) == 1:
+            if not isinstance(error, LanaiError):
+                log.error("model run failed", exc_info=error)
+            if not batch[0].future.done():
+                batch[0].future.set_exception(error)
+            return
+        for item in batch:
+            await self._run_batch([item])

@@ -1,0 +1,56 @@
+"""The default model that ships inside the package, and the inspect hook the store calls on import."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+from lanai.backends import BackendOptions, backend_class
+from lanai.store import Store
+from lanai.types import ImagePreprocess, TensorSpec
+
+__all__ = ["DEFAULT_MODEL", "bundled_model_dir", "ensure_default_model", "inspector"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "efficientnet-lite0"
+# EfficientNet-Lite0 scales pixels to [-1, 1) with (x - 127) / 128, not ImageNet mean/std.
+DEFAULT_PREPROCESS = ImagePreprocess(resize=256, crop=224, mean=(127.0,) * 3, std=(128.0,) * 3)
+
+
+def bundled_model_dir() -> Path:
+    return Path(str(resources.files("lanai") / "assets" / DEFAULT_MODEL))
+
+
+def inspector(backend: str):  # type: ignore[no-untyped-def]
+    """The store's import hook: load the file on ``backend`` (CPU) and report its inputs and outputs."""
+
+    def inspect(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        loaded = backend_class(backend).load(path, BackendOptions(providers=("cpu",), intra_op_threads=1))
+        try:
+            return loaded.inputs, loaded.outputs
+        finally:
+            loaded.close()
+
+    return inspect
+
+
+def ensure_default_model(store: Store) -> bool:
+    """On first run (an empty store), import and activate the bundled model. True if it did."""
+    if store.list():
+        return False
+    source = bundled_model_dir()
+    log.info("first run: adding the bundled model %s to %s", DEFAULT_MODEL, store.root)
+    store.add(
+        source / "model.onnx",
+        name=DEFAULT_MODEL,
+        task="classify",
+        backend="onnx",
+        labels=source / "labels.txt",
+        preprocess=DEFAULT_PREPROCESS,
+        provenance={"source": "bundled with lanai", "details": "see PROVENANCE.md in lanai/assets"},
+        inspect=inspector("onnx"),
+        activate=True,
+    )
+    return True

@@ -1,0 +1,139 @@
+"""The ``lanai`` command. Each subcommand imports what it needs only once it runs, so help is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lanai.errors import LanaiError
+
+__all__ = ["main"]
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve the store's active models over HTTP")
+    p.add_argument("--config", type=Path, help="a lanai.toml (default: <home>/lanai.toml if present)")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    p.add_argument("--host", help="address to listen on (default 0.0.0.0: the whole LAN)")
+    p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--default-model", help="model used by /v1/infer and /predict")
+    p.add_argument("--providers", help="execution providers in priority order, e.g. tensorrt,cuda,cpu")
+    p.add_argument("--threads", type=int, dest="intra_op_threads", help="threads per model run (0: one per core)")
+    p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument("--tls-cert", type=Path, dest="tls_certfile", help="serve HTTPS with this certificate")
+    p.add_argument("--tls-key", type=Path, dest="tls_keyfile", help="private key of --tls-cert")
+    p.set_defaults(run=_serve)
+
+
+def _models_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="manage the model store")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    msub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = msub.add_parser("add", help="import a model file as a new version")
+    add.add_argument("file", type=Path)
+    add.add_argument("--name", required=True)
+    add.add_argument("--task", required=True, choices=["classify", "infer"])
+    add.add_argument("--backend", default="onnx")
+    add.add_argument("--labels", type=Path, help="text file, one label per line, in output order")
+    add.add_argument("--preprocess", help="e.g. resize=256,crop=224,mean=127,std=128,layout=NCHW")
+    add.add_argument("--max-batch-size", type=int)
+    add.add_argument("--max-queue-delay-us", type=int)
+    add.add_argument("--activate", action="store_true", help="make it the active version now")
+    msub.add_parser("list", help="models, versions and which is active").add_argument("--json", action="store_true")
+    show = msub.add_parser("show", help="a version's manifest")
+    show.add_argument("name")
+    show.add_argument("version", type=int, nargs="?")
+    act = msub.add_parser("activate", help="make a version the active one")
+    act.add_argument("name")
+    act.add_argument("version", type=int)
+    msub.add_parser("rollback", help="go back to the previously active version").add_argument("name")
+    rm = msub.add_parser("remove", help="remove a version, or the whole model")
+    rm.add_argument("name")
+    rm.add_argument("version", type=int, nargs="?")
+    p.set_defaults(run=_models)
+
+
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="load-test a running lanai server")
+    p.add_argument("url", nargs="?", default="http://127.0.0.1:8000", help="server base URL")
+    p.add_argument("--model", help="model to classify with (default: the server's /v1/infer)")
+    p.add_argument("--endpoint", help="path to POST to, overriding --model")
+    p.add_argument("--image", type=Path, help="image file to send (default: a bundled test photo)")
+    p.add_argument("--mode", choices=["multipart", "raw"], default="multipart")
+    p.add_argument("-c", "--concurrency", type=int, default=16)
+    p.add_argument("-d", "--duration", type=float, help="seconds to run (default 10)")
+    p.add_argument("-n", "--requests", type=int, help="number of requests instead of a duration")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds of unrecorded warm-up")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lanai", description="A private, fast model server for your LAN.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    _models_parser(sub)
+    _bench_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    from lanai import __version__
+
+    return __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lanai.serve import serve
+
+    cli = {k: getattr(args, k, None) for k in (
+        "home", "host", "port", "default_model", "providers", "intra_op_threads", "max_body_bytes",
+        "log_level", "access_log", "tls_certfile", "tls_keyfile",
+    )}  # fmt: skip
+    return serve(config_file=args.config, cli=cli)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from lanai.models_cli import run_models_command
+
+    return run_models_command(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from lanai.bench.cli import run_bench_command
+
+    return run_bench_command(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", None) and args.log_level.upper() or logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.run(args) or 0)
+    except LanaiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

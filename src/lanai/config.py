@@ -1,0 +1,133 @@
+"""Server settings: defaults < lanai.toml < LANAI_* environment < command-line flags.
+
+Only :func:`load_settings` reads files and the environment; everything else receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lanai.errors import ConfigError
+from lanai.tasks.image import DEFAULT_MAX_PIXELS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Settings", "load_settings", "default_home"]
+
+ENV_PREFIX = "LANAI_"
+
+
+def default_home() -> Path:
+    """The platform's user data directory for lanai (e.g. ~/.local/share/lanai)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("lanai", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=default_home)
+    """The model store's directory."""
+    host: str = "0.0.0.0"
+    """Address to listen on; 0.0.0.0 serves the whole LAN, 127.0.0.1 only this machine."""
+    port: int = 8000
+    default_model: str | None = None
+    """Model that /v1/infer and /predict use; None: the bundled default model, else the only one."""
+    providers: tuple[str, ...] = ("tensorrt", "cuda", "openvino", "cpu")
+    """ONNX Runtime execution providers in priority order; those not installed are skipped."""
+    intra_op_threads: int = 0
+    """Threads one model run may use; 0: one per core."""
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+    decode_threads: int = 0
+    """Threads decoding images; 0: one per core."""
+    max_body_bytes: int = 32 * 2**20
+    """Larger request bodies are refused with 413."""
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    """Larger images (by header, before decoding) are refused with 413."""
+    shutdown_timeout: float = 10.0
+    """Seconds to let in-flight requests finish after SIGTERM."""
+    log_level: str = "info"
+    access_log: bool = False
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    def with_overrides(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with ``values`` (None values ignored) converted to each field's type."""
+        known = {f.name: f for f in fields(self)}
+        changes = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            if key not in known:
+                raise ConfigError(f"unknown setting {key!r}.", hint=f"known settings: {', '.join(known)}.")
+            changes[key] = _convert(key, value, getattr(self, key), known[key].type)
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(key: str, value: Any, current: Any, annotation: Any) -> Any:
+    text_type = str(annotation)
+    try:
+        if "tuple" in text_type:
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(str(v).strip() for v in items if str(v).strip())
+        if "Path" in text_type:
+            return Path(value).expanduser()
+        if "bool" in text_type:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if "int" in text_type:
+            return int(value)
+        if "float" in text_type:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"setting {key!r} has value {value!r}, which is not a {text_type}.",
+            hint=f"for example {key} = {current!r}.",
+        ) from None
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    names = {f.name for f in fields(Settings)}
+    found = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names:
+            found[key[len(ENV_PREFIX) :].lower()] = value
+    return found
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
+    return data.get("server", data)  # type: ignore[no-any-return]
+
+
+def load_settings(
+    config_file: Path | None = None,
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the sources in order. Without ``config_file``, ``<home>/lanai.toml`` is read if present."""
+    environ = os.environ if environ is None else environ
+    env, cli = _from_env(environ), dict(cli or {})
+    settings = Settings()
+    home_only = settings.with_overrides({k: v for k, v in {**env, **cli}.items() if k == "home"})
+    path = config_file or home_only.home / "lanai.toml"
+    if config_file is not None or path.is_file():
+        settings = settings.with_overrides(_from_file(path))
+    return settings.with_overrides(env).with_overrides(cli)

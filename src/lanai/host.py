@@ -1,0 +1,293 @@
+"""The composition root of serving: loaded models, their batchers, and the calls transports make.
+
+The host knows nothing about HTTP. It loads each model's active version from the store, owns one
+batcher and one worker thread per model, validates requests against model metadata, and swaps
+versions by loading the new one before draining and unloading the old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lanai.backends import Backend, BackendOptions, backend_class
+from lanai.batching import Batcher, Timing
+from lanai.config import Settings
+from lanai.errors import BadInput, LanaiError, ModelLoadError, ModelNotFound, NotReady, VersionNotFound
+from lanai.store import Manifest, Store
+from lanai.tasks.classify import load_labels, top_k
+from lanai.tasks.image import image_to_tensor
+from lanai.telemetry.metrics import Metrics
+from lanai.types import (
+    BatchingConfig,
+    Classification,
+    ImagePreprocess,
+    InferRequest,
+    InferResponse,
+    ModelInfo,
+    TensorSpec,
+    datatype_of,
+)
+
+__all__ = ["Host", "LoadedModel"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """One model version, loaded and ready to take requests."""
+
+    manifest: Manifest
+    backend: Backend
+    batcher: Batcher
+    executor: ThreadPoolExecutor
+    labels: list[str]
+    info: ModelInfo
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.version)
+
+
+class Host:
+    """Loads models from ``store`` and runs requests on them."""
+
+    def __init__(self, store: Store, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.models: dict[str, LoadedModel] = {}
+        self.failed: dict[str, str] = {}
+        """Models whose active version did not load, with the reason."""
+        self.started_at = time.time()
+        self.ready = False
+        self._decode_pool = ThreadPoolExecutor(
+            settings.decode_threads or os.cpu_count() or 2, thread_name_prefix="lanai-decode"
+        )
+        self._swap_lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every model that has an active version. A model that fails is logged, not fatal."""
+        for summary in self.store.list():
+            if summary.active is None:
+                continue
+            try:
+                await self.load(summary.name)
+            except LanaiError as exc:
+                log.error("model %s did not load: %s", summary.name, exc)
+        self.ready = True
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop taking requests, let queued ones finish (up to ``timeout`` s), unload everything."""
+        self.ready = False
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        await asyncio.gather(*(self._unload(m, timeout) for m in list(self.models.values())))
+        self.models.clear()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def load(self, name: str) -> ModelInfo:
+        """Load (or reload) the active version of ``name``; the old version serves until the new is ready."""
+        async with self._swap_lock:
+            manifest = self.store.manifest(name)
+            try:
+                model = await asyncio.to_thread(self._open, manifest)
+            except LanaiError as exc:
+                self.failed[name] = str(exc)
+                raise
+            old = self.models.get(name)
+            self.models[name] = model
+            self.failed.pop(name, None)
+            info = model.info
+            self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider)
+            log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
+        if old is not None:
+            await self._unload(old, self.settings.shutdown_timeout)
+        return info
+
+    async def unload(self, name: str) -> None:
+        async with self._swap_lock:
+            model = self.models.pop(name, None)
+            self.failed.pop(name, None)
+        if model is None:
+            raise ModelNotFound(f"model {name!r} is not loaded.", hint="GET /v2/repository/index lists models.")
+        self.metrics.model_unloaded(name)
+        await self._unload(model, self.settings.shutdown_timeout)
+
+    async def _unload(self, model: LoadedModel, timeout: float) -> None:
+        await model.batcher.close(timeout)
+        model.executor.shutdown(wait=True)
+        model.backend.close()
+
+    def _open(self, manifest: Manifest) -> LoadedModel:
+        """Load ``manifest``'s model file on its backend (blocking: call it in a thread)."""
+        options = BackendOptions(
+            providers=tuple(manifest.backend_options.get("providers", self.settings.providers)),
+            intra_op_threads=int(manifest.backend_options.get("intra_op_threads", self.settings.intra_op_threads)),
+            inter_op_threads=int(manifest.backend_options.get("inter_op_threads", self.settings.inter_op_threads)),
+            graph_optimization=str(manifest.backend_options.get("graph_optimization", self.settings.graph_optimization)),
+            extra=dict(manifest.backend_options),
+        )
+        try:
+            backend = backend_class(manifest.backend).load(self.store.file_path(manifest, "model"), options)
+        except LanaiError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"{manifest.name} version {manifest.version} did not load: {exc}") from exc
+        labels = []
+        if "labels" in manifest.files:
+            labels = load_labels(self.store.file_path(manifest, "labels").read_text(encoding="utf-8"))
+        batching = _effective_batching(manifest.batching, backend)
+        executor = ThreadPoolExecutor(1, thread_name_prefix=f"lanai-{manifest.name}")
+        name = manifest.name
+        batcher = Batcher(
+            backend.run, batching, executor, observer=lambda stats: self.metrics.observe_batch(name, stats)
+        )
+        info = ModelInfo(
+            name=name,
+            version=str(manifest.version),
+            task=manifest.task,
+            backend=manifest.backend,
+            platform=backend.platform,
+            inputs=backend.inputs,
+            outputs=backend.outputs,
+            execution_provider=backend.execution_provider,
+            max_batch_size=batching.max_batch_size,
+        )
+        return LoadedModel(manifest, backend, batcher, executor, labels, info)
+
+    # -- lookups -----------------------------------------------------------------------------------
+
+    def get(self, name: str, version: str | None = None) -> LoadedModel:
+        """The loaded model ``name``; with ``version``, only if that is the version loaded."""
+        if not self.ready and not self.models:
+            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
+        model = self.models.get(name)
+        if model is None:
+            raise self._not_found(name)
+        if version not in (None, "", model.version):
+            raise VersionNotFound(
+                f"model {name!r} has version {model.version} loaded, not {version!r}.",
+                hint=f"activate it first: lanai models activate {name} {version}",
+            )
+        return model
+
+    def _not_found(self, name: str) -> ModelNotFound:
+        if name in self.failed:
+            return ModelNotFound(f"model {name!r} failed to load: {self.failed[name]}")
+        loaded = ", ".join(sorted(self.models)) or "none"
+        return ModelNotFound(f"no model named {name!r} is loaded.", hint=f"loaded models: {loaded}.")
+
+    def default_model(self) -> LoadedModel:
+        """The model that /v1/infer and /predict use."""
+        name = self.settings.default_model
+        if name:
+            return self.get(name)
+        if len(self.models) == 1:
+            return next(iter(self.models.values()))
+        for model in self.models.values():
+            if model.manifest.task == "classify":
+                return model
+        raise ModelNotFound("no default model is set and none is loaded.", hint="set default_model.")
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    async def infer(self, name: str, request: InferRequest, version: str | None = None) -> tuple[InferResponse, Timing]:
+        """Run a request of named tensors through the model's batcher."""
+        model = self.get(name, version)
+        _validate(model.info, request)
+        outputs, timing = await model.batcher.submit(request.inputs)
+        if request.outputs:
+            outputs = {k: outputs[k] for k in request.outputs}
+        return InferResponse(model.name, model.version, outputs, request.id), timing
+
+    async def classify(self, name: str, image: bytes, k: int = 5, version: str | None = None) -> Classification:
+        """Decode ``image``, run it on the classifier ``name`` and return the ``k`` best labels."""
+        start = time.perf_counter_ns()
+        model = self.get(name, version)
+        if model.manifest.task != "classify":
+            raise BadInput(f"model {name!r} is a {model.manifest.task} model, not a classifier.")
+        spec = model.manifest.preprocess or ImagePreprocess()
+        loop = asyncio.get_running_loop()
+        tensor = await loop.run_in_executor(
+            self._decode_pool, _decode, image, spec, self.settings.max_image_pixels
+        )
+        decoded = time.perf_counter_ns()
+        self.metrics.preprocess_seconds.labels(model.name).observe((decoded - start) / 1e9)
+        outputs, timing = await model.batcher.submit({model.info.inputs[0].name: tensor})
+        scores = outputs[model.info.outputs[0].name][0]
+        predictions = top_k(scores, model.labels, k)
+        timing_ms = {
+            "preprocess_ms": round((decoded - start) / 1e6, 3),
+            "queue_ms": round(timing.queue_ns / 1e6, 3),
+            "compute_ms": round(timing.compute_ns / 1e6, 3),
+            "batch_size": timing.batch_size,
+            "total_ms": round((time.perf_counter_ns() - start) / 1e6, 3),
+        }
+        return Classification(model.name, model.version, predictions, timing_ms)
+
+
+def _decode(image: bytes, spec: ImagePreprocess, max_pixels: int) -> np.ndarray:
+    return image_to_tensor(image, spec, max_pixels=max_pixels)
+
+
+def _effective_batching(config: BatchingConfig, backend: Backend) -> BatchingConfig:
+    """Batching is off for models whose batch axis is fixed."""
+    fixed = backend.max_batch_size == 1 or any(spec.shape[:1] != (-1,) for spec in backend.inputs)
+    if fixed and config.max_batch_size != 1:
+        return BatchingConfig(1, 0, config.max_queue_size)
+    return config
+
+
+def _validate(info: ModelInfo, request: InferRequest) -> None:
+    """Check names, datatypes and shapes against the model's metadata, with messages that say what to fix."""
+    expected = {spec.name: spec for spec in info.inputs}
+    unknown = set(request.inputs) - set(expected)
+    if unknown:
+        raise BadInput(
+            f"model {info.name!r} has no input named {', '.join(sorted(unknown))}.",
+            hint=f"its inputs are {', '.join(expected)}.",
+        )
+    batch = None
+    for spec in info.inputs:
+        if spec.name not in request.inputs:
+            raise BadInput(f"input {spec.name!r} is missing.", hint=f"send {_describe(spec)}.")
+        batch = _check_tensor(spec, request.inputs[spec.name], batch)
+    names = {spec.name for spec in info.outputs}
+    for wanted in request.outputs or ():
+        if wanted not in names:
+            raise BadInput(f"model {info.name!r} has no output named {wanted!r}.", hint=f"its outputs are {', '.join(names)}.")
+
+
+def _check_tensor(spec: TensorSpec, array: np.ndarray, batch: int | None) -> int:
+    datatype = datatype_of(array.dtype)
+    if datatype != spec.datatype:
+        raise BadInput(f"input {spec.name!r} is {datatype}, the model takes {spec.datatype}.", hint=f"send {_describe(spec)}.")
+    shape = array.shape
+    if len(shape) != len(spec.shape) or any(w not in (-1, g) for w, g in zip(spec.shape, shape)):
+        raise BadInput(
+            f"input {spec.name!r} has shape {list(shape)}, the model takes {list(spec.shape)} (-1: any size).",
+            hint=f"send {_describe(spec)}.",
+        )
+    if shape and batch is not None and shape[0] != batch:
+        raise BadInput(f"input {spec.name!r} has batch size {shape[0]}, other inputs have {batch}.")
+    if shape and shape[0] == 0:
+        raise BadInput(f"input {spec.name!r} has an empty batch.", hint="send at least one row.")
+    return shape[0] if shape else 1
+
+
+def _describe(spec: TensorSpec) -> str:
+    return f"{spec.name} as {spec.datatype} with shape {list(spec.shape)}"

@@ -1,0 +1,75 @@
+"""The ASGI application: routes, error mapping, request metrics, and the host's lifespan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lanai.host import Host
+from lanai.http import ops, tasks, v2
+from lanai.http.errors import EXCEPTION_HANDLERS
+from lanai.telemetry.metrics import Metrics
+
+__all__ = ["create_app"]
+
+
+class RequestMetrics:
+    """Counts requests by model, endpoint (the route's template) and status, and times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            model = scope.get("lanai.model", "")
+            self.metrics.requests.labels(model, endpoint, str(status)).inc()
+            self.metrics.request_seconds.labels(model, endpoint).observe(time.perf_counter() - start)
+
+
+def create_app(host: Host, *, manage_host: bool = True) -> Starlette:
+    """The HTTP API over ``host``. With ``manage_host``, the app starts and shuts down the host."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_host:
+            await host.start()
+        try:
+            yield
+        finally:
+            if manage_host:
+                await host.shutdown()
+
+    from lanai.http import openapi
+
+    app = Starlette(
+        routes=[*v2.routes(), *tasks.routes(), *ops.routes(), *openapi.routes()],
+        middleware=[Middleware(RequestMetrics, metrics=host.metrics)],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.host = host
+    return app

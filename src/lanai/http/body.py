@@ -1,0 +1,105 @@
+"""Reading request bodies within the size limit, and finding the image in a multipart form."""
+
+from __future__ import annotations
+
+from starlette.requests import ClientDisconnect, Request
+
+from lanai.errors import BadInput, PayloadTooLarge
+
+__all__ = ["read_body", "image_from_request", "multipart_file"]
+
+_FILE_FIELDS = (b"file", b"image")
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than {limit} bytes.",
+        hint="send a smaller body, or raise max_body_bytes in the server settings.",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes before reading them where possible."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadInput(f"Content-Length {declared!r} is not a number.")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadInput("the client closed the connection before sending the whole body.") from None
+    return b"".join(chunks)
+
+
+def _boundary(content_type: str) -> bytes:
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary" and value:
+            return value.strip('"').encode("latin-1")
+    raise BadInput(
+        "the multipart body has no boundary in its Content-Type.",
+        hint="let your HTTP client build the form (curl -F file=@photo.jpg).",
+    )
+
+
+def multipart_file(body: bytes, content_type: str) -> bytes:
+    """The content of the form field ``file`` (or ``image``, or else the only file part)."""
+    delimiter = b"--" + _boundary(content_type)
+    files: dict[bytes, bytes] = {}
+    fields = []
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            raise BadInput("a multipart part has no header/content separator.", hint="check the form encoding.")
+        name, is_file = _disposition(head)
+        fields.append(name.decode("latin-1"))
+        if is_file or name in _FILE_FIELDS:
+            files[name] = content[:-2] if content.endswith(b"\r\n") else content
+    if not fields:
+        raise BadInput("the multipart body has no parts.", hint="send the image in a form field named 'file'.")
+    for name in _FILE_FIELDS:
+        if name in files:
+            return files[name]
+    if len(files) == 1:
+        return next(iter(files.values()))
+    raise BadInput(
+        f"the form has no field named 'file' (it has: {', '.join(fields)}).",
+        hint="send the image as form field 'file', e.g. curl -F file=@photo.jpg.",
+    )
+
+
+def _disposition(head: bytes) -> tuple[bytes, bool]:
+    for line in head.split(b"\r\n"):
+        if line[:20].lower() == b"content-disposition:":
+            name, is_file = b"", False
+            for param in line.split(b";")[1:]:
+                key, _, value = param.strip().partition(b"=")
+                if key.lower() == b"name":
+                    name = value.strip(b'"')
+                elif key.lower() == b"filename":
+                    is_file = True
+            return name, is_file
+    raise BadInput("a multipart part has no Content-Disposition header.", hint="check the form encoding.")
+
+
+async def image_from_request(request: Request, limit: int) -> bytes:
+    """The image in a multipart form (field ``file``) or a raw ``image/*`` / octet-stream body."""
+    content_type = request.headers.get("content-type", "")
+    body = await read_body(request, limit)
+    if content_type.lower().startswith("multipart/form-data"):
+        return multipart_file(body, content_type)
+    if not body:
+        raise BadInput(
+            "the request has no image.",
+            hint="send a form field 'file' (curl -F file=@photo.jpg) or the raw bytes with Content-Type image/jpeg.",
+        )
+    return body

@@ -1,0 +1,68 @@
+"""The one place where lanai's errors become HTTP statuses and JSON bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lanai.errors import (
+    BadInput,
+    LanaiError,
+    ModelNotFound,
+    NotReady,
+    Overloaded,
+    PayloadTooLarge,
+)
+
+__all__ = ["error_response", "status_of", "EXCEPTION_HANDLERS"]
+
+log = logging.getLogger(__name__)
+
+
+def status_of(exc: LanaiError) -> int:
+    if isinstance(exc, PayloadTooLarge):
+        return 413
+    if isinstance(exc, ModelNotFound):
+        return 404
+    if isinstance(exc, (Overloaded, NotReady)):
+        return 503
+    if isinstance(exc, BadInput):
+        return 400
+    return 400
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps({"error": message}, ensure_ascii=False).encode()
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+async def _lanai_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LanaiError)
+    headers = None
+    if isinstance(exc, Overloaded):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    elif isinstance(exc, NotReady):
+        headers = {"Retry-After": "1"}
+    return error_response(status_of(exc), str(exc), headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {
+        404: f"no such endpoint: {request.method} {request.url.path}. Hint: GET /openapi.json lists the API.",
+        405: f"{request.method} is not allowed on {request.url.path}.",
+    }
+    message = messages.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details.")
+
+
+EXCEPTION_HANDLERS = {LanaiError: _lanai_error, HTTPException: _http_error, Exception: _unexpected}

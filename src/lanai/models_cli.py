@@ -1,0 +1,123 @@
+"""``lanai models …``: the store from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from lanai.config import load_settings
+from lanai.errors import BadInput
+from lanai.store import Manifest, Store
+from lanai.types import BatchingConfig, ImagePreprocess
+
+__all__ = ["run_models_command", "parse_preprocess"]
+
+_PREPROCESS_HINT = "e.g. --preprocess resize=256,crop=224,mean=127,std=128,layout=NCHW,dtype=float32"
+
+
+def parse_preprocess(text: str) -> ImagePreprocess:
+    """``resize=256,crop=224,mean=123.7:116.3:103.5,std=58.4:57.1:57.4,layout=NCHW,dtype=float32``."""
+    spec = ImagePreprocess()
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise BadInput(f"--preprocess item {item!r} has no '='.", hint=_PREPROCESS_HINT)
+        try:
+            spec = _apply(spec, key.strip(), value.strip())
+        except ValueError:
+            raise BadInput(f"--preprocess {key}={value!r} is not valid.", hint=_PREPROCESS_HINT) from None
+    return spec
+
+
+def _apply(spec: ImagePreprocess, key: str, value: str) -> ImagePreprocess:
+    if key in ("resize", "crop"):
+        number = int(value)
+        if number < 1:
+            raise ValueError(value)
+        return replace(spec, **{key: number})
+    if key in ("mean", "std"):
+        numbers = [float(v) for v in value.split(":")]
+        if len(numbers) == 1:
+            numbers *= 3
+        if len(numbers) != 3 or (key == "std" and min(numbers) <= 0):
+            raise ValueError(value)
+        return replace(spec, **{key: tuple(numbers)})
+    if key == "layout" and value.upper() in ("NCHW", "NHWC"):
+        return replace(spec, layout=value.upper())
+    if key == "dtype" and value in ("float32", "uint8"):
+        return replace(spec, dtype=value)
+    raise BadInput(f"unknown --preprocess setting {key}={value!r}.", hint=_PREPROCESS_HINT)
+
+
+def _add(store: Store, args: argparse.Namespace) -> int:
+    from lanai.bundled import inspector
+
+    batching = BatchingConfig()
+    if args.max_batch_size is not None:
+        batching = replace(batching, max_batch_size=args.max_batch_size)
+    if args.max_queue_delay_us is not None:
+        batching = replace(batching, max_queue_delay_us=args.max_queue_delay_us)
+    preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
+    if args.task == "classify" and preprocess is None:
+        preprocess = ImagePreprocess()
+    manifest = store.add(
+        args.file,
+        name=args.name,
+        task=args.task,
+        backend=args.backend,
+        labels=args.labels,
+        preprocess=preprocess,
+        batching=batching,
+        provenance={"source_file": str(args.file.resolve())},
+        inspect=inspector(args.backend),
+        activate=args.activate,
+    )
+    active = store.active(manifest.name)
+    state = "active" if active == manifest.version else f"not active (active: {active})"
+    print(f"added {manifest.name} version {manifest.version}, {state}")
+    return 0
+
+
+def _list(store: Store, as_json: bool) -> int:
+    summaries = store.list()
+    if as_json:
+        rows = [{"name": s.name, "active": s.active, "versions": list(s.versions), "task": s.task} for s in summaries]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not summaries:
+        print("no models yet: lanai models add FILE --name NAME --task classify")
+        return 0
+    print(f"{'NAME':<32} {'TASK':<10} {'ACTIVE':<7} VERSIONS")
+    for s in summaries:
+        active = "-" if s.active is None else str(s.active)
+        print(f"{s.name:<32} {s.task:<10} {active:<7} {', '.join(map(str, s.versions))}")
+    return 0
+
+
+def _show(manifest: Manifest) -> int:
+    sys.stdout.write(manifest.to_toml())
+    return 0
+
+
+def run_models_command(args: argparse.Namespace) -> int:
+    settings = load_settings(cli={"home": args.home})
+    store = Store(settings.home)
+    if args.action == "add":
+        return _add(store, args)
+    if args.action == "list":
+        return _list(store, args.json)
+    if args.action == "show":
+        return _show(store.manifest(args.name, args.version))
+    if args.action == "activate":
+        store.activate(args.name, args.version)
+        print(f"{args.name}: version {args.version} is active (a running server picks it up on load)")
+    elif args.action == "rollback":
+        version = store.rollback(args.name)
+        print(f"{args.name}: rolled back to version {version}")
+    elif args.action == "remove":
+        store.remove(args.name, args.version)
+        what = args.name if args.version is None else f"{args.name} version {args.version}"
+        print(f"removed {what}")
+    return 0

@@ -1,0 +1,43 @@
+"""Classifier outputs → ranked, labelled predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lanai.errors import BadInput
+from lanai.types import Prediction
+
+__all__ = ["top_k", "to_probabilities", "load_labels", "MAX_TOP_K"]
+
+MAX_TOP_K = 1000
+
+
+def to_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, unless the scores already are probabilities."""
+    scores = scores.astype(np.float32, copy=False)
+    if scores.min() >= 0.0 and np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]:
+    """The ``k`` best classes of one image's scores (a 1-D array, or [1, C]), best first."""
+    if not 1 <= k <= MAX_TOP_K:
+        raise BadInput(f"top_k must be between 1 and {MAX_TOP_K}, not {k}.", hint="use e.g. ?top_k=5.")
+    probs = to_probabilities(scores.reshape(-1))
+    k = min(k, probs.size)
+    best = np.argpartition(-probs, k - 1)[:k]
+    best = best[np.argsort(-probs[best], kind="stable")]
+    return [Prediction(_label(labels, int(i)), int(i), float(probs[i])) for i in best]
+
+
+def _label(labels: Sequence[str], index: int) -> str:
+    return labels[index] if index < len(labels) else str(index)
+
+
+def load_labels(text: str) -> list[str]:
+    """One label per line; blank trailing lines ignored."""
+    return text.rstrip("\n").split("\n") if text.strip() else []

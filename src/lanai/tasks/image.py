@@ -1,0 +1,108 @@
+"""Encoded image bytes → model input tensor, by the cheapest correct path.
+
+JPEGs are decoded at reduced scale where that still leaves the shorter side at least ``resize`` pixels
+(libjpeg's DCT scaling, via ``Image.draft``), and only the region that survives the centre crop is
+resampled.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lanai.errors import BadInput, PayloadTooLarge
+from lanai.types import ImagePreprocess
+
+__all__ = ["decode_image", "preprocess", "image_to_tensor", "DEFAULT_MAX_PIXELS"]
+
+DEFAULT_MAX_PIXELS = 50_000_000
+_ORIENTATION = 0x0112
+_FORMATS = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+
+
+def decode_image(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` to an upright RGB image whose shorter side is still at least ``min_side``.
+
+    Raises BadInput for bytes that are not a readable image and PayloadTooLarge for an image of more
+    than ``max_pixels`` pixels (checked from the header, before decoding: decompression bombs).
+    """
+    if not data:
+        raise BadInput("the image is empty (0 bytes).", hint=f"send the bytes of a {_FORMATS} file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        _check_pixels(img.size, max_pixels)
+        if img.format == "JPEG" and min_side:
+            img.draft("RGB", _draft_size(img.size, min_side))
+        img.load()
+        img = _upright(img)
+        return img if img.mode == "RGB" else img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"the image has too many pixels: {exc}", hint="send a smaller image.") from exc
+    except UnidentifiedImageError:
+        raise BadInput(
+            "the body is not an image lanai can read.", hint=f"send the bytes of a {_FORMATS} file."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadInput(
+            f"the image is corrupt or truncated ({exc}).", hint="send the whole file, unmodified."
+        ) from exc
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"the image is {width}×{height} = {width * height / 1e6:.1f} megapixels, over the "
+            f"{max_pixels / 1e6:.1f} megapixel limit.",
+            hint="downscale it before sending, or raise max_image_pixels in the server settings.",
+        )
+    if width < 1 or height < 1:
+        raise BadInput(f"the image is {width}×{height} pixels.", hint="send a non-empty image.")
+
+
+def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
+    """The smallest size to ask libjpeg for that keeps the shorter side ≥ ``min_side``."""
+    width, height = size
+    scale = min_side / min(width, height)
+    return max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation that phone cameras set, when there is one."""
+    if img.format in ("JPEG", "TIFF", "WEBP", "PNG") and img.getexif().get(_ORIENTATION, 1) != 1:
+        return ImageOps.exif_transpose(img)
+    return img
+
+
+def preprocess(img: Image.Image, spec: ImagePreprocess) -> np.ndarray:
+    """Resize the shorter side to ``spec.resize``, centre-crop ``spec.crop``, normalise, lay out.
+
+    Returns one image without the batch axis: [3, crop, crop] for NCHW, [crop, crop, 3] for NHWC.
+    Resize and crop happen in one resampling of just the source region that the crop keeps.
+    """
+    width, height = img.size
+    scale = spec.resize / min(width, height)
+    side = spec.crop / scale  # the crop's side, measured in source pixels
+    left, top = (width - side) / 2, (height - side) / 2
+    box = (max(0.0, left), max(0.0, top), min(width, left + side), min(height, top + side))
+    pixels = np.asarray(img.resize((spec.crop, spec.crop), Image.Resampling.BILINEAR, box=box))
+    if spec.dtype == "uint8":
+        tensor = pixels
+    else:
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
+        tensor = (pixels.astype(np.float32) - mean) * inv_std
+    if spec.layout == "NCHW":
+        tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
+    return tensor
+
+
+def image_to_tensor(data: bytes, spec: ImagePreprocess, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode and preprocess; the result has a batch axis of 1."""
+    img = decode_image(data, min_side=spec.resize, max_pixels=max_pixels)
+    return preprocess(img, spec)[np.newaxis]

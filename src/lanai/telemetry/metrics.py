@@ -1,0 +1,73 @@
+"""Prometheus metrics, owned by one server instance (no global registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, disable_created_metrics, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import generate_latest
+
+from lanai.batching import BatchStats
+
+__all__ = ["Metrics", "CONTENT_TYPE"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class Metrics:
+    """Every metric lanai exports, registered on a registry of its own."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # the *_created series only double the exposition size
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        self.requests = Counter(
+            "lanai_requests", "HTTP requests by model, endpoint and status code.",
+            ["model", "endpoint", "status"], registry=r,
+        )
+        self.request_seconds = Histogram(
+            "lanai_request_duration_seconds", "Time from request to response, by model and endpoint.",
+            ["model", "endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.in_flight = Gauge("lanai_requests_in_flight", "HTTP requests being handled now.", registry=r)
+        self.queue_seconds = Histogram(
+            "lanai_queue_duration_seconds", "Time a request waited in its model's batch queue.",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.compute_seconds = Histogram(
+            "lanai_compute_duration_seconds", "Time one batch spent running on its backend.",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.preprocess_seconds = Histogram(
+            "lanai_preprocess_duration_seconds", "Time spent decoding and preprocessing one image.",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "lanai_batch_size", "Rows per batch run on the backend.", ["model"], buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("lanai_queue_depth", "Requests waiting in a model's queue.", ["model"], registry=r)
+        self.model_info = Gauge(
+            "lanai_model_info", "Loaded models (value 1), with version, backend and execution provider.",
+            ["model", "version", "backend", "provider"], registry=r,
+        )
+
+    def observe_batch(self, model: str, stats: BatchStats) -> None:
+        self.batch_size.labels(model).observe(stats.batch_size)
+        self.compute_seconds.labels(model).observe(stats.compute_ns / 1e9)
+        queue = self.queue_seconds.labels(model)
+        for ns in stats.queue_ns:
+            queue.observe(ns / 1e9)
+
+    def model_loaded(self, model: str, version: str, backend: str, provider: str) -> None:
+        self.model_unloaded(model)
+        self.model_info.labels(model, version, backend, provider).set(1)
+
+    def model_unloaded(self, model: str) -> None:
+        for labels in [s.labels for m in self.model_info.collect() for s in m.samples]:
+            if labels.get("model") == model:
+                self.model_info.remove(labels["model"], labels["version"], labels["backend"], labels["provider"])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
