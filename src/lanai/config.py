@@ -93,7 +93,7 @@ def _convert(key: str, value: Any, current: Any, annotation: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"setting {key!r} has value {value!r}, which is not a {text_type}.",
+            f"setting {key!r} has value {value!r}, which is not a valid {text_type}.",
             hint=f"for example {key} = {current!r}.",
         ) from None
 

@@ -42,7 +42,10 @@ def decode_image(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MA
         img = _upright(img)
         return img if img.mode == "RGB" else img.convert("RGB")
     except Image.DecompressionBombError as exc:
-        raise PayloadTooLarge(f"the image has too many pixels: {exc}", hint="send a smaller image.") from exc
+        raise PayloadTooLarge(
+            f"the image is over the {max_pixels / 1e6:.1f} megapixel limit ({exc}).",
+            hint="downscale it before sending.",
+        ) from None
     except UnidentifiedImageError:
         raise BadInput(
             "the body is not an image lanai can read.", hint=f"send the bytes of a {_FORMATS} file."

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lanai.errors import BadInput
+from lanai.tasks.classify import load_labels, to_probabilities, top_k
+
+
+def test_top_k_orders_and_labels() -> None:
+    logits = np.array([[0.1, 3.0, -1.0, 2.0]], dtype=np.float32)
+    best = top_k(logits, ["a", "b", "c", "d"], 3)
+    assert [p.label for p in best] == ["b", "d", "a"]
+    assert [p.index for p in best] == [1, 3, 0]
+    assert best[0].score == pytest.approx(np.exp(3) / np.exp(logits).sum(), rel=1e-5)
+
+
+def test_probabilities_pass_through_and_k_is_capped() -> None:
+    probs = np.array([0.2, 0.5, 0.3], dtype=np.float32)
+    np.testing.assert_allclose(to_probabilities(probs), probs)
+    assert len(top_k(probs, [], 10)) == 3
+    assert top_k(probs, [], 1)[0].label == "1"  # no labels: the index
+
+
+@pytest.mark.parametrize("k", [0, -1, 1001])
+def test_bad_k(k: int) -> None:
+    with pytest.raises(BadInput):
+        top_k(np.zeros(3), [], k)
+
+
+def test_load_labels() -> None:
+    assert load_labels("cat\ndog\n") == ["cat", "dog"]
+    assert load_labels("") == []

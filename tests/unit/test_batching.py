@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from lanai.batching import Batcher, BatchStats
+from lanai.errors import BadInput, NotReady, Overloaded
+from lanai.types import BatchingConfig
+
+
+class Recorder:
+    """A model that doubles its input, records every batch it ran, and can be held while running."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.gate.wait(10)
+        x = inputs["x"]
+        if (x < 0).any():
+            raise BadInput("negative input")
+        self.batches.append(len(x))
+        return {"y": x * 2}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def make(model: Recorder, **config: int) -> tuple[Batcher, list[BatchStats], ThreadPoolExecutor]:
+    stats: list[BatchStats] = []
+    pool = ThreadPoolExecutor(1)
+    return Batcher(model, BatchingConfig(**config), pool, observer=stats.append), stats, pool
+
+
+def rows(*values: float) -> dict[str, np.ndarray]:
+    return {"x": np.array([[v] for v in values], dtype=np.float32)}
+
+
+def test_single_request_runs_at_once_and_gets_its_rows() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, stats, _ = make(model, max_batch_size=8, max_queue_delay_us=1_000_000)
+        out, timing = await asyncio.wait_for(batcher.submit(rows(1, 2)), 5)
+        np.testing.assert_array_equal(out["y"], [[2], [4]])
+        assert timing.batch_size == 2
+        # An idle model does not wait max_queue_delay (1 s) for company.
+        assert timing.queue_ns < 200_000_000
+        assert stats[0].requests == 1
+
+    run(main())
+
+
+def test_requests_arriving_while_busy_share_the_next_batch() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, stats, _ = make(model, max_batch_size=4, max_queue_delay_us=0)
+        model.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(rows(0)))
+        await asyncio.sleep(0.05)  # the first batch is now running (held by the gate)
+        rest = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, 2, 3, 4, 5)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        results = await asyncio.gather(first, *rest)
+        assert [float(out["y"][0, 0]) for out, _ in results] == [0, 2, 4, 6, 8, 10]
+        assert model.batches == [1, 4, 1]  # max_batch_size caps the second batch at 4 rows
+        assert [s.batch_size for s in stats] == [1, 4, 1]
+
+    run(main())
+
+
+def test_different_shapes_never_share_a_batch() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
+        model.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(rows(0)))
+        await asyncio.sleep(0.05)
+        wide = {"x": np.ones((1, 3), dtype=np.float32)}
+        others = [asyncio.ensure_future(batcher.submit(r)) for r in (rows(1), wide, rows(2))]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        results = await asyncio.gather(first, *others)
+        np.testing.assert_array_equal(results[2][0]["y"], [[2, 2, 2]])
+        assert sorted(model.batches) == [1, 1, 2]
+
+    run(main())
+
+
+def test_full_queue_is_refused_at_once() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=1, max_queue_size=2)
+        model.gate.clear()
+        running = asyncio.ensure_future(batcher.submit(rows(0)))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, 2)]
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded):
+            await batcher.submit(rows(3))
+        model.gate.set()
+        await asyncio.gather(running, *queued)
+
+    run(main())
+
+
+def test_one_bad_request_in_a_batch_fails_alone() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
+        model.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(rows(0)))
+        await asyncio.sleep(0.05)
+        good1, bad, good2 = (asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, -1, 2))
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await first
+        assert float((await good1)[0]["y"][0, 0]) == 2
+        assert float((await good2)[0]["y"][0, 0]) == 4
+        with pytest.raises(BadInput):
+            await bad
+
+    run(main())
+
+
+def test_cancelled_request_is_skipped() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
+        model.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(rows(0)))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(batcher.submit(rows(7)))
+        kept = asyncio.ensure_future(batcher.submit(rows(1)))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        model.gate.set()
+        await first
+        assert float((await kept)[0]["y"][0, 0]) == 2
+        assert model.batches == [1, 1]
+
+    run(main())
+
+
+def test_under_load_a_batch_waits_to_fill() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=4, max_queue_delay_us=300_000)
+        model.gate.clear()
+        burst = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (0, 1, 2)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await asyncio.gather(*burst)  # one batch of 3: the model is now under load
+        early = asyncio.ensure_future(batcher.submit(rows(3)))
+        await asyncio.sleep(0.05)
+        late = asyncio.ensure_future(batcher.submit(rows(4)))
+        await asyncio.gather(early, late)
+        assert model.batches == [3, 2]  # the early request waited for the late one
+
+    run(main())
+
+
+def test_close_drains_then_refuses() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=2)
+        model.gate.clear()
+        pending = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(batcher.close(timeout=10))
+        await asyncio.sleep(0.01)
+        with pytest.raises(NotReady):
+            await batcher.submit(rows(4))
+        model.gate.set()
+        await closing
+        assert [float(out["y"][0, 0]) for out, _ in await asyncio.gather(*pending)] == [2, 4, 6]
+
+    run(main())
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Batcher(Recorder(), BatchingConfig(max_batch_size=0), ThreadPoolExecutor(1))

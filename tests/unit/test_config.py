@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lanai.config import Settings, load_settings
+from lanai.errors import ConfigError
+
+
+def test_precedence_defaults_file_env_cli(tmp_path: Path) -> None:
+    (tmp_path / "lanai.toml").write_text('[server]\nport = 9000\nmax_body_bytes = 1000\nlog_level = "debug"\n')
+    env = {"LANAI_HOME": str(tmp_path), "LANAI_PORT": "9001", "LANAI_PROVIDERS": "cuda, cpu", "OTHER": "x"}
+    settings = load_settings(environ=env, cli={"port": 9002, "host": None})
+    assert settings.home == tmp_path
+    assert settings.port == 9002  # CLI beats env beats file
+    assert settings.max_body_bytes == 1000  # from the file
+    assert settings.providers == ("cuda", "cpu")
+    assert settings.host == Settings().host  # None on the CLI means "not given"
+
+
+def test_explicit_config_file_and_errors(tmp_path: Path) -> None:
+    config = tmp_path / "x.toml"
+    config.write_text("access_log = true\nshutdown_timeout = 2.5\n")
+    settings = load_settings(config, environ={})
+    assert settings.access_log is True and settings.shutdown_timeout == 2.5
+    config.write_text("port = [")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config, environ={})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(environ={}, cli={"prot": 1})
+    with pytest.raises(ConfigError, match="not a valid int"):
+        load_settings(environ={"LANAI_PORT": "eighty"})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml", environ={})
