@@ -1,33 +1,18 @@
-"""Fixtures for the store tests: a store in tmp_path, small fake model files and a fake inspect hook."""
+"""Fixtures for the store tests: a store in tmp_path, small fake model files, a fake hook."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from store_helpers import InspectFn, MakeLabels, MakeModel, fake_inspect
 
 from lanai.store import Store
-from lanai.types import TensorSpec
-
-Specs = tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]
-
-
-def fake_inspect(path: Path) -> Specs:
-    """Stands in for a backend: a 'model' is the text ``fake-model <classes> ...``."""
-    words = path.read_text().split()
-    if not words or words[0] != "fake-model":
-        raise ValueError("not a fake model")
-    classes = int(words[1])
-    return (
-        (TensorSpec("input", "FP32", (-1, 3, 8, 8)),),
-        (TensorSpec("logits", "FP32", (-1, classes)),),
-    )
 
 
 @pytest.fixture
-def inspect() -> Callable[[Path], Specs]:
+def inspect() -> InspectFn:
     return fake_inspect
 
 
@@ -37,7 +22,7 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture
-def make_model(tmp_path: Path) -> Callable[..., Path]:
+def make_model(tmp_path: Path) -> MakeModel:
     """Write a fake model file (each in its own directory) and return its path."""
     counter = itertools.count()
 
@@ -52,7 +37,7 @@ def make_model(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def make_labels(tmp_path: Path) -> Callable[[str | bytes], Path]:
+def make_labels(tmp_path: Path) -> MakeLabels:
     """Write a labels file with exactly these contents and return its path."""
     counter = itertools.count()
 
@@ -63,13 +48,3 @@ def make_labels(tmp_path: Path) -> Callable[[str | bytes], Path]:
         return path
 
     return make
-
-
-def snapshot(directory: Path) -> dict[str, bytes | None]:
-    """Every path under ``directory`` with its bytes (None for directories)."""
-    if not directory.exists():
-        return {}
-    return {
-        str(p.relative_to(directory)): None if p.is_dir() else p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-    }

@@ -4,14 +4,16 @@ import re
 from pathlib import Path
 
 import pytest
+from store_helpers import InspectFn, MakeLabels, MakeModel, Specs, snapshot
 
-from conftest import snapshot
 from lanai.errors import ModelLoadError, NotReady, StoreError, VersionNotFound
 from lanai.store import ModelSummary, Store
 from lanai.types import BatchingConfig, ImagePreprocess, TensorSpec
 
 
-def test_add_then_list_and_manifest_round_trip(store: Store, make_model, make_labels, inspect) -> None:
+def test_add_then_list_and_manifest_round_trip(
+    store: Store, make_model: MakeModel, make_labels: MakeLabels, inspect: InspectFn
+) -> None:
     labels = make_labels("cat\ndog\nbird\n")
     added = store.add(
         make_model(3),
@@ -38,7 +40,9 @@ def test_add_then_list_and_manifest_round_trip(store: Store, make_model, make_la
     assert added.files["labels"].filename == labels.name
 
 
-def test_list_is_sorted_and_skips_stray_entries(store: Store, make_model, inspect) -> None:
+def test_list_is_sorted_and_skips_stray_entries(
+    store: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
     for name in ("zeta", "alpha", "mid"):
         store.add(make_model(), name=name, task="classify", inspect=inspect)
     (store.root / "models" / "Not A Model").mkdir()
@@ -58,7 +62,7 @@ def test_empty_store_lists_nothing_and_creates_nothing(tmp_path: Path) -> None:
 
 
 def test_next_add_is_the_next_version_and_activates_only_when_asked(
-    store: Store, make_model, inspect
+    store: Store, make_model: MakeModel, inspect: InspectFn
 ) -> None:
     store.add(make_model(), name="m", task="classify", inspect=inspect)
     second = store.add(make_model(salt="v2"), name="m", task="classify", inspect=inspect)
@@ -67,7 +71,9 @@ def test_next_add_is_the_next_version_and_activates_only_when_asked(
     assert (third.version, store.active("m")) == (3, 3)
 
 
-def test_identical_files_are_stored_once(store: Store, make_model, make_labels, inspect) -> None:
+def test_identical_files_are_stored_once(
+    store: Store, make_model: MakeModel, make_labels: MakeLabels, inspect: InspectFn
+) -> None:
     labels = make_labels("a\nb\nc\n")
     first = store.add(make_model(), name="one", task="classify", inspect=inspect, labels=labels)
     second = store.add(make_model(), name="two", task="classify", inspect=inspect, labels=labels)
@@ -75,10 +81,10 @@ def test_identical_files_are_stored_once(store: Store, make_model, make_labels, 
     assert len(list((store.root / "blobs" / "sha256").iterdir())) == 2
 
 
-def test_inspect_gets_the_stored_copy(store: Store, make_model, inspect) -> None:
+def test_inspect_gets_the_stored_copy(store: Store, make_model: MakeModel, inspect: InspectFn) -> None:
     seen: list[Path] = []
 
-    def spy(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def spy(path: Path) -> Specs:
         seen.append(path)
         return inspect(path)
 
@@ -91,12 +97,12 @@ def state_of(store: Store) -> dict[str, bytes | None]:
 
 
 def test_failing_inspect_leaves_the_store_unchanged(
-    store: Store, make_model, make_labels, inspect
+    store: Store, make_model: MakeModel, make_labels: MakeLabels, inspect: InspectFn
 ) -> None:
     store.add(make_model(), name="m", task="classify", inspect=inspect)
     before = state_of(store)
 
-    def broken(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def broken(path: Path) -> Specs:
         raise RuntimeError("protobuf parsing failed")
 
     with pytest.raises(ModelLoadError, match="protobuf parsing failed") as info:
@@ -110,8 +116,8 @@ def test_failing_inspect_leaves_the_store_unchanged(
     assert list((store.root / "staging").iterdir()) == []
 
 
-def test_lanai_errors_from_inspect_pass_through(store: Store, make_model) -> None:
-    def busy(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+def test_lanai_errors_from_inspect_pass_through(store: Store, make_model: MakeModel) -> None:
+    def busy(path: Path) -> Specs:
         raise NotReady("backend is starting")
 
     with pytest.raises(NotReady):
@@ -119,42 +125,49 @@ def test_lanai_errors_from_inspect_pass_through(store: Store, make_model) -> Non
 
 
 def test_missing_model_or_labels_file_leaves_the_store_untouched(
-    store: Store, tmp_path: Path, make_model, inspect
+    store: Store, tmp_path: Path, make_model: MakeModel, inspect: InspectFn
 ) -> None:
     with pytest.raises(StoreError, match="model file .*missing.onnx does not exist") as info:
         store.add(tmp_path / "missing.onnx", name="m", task="classify", inspect=inspect)
     assert info.value.hint
     with pytest.raises(StoreError, match="labels file .*nope.txt does not exist"):
-        store.add(make_model(), name="m", task="classify", inspect=inspect, labels=tmp_path / "nope.txt")
+        missing = tmp_path / "nope.txt"
+        store.add(make_model(), name="m", task="classify", inspect=inspect, labels=missing)
     with pytest.raises(StoreError, match="not a regular file"):
         store.add(tmp_path, name="m", task="classify", inspect=inspect)
     assert not store.root.exists()
 
 
 def test_wrong_label_count_is_refused_with_both_numbers(
-    store: Store, make_model, make_labels, inspect
+    store: Store, make_model: MakeModel, make_labels: MakeLabels, inspect: InspectFn
 ) -> None:
     with pytest.raises(StoreError, match="has 2 labels but .* has 5 classes") as info:
-        store.add(make_model(5), name="m", task="classify", inspect=inspect, labels=make_labels("a\nb\n"))
+        labels = make_labels("a\nb\n")
+        store.add(make_model(5), name="m", task="classify", inspect=inspect, labels=labels)
     assert info.value.hint
     assert state_of(store) == {}
 
 
 def test_labels_that_are_not_utf8_are_refused_before_copying(
-    store: Store, make_model, make_labels, inspect
+    store: Store, make_model: MakeModel, make_labels: MakeLabels, inspect: InspectFn
 ) -> None:
     with pytest.raises(StoreError, match="not UTF-8"):
-        store.add(make_model(1), name="m", task="classify", inspect=inspect, labels=make_labels(b"\xff\n"))
+        labels = make_labels(b"\xff\n")
+        store.add(make_model(1), name="m", task="classify", inspect=inspect, labels=labels)
     assert not store.root.exists()
 
 
-def test_provenance_without_a_toml_form_publishes_nothing(store: Store, make_model, inspect) -> None:
+def test_provenance_without_a_toml_form_publishes_nothing(
+    store: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
     with pytest.raises(StoreError, match="cannot be written as TOML"):
         store.add(make_model(), name="m", task="classify", inspect=inspect, provenance={"x": None})
     assert state_of(store) == {}
 
 
-def test_a_version_published_but_never_activated_is_handled(store: Store, make_model, inspect) -> None:
+def test_a_version_published_but_never_activated_is_handled(
+    store: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
     """A crash between publishing and activating leaves a version and no active file."""
     store.add(make_model(), name="m", task="classify", inspect=inspect)
     (store.root / "models" / "m" / "active").unlink()
@@ -164,3 +177,12 @@ def test_a_version_published_but_never_activated_is_handled(store: Store, make_m
         store.manifest("m")
     store.add(make_model(salt="2"), name="m", task="classify", inspect=inspect)
     assert store.active("m") == 2
+
+
+def test_file_path_of_an_unknown_role_lists_the_roles(
+    store: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
+    manifest = store.add(make_model(), name="m", task="classify", inspect=inspect)
+    with pytest.raises(StoreError, match="has no 'labels' file") as info:
+        store.file_path(manifest, "labels")
+    assert info.value.hint == "its files are: model"

@@ -4,16 +4,16 @@ import threading
 from pathlib import Path
 
 import pytest
+from store_helpers import InspectFn, MakeModel, Specs
 
 import lanai.store.store as store_module
 from lanai.errors import ModelNotFound, StoreError, VersionNotFound
-from lanai.store import Store
+from lanai.store import Manifest, Store
 from lanai.store.active import HISTORY_LIMIT, ActiveState
-from lanai.types import TensorSpec
 
 
 @pytest.fixture
-def three(store: Store, make_model, inspect) -> Store:
+def three(store: Store, make_model: MakeModel, inspect: InspectFn) -> Store:
     """Model 'm' with versions 1, 2, 3 (distinct files); version 1 active."""
     for salt in ("v1", "v2", "v3"):
         store.add(make_model(salt=salt), name="m", task="classify", inspect=inspect)
@@ -62,7 +62,13 @@ def test_activate_unknown_model_or_version_lists_what_exists(three: Store) -> No
     assert three.active("m") == 1
 
 
-def test_remove_a_version_never_reuses_its_number(three: Store, make_model, inspect) -> None:
+def store_add(store: Store, make_model: MakeModel, inspect: InspectFn, salt: str = "new") -> Manifest:
+    return store.add(make_model(salt=salt), name="m", task="classify", inspect=inspect)
+
+
+def test_remove_a_version_never_reuses_its_number(
+    three: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
     blobs = blob_count(three)
     three.remove("m", 3)
     assert three.versions("m") == [1, 2]
@@ -73,10 +79,6 @@ def test_remove_a_version_never_reuses_its_number(three: Store, make_model, insp
         three.remove("m", 3)
 
 
-def store_add(store: Store, make_model, inspect, salt: str = "new"):
-    return store.add(make_model(salt=salt), name="m", task="classify", inspect=inspect)
-
-
 def test_the_active_version_cannot_be_removed(three: Store) -> None:
     with pytest.raises(StoreError, match="version 1 of 'm' is active") as info:
         three.remove("m", 1)
@@ -84,7 +86,9 @@ def test_the_active_version_cannot_be_removed(three: Store) -> None:
     assert three.versions("m") == [1, 2, 3]
 
 
-def test_remove_whole_model_deletes_it_and_its_blobs(three: Store, make_model, inspect) -> None:
+def test_remove_whole_model_deletes_it_and_its_blobs(
+    three: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
     three.add(make_model(salt="keep"), name="other", task="detect", inspect=inspect)
     three.remove("m")
     assert [s.name for s in three.list()] == ["other"]
@@ -94,7 +98,7 @@ def test_remove_whole_model_deletes_it_and_its_blobs(three: Store, make_model, i
         three.versions("m")
     with pytest.raises(ModelNotFound):
         three.remove("m")
-    assert three.add(make_model(salt="again"), name="m", task="classify", inspect=inspect).version == 1
+    assert store_add(three, make_model, inspect, salt="again").version == 1
 
 
 def test_gc_keeps_referenced_blobs_and_clears_staging(three: Store) -> None:
@@ -116,13 +120,16 @@ def test_gc_refuses_while_a_manifest_is_unreadable(three: Store) -> None:
     with pytest.raises(StoreError, match="2.toml is not valid"):
         three.manifest("m", 2)
     assert three.list()[0].task == "classify"  # listing still works, from the active version
+    three.activate("m", 2)
+    [summary] = three.list()
+    assert (summary.active, summary.task) == (2, "")
+    assert summary.problem is not None and "2.toml" in summary.problem
+    three.activate("m", 1)
     three.remove("m", 2)  # the way out
     assert three.gc() == 0
 
 
-def test_gc_without_flock_only_collects_old_blobs(
-    three: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_gc_without_flock_only_collects_old_blobs(three: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "LOCKS_WORK", False)
     orphan = three.root / "blobs" / "sha256" / ("0" * 64)
     orphan.write_bytes(b"orphan")
@@ -131,11 +138,13 @@ def test_gc_without_flock_only_collects_old_blobs(
     assert three.gc() == 1
 
 
-def test_gc_waits_for_an_import_in_progress(store: Store, make_model, inspect) -> None:
+def test_gc_waits_for_an_import_in_progress(
+    store: Store, make_model: MakeModel, inspect: InspectFn
+) -> None:
     results: list[int] = []
     gc_thread = threading.Thread(target=lambda: results.append(store.gc()))
 
-    def slow_inspect(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    def slow_inspect(path: Path) -> Specs:
         gc_thread.start()
         gc_thread.join(timeout=0.3)
         assert gc_thread.is_alive(), "gc ran while the blob was not referenced yet"
@@ -166,13 +175,11 @@ def test_history_is_bounded() -> None:
 
 
 def test_concurrent_adds_from_threads_get_distinct_versions(
-    store: Store, make_model, inspect
+    store: Store, make_model: MakeModel, inspect: InspectFn
 ) -> None:
     paths = [make_model(salt=str(i)) for i in range(8)]
-    threads = [
-        threading.Thread(target=store.add, args=(p,), kwargs={"name": "m", "task": "c", "inspect": inspect})
-        for p in paths
-    ]
+    kwargs = {"name": "m", "task": "classify", "inspect": inspect}
+    threads = [threading.Thread(target=store.add, args=(p,), kwargs=kwargs) for p in paths]
     for thread in threads:
         thread.start()
     for thread in threads:

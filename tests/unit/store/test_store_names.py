@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from store_helpers import InspectFn, MakeModel
 
 from lanai.errors import BadInput, InvalidName, StoreError
 from lanai.store import Store, validate_name
@@ -16,8 +17,23 @@ def test_good_names_pass(name: str) -> None:
 
 
 BAD_NAMES = [
-    "", ".", "..", "../x", "a/b", "a\\b", "/abs", "A B", "Model", "-x", ".hidden", "_x",
-    "a" * 65, "a\n", "a b", "café", "a:b",
+    "",
+    ".",
+    "..",
+    "../x",
+    "a/b",
+    "a\\b",
+    "/abs",
+    "A B",
+    "Model",
+    "-x",
+    ".hidden",
+    "_x",
+    "a" * 65,
+    "a\n",
+    "a b",
+    "café",
+    "a:b",
 ]
 
 
@@ -41,7 +57,7 @@ def test_non_string_name_is_refused() -> None:
 
 @pytest.mark.parametrize("name", ["../escape", "..", "a/b"])
 def test_store_refuses_bad_names_before_touching_any_path(
-    tmp_path: Path, make_model, inspect, name: str
+    tmp_path: Path, make_model: MakeModel, inspect: InspectFn, name: str
 ) -> None:
     root = tmp_path / "store"
     store = Store(root)

@@ -1,0 +1,113 @@
+"""Turning a model file (and its labels) into blobs plus an unpublished manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lanai.errors import LanaiError, ModelLoadError, StoreError
+from lanai.store.blobs import Blobs
+from lanai.store.labels import check_label_count, parse_labels
+from lanai.store.manifest import FileRef, Manifest
+from lanai.types import BatchingConfig, ImagePreprocess, TensorSpec
+
+__all__ = ["Inspect", "ModelSpec", "LabelsFile", "read_sources", "build_manifest"]
+
+# The caller's hook: load the model file at this path on its backend, return (inputs, outputs).
+Inspect = Callable[[Path], tuple[Sequence[TensorSpec], Sequence[TensorSpec]]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What ``Store.add`` was asked to import."""
+
+    path: Path
+    name: str
+    task: str
+    backend: str
+    labels: Path | None
+    preprocess: ImagePreprocess | None
+    batching: BatchingConfig
+    backend_options: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LabelsFile:
+    """A labels file read before the import: its exact bytes (stored as the blob) and its labels."""
+
+    data: bytes
+    labels: list[str]
+
+
+def read_sources(spec: ModelSpec) -> LabelsFile | None:
+    """Check the files to import exist and parse the labels, before anything touches the store."""
+    if not spec.task:
+        raise StoreError("a model needs a task", hint="pass task='classify' (or another task name)")
+    _require_file(spec.path, "model file")
+    if spec.labels is None:
+        return None
+    _require_file(spec.labels, "labels file")
+    try:
+        data = spec.labels.read_bytes()
+    except OSError as err:
+        raise StoreError(
+            f"cannot read labels file {spec.labels}: {err.strerror or err}",
+            hint="check the file's permissions",
+        ) from err
+    return LabelsFile(data, parse_labels(data, source=str(spec.labels)))
+
+
+def build_manifest(
+    spec: ModelSpec, labels: LabelsFile | None, blobs: Blobs, inspect: Inspect
+) -> Manifest:
+    """Copy the files into ``blobs``, inspect the model copy, return a manifest with version 0.
+
+    The caller publishes it under a real version number. If anything here fails, blobs already
+    written stay unreferenced until gc, and nothing else has changed.
+    """
+    model = FileRef(*blobs.put(spec.path), spec.path.name)
+    inputs, outputs = _inspect(inspect, blobs.path(model.sha256), spec)
+    files = {"model": model}
+    if labels is not None and spec.labels is not None:
+        check_label_count(labels.labels, outputs, source=str(spec.labels))
+        files["labels"] = FileRef(*blobs.put_bytes(labels.data), spec.labels.name)
+    return Manifest(
+        name=spec.name,
+        version=0,
+        task=spec.task,
+        backend=spec.backend,
+        files=files,
+        inputs=inputs,
+        outputs=outputs,
+        preprocess=spec.preprocess,
+        batching=spec.batching,
+        backend_options=spec.backend_options,
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        provenance=spec.provenance,
+    )
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise StoreError(f"{what} {path} does not exist", hint="check the path and try again")
+    if not path.is_file():
+        raise StoreError(f"{what} {path} is not a regular file", hint="give the path of a file")
+
+
+def _inspect(
+    inspect: Inspect, blob: Path, spec: ModelSpec
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    try:
+        inputs, outputs = inspect(blob)
+    except LanaiError:
+        raise
+    except Exception as err:
+        raise ModelLoadError(
+            f"{spec.path} does not load on backend {spec.backend!r}: {err}",
+            hint=f"check that it is a valid {spec.backend} model file",
+        ) from err
+    return tuple(inputs), tuple(outputs)
