@@ -1,15 +1,248 @@
-"""The OpenAPI document (placeholder until the full document lands)."""
+"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json, and a readable page of it at /docs.
+
+The document is written by hand (its schemas live in ``openapi_schemas``) so that client generators such
+as NSwag and Kiota get stable operation ids and the exact bodies the handlers send. A unit test checks
+that every route of the app is in the document and every operation in the document is routed.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import cache, lru_cache
+from typing import Any
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+
+import lanai
+from lanai.http.openapi_docs import docs_html
+from lanai.http.openapi_schemas import SCHEMAS, ref
+from lanai.tasks.classify import MAX_TOP_K
+
+__all__ = ["openapi_document", "routes"]
+
+Doc = dict[str, Any]
+
+_TAGS = {
+    "tasks": "Ready-made tasks for apps: send an image, get labels.",
+    "inference": "Open Inference Protocol v2 (KServe and Triton clients work), with the binary tensor extension.",
+    "repository": "Load and unload models (Triton's model repository extension).",
+    "health": "Liveness and readiness, for people and load balancers.",
+    "operations": "Metrics and this API's description.",
+}
+_BINARY = {"type": "string", "format": "binary"}
+_HEADER_LENGTH = "Inference-Header-Content-Length"
+_ERRORS = {400: "BadRequest", 404: "NotFound", 413: "PayloadTooLarge", 503: "Unavailable"}
+
+
+def _json(description: str, schema: Doc) -> Doc:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str, media_type: str) -> Doc:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+def _param(name: str) -> Doc:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _op(
+    op_id: str, tag: str, summary: str, ok: Doc, *, errors: tuple[int, ...] = (), also: Doc | None = None, **fields: Any
+) -> Doc:
+    """One operation: 200 is ``ok``; ``errors`` are the shared error responses; ``also`` adds others."""
+    responses = {"200": ok, **{str(s): {"$ref": f"#/components/responses/{_ERRORS[s]}"} for s in errors}}
+    responses.update(also or {})
+    return {"operationId": op_id, "tags": [tag], "summary": summary, **fields, "responses": responses}
+
+
+def _model_params(versioned: bool) -> list[Doc]:
+    return [_param("Model"), _param("Version")] if versioned else [_param("Model")]
+
+
+# -- tasks ---------------------------------------------------------------------------------------------
+
+_IMAGE_BODY = {
+    "required": True,
+    "description": "The image (JPEG, PNG, WebP, …) as form field 'file', or as the whole body.",
+    "content": {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]},
+            "encoding": {"file": {"contentType": "image/*, application/octet-stream"}},
+        },
+        "image/*": {"schema": _BINARY},
+        "application/octet-stream": {"schema": _BINARY},
+    },
+}
+_DEFAULT_MODEL = "Uses the default model (the setting default_model, else the only or the first classifier)."
+
+
+def _classify(op_id: str, summary: str, params: list[Doc], description: str | None = None) -> Doc:
+    ok = _json("The best classes, best first.", ref("Classification"))
+    extra = {"description": description} if description else {}
+    return {"post": _op(op_id, "tasks", summary, ok, errors=(400, 404, 413, 503), **extra,
+                        parameters=[*params, _param("TopK")], requestBody=_IMAGE_BODY)}  # fmt: skip
+
+
+def _task_paths() -> Doc:
+    return {
+        "/v1/models/{model}/classify": _classify("Classify", "Classify an image", _model_params(False)),
+        "/v1/models/{model}/versions/{version}/classify": _classify(
+            "ClassifyVersion", "Classify an image with one version of a model", _model_params(True)
+        ),
+        "/v1/infer": _classify("ClassifyDefault", "Classify an image with the default model", [], _DEFAULT_MODEL),
+        "/predict": _classify("Predict", "Classify an image with the default model (alias)", [], _DEFAULT_MODEL),
+    }
+
+
+# -- Open Inference Protocol v2 ------------------------------------------------------------------------
+
+_INFER_BODY = {
+    "required": True,
+    "description": "An InferRequest as JSON, or as application/octet-stream (binary tensor extension): the JSON "
+    f"({_HEADER_LENGTH} bytes), then each binary input's raw bytes, little-endian and row-major (a BYTES element is "
+    f"a 4-byte length and its bytes). With {_HEADER_LENGTH}: 0 the body is the raw bytes of the model's only input.",
+    "content": {"application/json": {"schema": ref("InferRequest")}, "application/octet-stream": {"schema": _BINARY}},
+}
+_INFER_OK = {
+    "description": "The outputs as JSON; with binary outputs, the JSON header followed by the raw tensors.",
+    "headers": {
+        _HEADER_LENGTH: {
+            "description": "Bytes of JSON before the binary tensors; sent only with application/octet-stream.",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    "content": {"application/json": {"schema": ref("InferResponse")}, "application/octet-stream": {"schema": _BINARY}},
+}
+
+
+def _model_paths(versioned: bool) -> Doc:
+    """Metadata, readiness and inference of a model, or (``versioned``) of one version of it."""
+    base, v = ("/v2/models/{model}/versions/{version}", "Version") if versioned else ("/v2/models/{model}", "")
+    params = _model_params(versioned)
+    of = " of one version of a model" if versioned else " of a model"
+    return {
+        base: {"get": _op(f"Model{v}Metadata", "inference", "Metadata" + of,
+                          _json("The model's inputs and outputs.", ref("ModelMetadata")),
+                          errors=(404, 503), parameters=params)},
+        base + "/ready": {"get": _op(f"Model{v}Ready", "inference", "Readiness" + of,
+                                    _json("The model is loaded (else 404).", ref("ModelReady")),
+                                    errors=(404, 503), parameters=params)},
+        base + "/infer": {"post": _op(f"Model{v}Infer", "inference", "Run inference" + of.replace(" of", " on", 1),
+                                      _INFER_OK, errors=(400, 404, 413, 503), requestBody=_INFER_BODY,
+                                      parameters=[*params, _param("InferenceHeaderContentLength")])},
+    }  # fmt: skip
+
+
+def _v2_paths() -> Doc:
+    ready = _json("Whether the server takes requests.", ref("ServerReady"))
+    return {
+        "/v2": {"get": _op("ServerMetadata", "inference", "Server metadata",
+                           _json("Name, version and protocol extensions.", ref("ServerMetadata")))},
+        "/v2/health/live": {"get": _op("ServerLive", "health", "Server liveness",
+                                       _json("The server process answers.", ref("ServerLive")))},
+        "/v2/health/ready": {"get": _op("ServerReady", "health", "Server readiness", ready,
+                                        also={"503": {**ready, "description": "Starting or draining."}})},
+        **_model_paths(versioned=False),
+        **_model_paths(versioned=True),
+    }  # fmt: skip
+
+
+def _repository_paths() -> Doc:
+    index = _json("Every model in the store, loaded or not.", {"type": "array", "items": ref("RepositoryIndexEntry")})
+    index_body = {"required": False, "content": {"application/json": {"schema": ref("RepositoryIndexRequest")}}}
+    load = "Loads the model's active version; a loaded model keeps serving until the new one is ready."
+    unload = "Lets queued requests finish, then frees the model."
+    return {
+        "/v2/repository/index": {"post": _op("RepositoryIndex", "repository", "List the models in the store", index,
+                                             errors=(400, 413), requestBody=index_body)},
+        "/v2/repository/models/{model}/load": {"post": _op(
+            "RepositoryModelLoad", "repository", "Load or reload a model",
+            _json("Loaded.", ref("RepositoryLoadResult")),
+            errors=(400, 404), description=load + " Any body is ignored.", parameters=_model_params(False))},
+        "/v2/repository/models/{model}/unload": {"post": _op(
+            "RepositoryModelUnload", "repository", "Unload a model", _json("Unloaded.", ref("RepositoryUnloadResult")),
+            errors=(404,), description=unload + " Any body is ignored.", parameters=_model_params(False))},
+    }  # fmt: skip
+
+
+# -- operations ----------------------------------------------------------------------------------------
+
+def _ops_paths() -> Doc:
+    health = _json("healthy, or degraded when a model failed to load or none is loaded.", ref("Health"))
+    return {
+        "/health": {"get": _op("Health", "health", "Server, models and device status", health,
+                               also={"503": {**health, "description": "Starting or draining."}})},
+        "/metrics": {"get": _op("Metrics", "operations", "Prometheus metrics",
+                                _text("Prometheus text format 0.0.4.", "text/plain"))},
+        "/openapi.json": {"get": _op("GetOpenApiDocument", "operations", "This OpenAPI document",
+                                     _json("OpenAPI 3.1.", {"type": "object"}))},
+        "/docs": {"get": _op("GetDocs", "operations", "This API as a readable page", _text("HTML.", "text/html"))},
+    }  # fmt: skip
+
+
+def _components() -> Doc:
+    path = {"in": "path", "required": True, "schema": {"type": "string"}}
+    retry = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
+    error = {"content": {"application/json": {"schema": ref("Error")}}}
+    return {
+        "schemas": SCHEMAS,
+        "parameters": {
+            "Model": {"name": "model", **path, "description": "The model's name."},
+            "Version": {"name": "version", **path, "description": "The model version; it must be the one loaded."},
+            "TopK": {"name": "top_k", "in": "query", "required": False, "description": "How many classes to return.",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5}},
+            "InferenceHeaderContentLength": {
+                "name": _HEADER_LENGTH, "in": "header", "required": False, "schema": {"type": "integer", "minimum": 0},
+                "description": "Binary tensor extension: bytes of JSON at the start of the body; 0: a raw body.",
+            },
+        },
+        "responses": {
+            "BadRequest": {"description": "The request is malformed or does not fit the model.", **error},
+            "NotFound": {"description": "No such model, or that version is not the one loaded.", **error},
+            "PayloadTooLarge": {"description": "The body or the image is larger than the server allows.", **error},
+            "Unavailable": {"description": "The server is starting or draining, or the model's queue is full.",
+                            "headers": {"Retry-After": retry}, **error},
+        },
+    }  # fmt: skip
+
+
+def openapi_document() -> Doc:
+    """The OpenAPI 3.1 document of every route the app serves (a fresh dict on each call)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lanai",
+            "version": lanai.__version__,
+            "summary": "A private, fast model server for a small box on your LAN.",
+            "description": 'Errors answer with {"error": "…"}, a message that ends with a hint. '
+            "503 answers carry Retry-After.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
+        "paths": {**_task_paths(), **_v2_paths(), **_repository_paths(), **_ops_paths()},
+        "components": _components(),
+    }
+
+
+@cache
+def _document_bytes() -> bytes:
+    return json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
+
+
+@lru_cache(maxsize=8)
+def _docs_bytes(base_url: str) -> bytes:
+    return docs_html(openapi_document(), base_url).encode()
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse({"openapi": "3.1.0", "info": {"title": "lanai", "version": "0.1.0"}, "paths": {}})
+    return Response(_document_bytes(), media_type="application/json")
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_docs_bytes(str(request.base_url)))
 
 
 def routes() -> list[Route]:
-    return [Route("/openapi.json", openapi_json, methods=["GET"])]
+    return [Route("/openapi.json", openapi_json, methods=["GET"]), Route("/docs", docs, methods=["GET"])]

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from lanai.errors import BadInput
 from lanai.host import Host
 from lanai.http.body import image_from_request
+from lanai.tasks.classify import MAX_TOP_K
 from lanai.types import Classification
 
 __all__ = ["routes", "classification_json"]
@@ -16,8 +17,8 @@ __all__ = ["routes", "classification_json"]
 
 def _top_k(request: Request) -> int:
     raw = request.query_params.get("top_k", "5")
-    if not raw.isdigit():
-        raise BadInput(f"top_k must be a whole number, not {raw!r}.", hint="use e.g. ?top_k=5.")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
+        raise BadInput(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {raw!r}.", hint="use e.g. ?top_k=5.")
     return int(raw)
 
 

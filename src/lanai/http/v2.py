@@ -101,7 +101,7 @@ async def infer(request: Request) -> Response:
 
 async def repository_index(request: Request) -> Response:
     host = _host(request)
-    body = await read_body(request, 65536)
+    body = await read_body(request, host.settings.max_body_bytes)
     only_ready = bool(_json_object(body).get("ready", False)) if body.strip() else False
     entries = []
     for summary in host.store.list():

@@ -72,7 +72,11 @@ def _load_json(data: bytes | memoryview) -> dict[str, Any]:
     try:
         doc = json.loads(bytes(data))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"the request is not valid JSON: {exc}.", hint="send a JSON object with 'inputs'.") from None
+        raise BadInput(
+            f"the request is not valid JSON: {exc}.",
+            hint="send a JSON object with 'inputs'; a body with binary tensors needs the "
+            "Inference-Header-Content-Length header.",
+        ) from None
     if not isinstance(doc, dict):
         raise BadInput("the request must be a JSON object.", hint=_HINT)
     return doc

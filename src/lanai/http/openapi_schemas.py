@@ -1,0 +1,277 @@
+"""The JSON Schemas of lanai's HTTP bodies, for the OpenAPI document's ``components/schemas``.
+
+Each schema mirrors what a handler really sends or accepts (``http/v2.py``, ``http/v2_codec.py``,
+``http/tasks.py``, ``http/ops.py``); keep them in step when a body changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lanai.types import DATATYPES
+
+__all__ = ["SCHEMAS", "ref"]
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def string(description: str = "", **extra: Any) -> Schema:
+    return _described({"type": "string", **extra}, description)
+
+
+def integer(description: str = "", **extra: Any) -> Schema:
+    return _described({"type": "integer", "format": "int64", **extra}, description)
+
+
+def number(description: str = "", **extra: Any) -> Schema:
+    return _described({"type": "number", "format": "double", **extra}, description)
+
+
+def boolean(description: str = "") -> Schema:
+    return _described({"type": "boolean"}, description)
+
+
+def array(items: Schema, description: str = "", **extra: Any) -> Schema:
+    return _described({"type": "array", "items": items, **extra}, description)
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` that may also be ``null`` (OpenAPI 3.1: a type list)."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def obj(description: str, properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    schema = _described({"type": "object", "properties": properties}, description)
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _described(schema: Schema, description: str) -> Schema:
+    return {**schema, "description": description} if description else schema
+
+
+_SHAPE = array(integer(), "Dimensions, the batch axis first.")
+_PARAMETER_VALUE = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+_TENSOR_DATA = array(
+    {},
+    "The elements, flat or nested, in row-major order: numbers, booleans for BOOL, strings for BYTES.",
+)
+
+_V2 = {
+    "Datatype": string("An Open Inference Protocol tensor datatype.", enum=list(DATATYPES)),
+    "ServerMetadata": obj(
+        "Who the server is and which protocol extensions it speaks.",
+        {
+            "name": string(examples=["lanai"]),
+            "version": string("The lanai version."),
+            "extensions": array(string(), examples=[["binary_tensor_data", "model_repository"]]),
+        },
+        ("name", "version", "extensions"),
+    ),
+    "ServerLive": obj("The server process answers.", {"live": boolean()}, ("live",)),
+    "ServerReady": obj("Whether the server takes requests.", {"ready": boolean()}, ("ready",)),
+    "ModelReady": obj("A loaded model is ready.", {"name": string(), "ready": boolean()}, ("name", "ready")),
+    "TensorMetadata": obj(
+        "One model input or output.",
+        {
+            "name": string(),
+            "datatype": ref("Datatype"),
+            "shape": array(integer(), "Dimensions; -1 is any size (batch axis first).", examples=[[-1, 3, 224, 224]]),
+        },
+        ("name", "datatype", "shape"),
+    ),
+    "ModelParameters": obj(
+        "How lanai runs the model.",
+        {
+            "task": string("What the model does, e.g. classify."),
+            "backend": string("The runtime, e.g. onnx."),
+            "execution_provider": string("Where it runs, e.g. cpu or cuda."),
+            "max_batch_size": integer("The largest batch the server forms (1: batching off)."),
+        },
+        ("task", "backend", "execution_provider", "max_batch_size"),
+    ),
+    "ModelMetadata": obj(
+        "A loaded model's inputs and outputs.",
+        {
+            "name": string(),
+            "versions": array(string(), "The version loaded (one)."),
+            "platform": string("Informational, e.g. onnx_onnxv1."),
+            "inputs": array(ref("TensorMetadata")),
+            "outputs": array(ref("TensorMetadata")),
+            "parameters": ref("ModelParameters"),
+        },
+        ("name", "versions", "platform", "inputs", "outputs"),
+    ),
+    "InferParameters": {
+        "type": "object",
+        "description": "Free-form parameters; values are strings, numbers or booleans.",
+        "properties": {"binary_data_output": boolean("Return every output as binary (binary tensor extension).")},
+        "additionalProperties": _PARAMETER_VALUE,
+    },
+    "TensorParameters": {
+        "type": "object",
+        "description": "Per-tensor parameters of the binary tensor extension.",
+        "properties": {
+            "binary_data_size": integer("Bytes of this tensor after the JSON header; it then has no data.", minimum=0),
+        },
+        "additionalProperties": _PARAMETER_VALUE,
+    },
+    "RequestInput": obj(
+        "One input tensor: inline JSON data, or binary_data_size bytes after the JSON header.",
+        {
+            "name": string(),
+            "shape": array(integer(minimum=0), "Dimensions, the batch axis first."),
+            "datatype": ref("Datatype"),
+            "parameters": ref("TensorParameters"),
+            "data": _TENSOR_DATA,
+        },
+        ("name", "shape", "datatype"),
+    ),
+    "RequestOutputParameters": {
+        "type": "object",
+        "properties": {"binary_data": boolean("Return this output as binary (binary tensor extension).")},
+        "additionalProperties": _PARAMETER_VALUE,
+    },
+    "RequestOutput": obj(
+        "An output to return.", {"name": string(), "parameters": ref("RequestOutputParameters")}, ("name",)
+    ),
+    "InferRequest": obj(
+        "An Open Inference Protocol inference request.",
+        {
+            "id": string("Echoed in the response."),
+            "parameters": ref("InferParameters"),
+            "inputs": array(ref("RequestInput"), minItems=1),
+            "outputs": array(ref("RequestOutput"), "The outputs to return; omitted: all of them."),
+        },
+        ("inputs",),
+    ),
+    "ResponseOutput": obj(
+        "One output tensor: JSON data, or binary_data_size bytes after the JSON header (FP16 is always binary).",
+        {
+            "name": string(),
+            "shape": _SHAPE,
+            "datatype": ref("Datatype"),
+            "parameters": ref("TensorParameters"),
+            "data": _TENSOR_DATA,
+        },
+        ("name", "shape", "datatype"),
+    ),
+    "InferResponse": obj(
+        "An Open Inference Protocol inference response.",
+        {
+            "model_name": string(),
+            "model_version": string(),
+            "id": string("The request's id, when it had one."),
+            "parameters": ref("InferParameters"),
+            "outputs": array(ref("ResponseOutput")),
+        },
+        ("model_name", "model_version", "outputs"),
+    ),
+    "RepositoryIndexRequest": obj("", {"ready": boolean("List only the models that are loaded.")}),
+    "RepositoryIndexEntry": obj(
+        "A model in the store.",
+        {
+            "name": string(),
+            "version": string("The loaded version, else the active one; empty when there is none."),
+            "state": string(enum=["READY", "UNAVAILABLE"]),
+            "reason": string("Why it is unavailable; empty when ready."),
+        },
+        ("name", "version", "state", "reason"),
+    ),
+    "RepositoryLoadResult": obj("", {"name": string(), "load": boolean()}, ("name", "load")),
+    "RepositoryUnloadResult": obj("", {"name": string(), "unload": boolean()}, ("name", "unload")),
+}
+
+_TASKS = {
+    "Prediction": obj(
+        "One class.",
+        {
+            "label": string("The class label (its index when the model has no labels)."),
+            "index": integer("The class index in the model's output."),
+            "score": number("Probability, 0–1.", minimum=0, maximum=1),
+        },
+        ("label", "index", "score"),
+    ),
+    "Timing": obj(
+        "Where the time went, in milliseconds.",
+        {
+            "preprocess_ms": number("Decoding and resizing the image."),
+            "queue_ms": number("Waiting for a batch."),
+            "compute_ms": number("Running the batch."),
+            "batch_size": integer("Rows in the batch this image ran in."),
+            "total_ms": number(),
+        },
+        ("preprocess_ms", "queue_ms", "compute_ms", "batch_size", "total_ms"),
+    ),
+    "Classification": obj(
+        "The best classes of an image, best first.",
+        {
+            "model": string(),
+            "version": string(),
+            "label": string("The best label."),
+            "score": number("The best label's probability."),
+            "predictions": array(ref("Prediction")),
+            "timing": ref("Timing"),
+        },
+        ("model", "version", "label", "score", "predictions", "timing"),
+    ),
+}
+
+_OPS = {
+    "HealthModel": obj(
+        "A loaded model.",
+        {
+            "name": string(),
+            "version": string(),
+            "task": string(),
+            "backend": string(),
+            "execution_provider": string(),
+            "max_batch_size": integer(),
+            "queue_depth": integer("Requests waiting for this model."),
+        },
+        ("name", "version", "task", "backend", "execution_provider", "max_batch_size", "queue_depth"),
+    ),
+    "FailedModel": obj("A model that did not load.", {"name": string(), "error": string()}, ("name", "error")),
+    "DeviceStatus": obj(
+        "What the box is doing.",
+        {
+            "machine": string(examples=["aarch64"]),
+            "cpu_count": integer(),
+            "cpu_percent": number(),
+            "load_average": nullable(array(number(), minItems=3, maxItems=3)),
+            "memory_total_mb": number(),
+            "memory_available_mb": number(),
+            "process_rss_mb": number(),
+            "temperature_c": nullable(number("The hottest thermal zone; null without a sensor.")),
+            "throttled": nullable(array(string(), "Active throttling on a Raspberry Pi; null elsewhere.")),
+        },
+        ("machine", "cpu_count", "cpu_percent", "memory_total_mb", "memory_available_mb", "process_rss_mb"),
+    ),
+    "Health": obj(
+        "The server at a glance.",
+        {
+            "status": string(
+                "unavailable while starting or draining (HTTP 503).", enum=["healthy", "degraded", "unavailable"]
+            ),
+            "version": string(),
+            "uptime_s": number(),
+            "models": array(ref("HealthModel")),
+            "failed": array(ref("FailedModel")),
+            "runtimes": {"type": "object", "additionalProperties": string(), "description": "Package versions."},
+            "device": ref("DeviceStatus"),
+        },
+        ("status", "version", "uptime_s", "models", "failed", "runtimes", "device"),
+    ),
+    "Error": obj(
+        "What went wrong, and usually a 'Hint: …' saying what to do.",
+        {"error": string(examples=["no model named 'x' is loaded. Hint: loaded models: tiny."])},
+        ("error",),
+    ),
+}
+
+SCHEMAS: dict[str, Schema] = {**_V2, **_TASKS, **_OPS}
