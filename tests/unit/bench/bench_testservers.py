@@ -15,6 +15,7 @@ import hashlib
 import socket
 import threading
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 RAW_RESPONSES = {
@@ -98,7 +100,7 @@ class RawServer:
 class UvicornThread:
     """An ASGI app served by uvicorn in a background thread, on a socket bound before it starts."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(128)
@@ -158,7 +160,7 @@ def make_app(state: AppState) -> Starlette:
     async def chunked(request: Request) -> Response:
         seen(request)
 
-        async def parts() -> Any:
+        async def parts() -> AsyncIterator[bytes]:
             for i in range(5):
                 yield f'{{"part": {i}}}\n'.encode()
 
@@ -229,7 +231,8 @@ async def _serve_forever() -> None:
 
 if __name__ == "__main__":
     try:
-        from uvloop import run as run_loop
+        import uvloop
     except ImportError:
-        from asyncio import run as run_loop
-    run_loop(_serve_forever())
+        asyncio.run(_serve_forever())
+    else:
+        uvloop.run(_serve_forever())

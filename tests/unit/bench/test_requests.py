@@ -73,7 +73,7 @@ def test_raw_image_request() -> None:
     spec = raw_image_request("/classify", PNG, headers={"X-Key": "k"})
     assert spec.method == "POST" and spec.body == PNG
     assert spec.headers == (("Content-Type", "image/png"), ("X-Key", "k"))
-    with pytest.raises(ValueError, match="not JPEG, PNG.*Hint"):
+    with pytest.raises(ValueError, match=r"not JPEG, PNG.*Hint"):
         raw_image_request("/classify", b"hello")
 
 
