@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,5 +31,8 @@ def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None)
     scheme = "https" if settings.tls_certfile else "http"
     shown = f"[{address}]" if ":" in address else address
     log.info("lanai listening on %s://%s:%d (store: %s)", scheme, shown, port, store.root)
+    # uvicorn drains, then re-raises the signal it caught under the handler that was there before it;
+    # a SIGTERM handler of our own makes a drained shutdown end with exit status 0, not "killed".
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run(sockets=[sock])
     return 0

@@ -1,0 +1,68 @@
+"""``lanai bench``: argument handling around :func:`lanai.bench.run`."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from lanai.bench.config import BenchConfig
+from lanai.bench.loadgen import run
+from lanai.bench.progress import ProgressBar
+from lanai.bench.requests import RequestSpec, multipart_request, raw_image_request
+from lanai.errors import BadInput
+
+__all__ = ["run_bench_command", "sample_photo"]
+
+
+def sample_photo() -> bytes:
+    """scikit-image's ``chelsea`` (a real photo of a cat) as a quality-90 JPEG."""
+    try:
+        from PIL import Image
+        from skimage import data
+    except ImportError:
+        raise BadInput(
+            "no --image given, and scikit-image (which has the sample photo) is not installed.",
+            hint="pass --image photo.jpg, or pip install scikit-image.",
+        ) from None
+    buffer = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _request(args: argparse.Namespace) -> RequestSpec:
+    if args.image is not None:
+        try:
+            image = args.image.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read --image {args.image}: {exc.strerror}.") from None
+    else:
+        image = sample_photo()
+    path = args.endpoint or (f"/v1/models/{args.model}/classify" if args.model else "/v1/infer")
+    if args.mode == "raw":
+        return raw_image_request(path, image)
+    return multipart_request(path, image, Path(args.image or "chelsea.jpg").name)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    duration = args.duration if args.duration is not None or args.requests is not None else 10.0
+    try:
+        config = BenchConfig(
+            args.url, _request(args), args.concurrency, duration=duration, requests=args.requests,
+            warmup=args.warmup, timeout=args.timeout,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    progress = None if args.no_progress or args.json else ProgressBar()
+    try:
+        result = run(config, progress)
+    except ConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.format_text())
+    return 0 if result.ok else 1

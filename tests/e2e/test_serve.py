@@ -1,0 +1,97 @@
+"""``lanai serve`` as a real process: first run on an empty store, and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+class ServeProcess:
+    def __init__(self, home: Path, *args: str) -> None:
+        env = {**os.environ, "LANAI_HOME": str(home)}
+        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args]
+        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        self.log: list[str] = []
+        self.url = self._wait_for_address()
+        # Keep draining the log so the server never blocks on a full pipe.
+        self._drain = threading.Thread(target=self._read_log, daemon=True)
+        self._drain.start()
+
+    def _wait_for_address(self) -> str:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                return found.group(1)
+        raise RuntimeError("lanai serve exited early:\n" + "".join(self.log))
+
+    def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        self.log.extend(self.proc.stderr)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._drain.join(10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("lanai serve did not become ready")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(tmp_path / "home")
+    yield process
+    process.stop()
+
+
+def test_first_run_serves_the_bundled_model(serve: ServeProcess, tmp_path: Path, photos: dict[str, bytes]) -> None:
+    serve.wait_ready()
+    health = httpx.get(serve.url + "/health").json()
+    assert health["status"] == "healthy"
+    assert [(m["name"], m["version"]) for m in health["models"]] == [("efficientnet-lite0", "1")]
+    r = httpx.post(serve.url + "/predict", files={"file": ("c.jpg", photos["chelsea"])}, timeout=30)
+    assert r.status_code == 200 and "cat" in r.json()["label"].lower()
+    assert (tmp_path / "home" / "models" / "efficientnet-lite0").is_dir()
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits_0(serve: ServeProcess, photos: dict[str, bytes]) -> None:
+    serve.wait_ready()
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=serve.url, timeout=60) as client:
+            calls = [
+                asyncio.ensure_future(client.post("/v1/infer", files={"file": ("c.jpg", photos["astronaut"])}))
+                for _ in range(16)
+            ]
+            await asyncio.sleep(0.05)  # the requests are in flight
+            serve.proc.send_signal(signal.SIGTERM)
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    assert asyncio.run(main()) == [200] * 16
+    assert serve.proc.wait(timeout=30) == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(serve.url + "/health", timeout=2)

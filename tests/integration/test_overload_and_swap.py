@@ -1,0 +1,84 @@
+"""Servers of their own: a full queue answers 503 at once; model swaps never interrupt serving."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lanai.bundled import inspector
+from lanai.config import Settings
+from lanai.host import Host
+from lanai.store import Store
+from lanai.types import BatchingConfig
+from support import TINY_PREPROCESS, ServerThread, make_store
+
+
+@pytest.fixture
+def own_store(tmp_path: Path, model_files: dict[str, Path]) -> Store:
+    return make_store(tmp_path / "store", model_files)
+
+
+def test_full_queue_answers_503_with_retry_after(own_store: Store, model_files: dict[str, Path], photos: dict[str, bytes]) -> None:
+    own_store.add(
+        model_files["tiny"].parent / "tiny.onnx", name="tiny", task="classify", inspect=inspector("onnx"),
+        preprocess=TINY_PREPROCESS, batching=BatchingConfig(max_batch_size=1, max_queue_delay_us=0, max_queue_size=1),
+        activate=True,
+    )  # fmt: skip
+    # The bundled model with a queue of one: 24 requests at once cannot all wait.
+    manifest = own_store.manifest("efficientnet-lite0")
+    own_store.add(
+        own_store.file_path(manifest, "model"), name="efficientnet-lite0", task="classify",
+        labels=own_store.file_path(manifest, "labels"), preprocess=manifest.preprocess,
+        batching=BatchingConfig(max_batch_size=1, max_queue_delay_us=0, max_queue_size=1),
+        inspect=inspector("onnx"), activate=True,
+    )  # fmt: skip
+    settings = Settings(home=own_store.root, intra_op_threads=1)
+
+    async def burst(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            return await asyncio.gather(*(
+                client.post("/v1/models/efficientnet-lite0/classify", files={"file": ("c.jpg", photos["chelsea"])})
+                for _ in range(24)
+            ))  # fmt: skip
+
+    with ServerThread(Host(own_store, settings), settings) as url:
+        responses = asyncio.run(burst(url))
+        codes = [r.status_code for r in responses]
+        assert set(codes) == {200, 503}, codes
+        refused = [r for r in responses if r.status_code == 503]
+        assert all(r.headers["Retry-After"].isdigit() and "queue is full" in r.json()["error"] for r in refused)
+        after = httpx.post(url + "/v1/models/efficientnet-lite0/classify", files={"file": ("c.jpg", photos["chelsea"])})
+        assert after.status_code == 200
+        metrics = httpx.get(url + "/metrics").text
+        assert 'lanai_requests_total{endpoint="/v1/models/{model}/classify",model="efficientnet-lite0",status="503"}' in metrics
+
+
+def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, model_files: dict[str, Path]) -> None:
+    settings = Settings(home=own_store.root)
+    host = Host(own_store, settings)
+    with ServerThread(host, settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+        assert client.get("/v2/models/tiny").json()["versions"] == ["1"]
+        v2 = own_store.add(model_files["tiny"], name="tiny", task="classify", preprocess=TINY_PREPROCESS,
+                           inspect=inspector("onnx"), activate=True)  # fmt: skip
+        assert client.get("/v2/models/tiny").json()["versions"] == ["1"]  # not until it is loaded
+        assert client.post("/v2/repository/models/tiny/load").json() == {"name": "tiny", "load": True}
+        assert client.get("/v2/models/tiny").json()["versions"] == [str(v2.version)]
+
+        # A version whose runtime options are wrong cannot load: the old one keeps serving.
+        own_store.add(model_files["tiny"], name="tiny", task="classify", preprocess=TINY_PREPROCESS,
+                      backend_options={"graph_optimization": "warp-speed"}, inspect=inspector("onnx"),
+                      activate=True)  # fmt: skip
+        r = client.post("/v2/repository/models/tiny/load")
+        assert r.status_code == 400 and "warp-speed" in r.json()["error"]
+        assert client.get("/v2/models/tiny").json()["versions"] == [str(v2.version)]
+        x = {"inputs": [{"name": "input", "shape": [1, 3, 8, 8], "datatype": "FP32", "data": [0.1] * 192}]}
+        assert client.post("/v2/models/tiny/infer", json=x).status_code == 200
+
+        assert client.post("/v2/repository/models/tiny/unload").json() == {"name": "tiny", "unload": True}
+        assert client.post("/v2/models/tiny/infer", json=x).status_code == 404
+        index = {e["name"]: e for e in client.post("/v2/repository/index").json()}
+        assert index["tiny"]["state"] == "UNAVAILABLE"
+        assert client.post("/v2/repository/models/nope/load").status_code == 404

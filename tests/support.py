@@ -1,0 +1,105 @@
+"""Helpers for the tests: real photos, small real ONNX models, and a real server on a free port."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from lanai.bundled import ensure_default_model, inspector
+from lanai.config import Settings
+from lanai.host import Host
+from lanai.http.server import bind, build_server
+from lanai.store import Store
+from lanai.types import BatchingConfig, ImagePreprocess
+
+TINY_PREPROCESS = ImagePreprocess(resize=8, crop=8, mean=(0.0,) * 3, std=(255.0,) * 3)
+
+
+def photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    pixels = getattr(data, name)()
+    return np.stack([pixels] * 3, axis=-1) if pixels.ndim == 2 else pixels[..., :3]
+
+
+def encode(pixels: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def write_tiny_classifier(path: Path, *, classes: int = 5, fixed_batch: bool = False) -> Path:
+    """A real ONNX model: [N,3,8,8] float → [N,classes] logits (flatten + matmul with fixed weights)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(0).standard_normal((3 * 8 * 8, classes)).astype(np.float32)
+    batch: int | str = 1 if fixed_batch else "N"
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def tiny_logits(pixels: np.ndarray, classes: int = 5) -> np.ndarray:
+    """What the tiny classifier computes, in numpy, for [N,3,8,8] input."""
+    weights = np.random.default_rng(0).standard_normal((3 * 8 * 8, classes)).astype(np.float32)
+    return pixels.reshape(len(pixels), -1) @ weights
+
+
+def make_store(root: Path, model_files: dict[str, Path]) -> Store:
+    """A store with the bundled default model and the two tiny classifiers, all active."""
+    store = Store(root)
+    ensure_default_model(store)
+    for name in ("tiny", "tiny-fixed"):
+        store.add(
+            model_files[name], name=name, task="classify", labels=model_files["labels"],
+            preprocess=TINY_PREPROCESS, batching=BatchingConfig(max_batch_size=4, max_queue_delay_us=500),
+            inspect=inspector("onnx"),
+        )  # fmt: skip
+    return store
+
+
+@dataclass
+class RunningServer:
+    url: str
+    host: Host
+    client: httpx.Client
+
+
+class ServerThread:
+    """The real uvicorn server on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, host: Host, settings: Settings) -> None:
+        self.server = build_server(host, settings)
+        self.sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
