@@ -1,0 +1,201 @@
+"""Serving vs the in-process ceiling, in one run, for the bundled default model.
+
+The ceiling is the same work (JPEG decode + preprocess + inference) done in this process with no server,
+at the best batch size. The server is a real ``lanai serve`` process loaded by ``lanai bench`` at
+concurrency 1, 16 and 64. Rounds interleave ceiling and server measurements, and medians are reported,
+because the machine is shared and noisy. Also measured: time from start to /health 200, and idle RSS.
+
+    python benchmarks/serving.py                      # defaults: 3 rounds of 8 s per measurement
+    python benchmarks/serving.py --rounds 5 --duration 10 --json results.json
+
+Needs the test extra (scikit-image for the photo): pip install -e '.[test]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+from lanai.backends import BackendOptions
+from lanai.backends.onnx import OnnxBackend
+from lanai.bundled import DEFAULT_MODEL, DEFAULT_PREPROCESS, bundled_model_dir
+from lanai.tasks.image import image_to_tensor
+
+BATCH_SIZES = (1, 2, 4, 8, 16)
+
+
+def photo() -> bytes:
+    from PIL import Image
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+class Ceiling:
+    """Decode + preprocess + inference in this process, on the bundled model, as the server sets it up."""
+
+    def __init__(self, image: bytes) -> None:
+        self.image = image
+        self.backend = OnnxBackend.load(bundled_model_dir() / "model.onnx", BackendOptions(providers=("cpu",)))
+
+    def _one_batch(self, size: int) -> None:
+        tensors = [image_to_tensor(self.image, DEFAULT_PREPROCESS) for _ in range(size)]
+        self.backend.run({"input": np.concatenate(tensors)})
+
+    def throughput(self, size: int, seconds: float) -> float:
+        self._one_batch(size)  # warm-up
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            self._one_batch(size)
+            done += size
+        return done / (time.perf_counter() - start)
+
+    def latency_ms(self, count: int = 300) -> float:
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            self._one_batch(1)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1e3
+
+
+class Server:
+    """``lanai serve`` on a fresh store and a free loopback port."""
+
+    def __init__(self, home: Path) -> None:
+        env = {**os.environ, "LANAI_HOME": str(home)}
+        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
+        ensure = [sys.executable, "-c", "from lanai.bundled import ensure_default_model; from lanai.store import Store; "
+                  f"ensure_default_model(Store({str(home)!r}))"]  # fmt: skip
+        subprocess.run(ensure, check=True, env=env)  # first-run import is not part of start-up time
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        self.url = self._address()
+        self.ready_s = self._wait_ready()
+
+    def _address(self) -> str:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                return found.group(1)
+        raise RuntimeError("lanai serve exited early")
+
+    def _wait_ready(self) -> float:
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.TransportError:
+                time.sleep(0.005)
+
+    def rss_mb(self) -> float:
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def bench(url: str, image_path: Path, concurrency: int, seconds: float) -> dict:
+    cmd = [sys.executable, "-m", "lanai.cli", "bench", url, "--model", DEFAULT_MODEL, "--image", str(image_path),
+           "-c", str(concurrency), "-d", str(seconds), "--warmup", "1", "--json"]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    image = photo()
+    work = Path(tempfile.mkdtemp(prefix="lanai-bench-"))
+    image_path = work / "chelsea.jpg"
+    image_path.write_bytes(image)
+    ceiling = Ceiling(image)
+    server = Server(work / "home")
+    time.sleep(1.0)
+    idle_rss = server.rss_mb()
+    print(f"server ready after {server.ready_s:.2f} s, idle RSS {idle_rss:.1f} MB", flush=True)
+
+    rounds: list[dict] = []
+    try:
+        for r in range(args.rounds):
+            result: dict = {"ceiling": {}, "server": {}}
+            for size in BATCH_SIZES:
+                result["ceiling"][size] = ceiling.throughput(size, args.duration / 2)
+            result["single_ms"] = ceiling.latency_ms()
+            for c in levels:
+                result["server"][c] = bench(server.url, image_path, c, args.duration)
+            best = max(result["ceiling"].values())
+            line = ", ".join(f"c{c} {result['server'][c]['throughput']:.1f}/s" for c in levels)
+            print(f"round {r + 1}: ceiling {best:.1f} img/s, single {result['single_ms']:.2f} ms; {line}", flush=True)
+            rounds.append(result)
+    finally:
+        server.stop()
+
+    summary = summarise(rounds, levels, idle_rss, server.ready_s)
+    print_summary(summary, levels)
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "rounds": rounds}, indent=2, default=str))
+    return 0
+
+
+def summarise(rounds: list[dict], levels: list[int], idle_rss: float, ready_s: float) -> dict:
+    med = statistics.median
+    per_batch = {size: med(r["ceiling"][size] for r in rounds) for size in BATCH_SIZES}
+    best_batch = max(per_batch, key=per_batch.__getitem__)
+    ceiling = per_batch[best_batch]
+    server = {
+        c: {
+            "throughput": med(r["server"][c]["throughput"] for r in rounds),
+            "p50_ms": med(r["server"][c]["latency_ms"]["p50"] for r in rounds),
+            "p95_ms": med(r["server"][c]["latency_ms"]["p95"] for r in rounds),
+            "p99_ms": med(r["server"][c]["latency_ms"]["p99"] for r in rounds),
+            "errors": sum(sum(r["server"][c]["errors"].values()) for r in rounds),
+        }
+        for c in levels
+    }
+    return {
+        "ceiling_img_s": ceiling, "ceiling_batch": best_batch, "ceiling_by_batch": per_batch,
+        "single_ms": med(r["single_ms"] for r in rounds), "server": server,
+        "idle_rss_mb": idle_rss, "ready_s": ready_s,
+    }  # fmt: skip
+
+
+def print_summary(s: dict, levels: list[int]) -> None:
+    print(f"\nceiling (in-process, best batch {s['ceiling_batch']}): {s['ceiling_img_s']:.1f} img/s; "
+          f"single-image latency {s['single_ms']:.2f} ms")  # fmt: skip
+    print(f"{'concurrency':>11} {'req/s':>8} {'× ceiling':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for c in levels:
+        row = s["server"][c]
+        ratio = row["throughput"] / s["ceiling_img_s"]
+        print(f"{c:>11} {row['throughput']:>8.1f} {ratio:>10.2f} {row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} "
+              f"{row['p99_ms']:>8.2f} {row['errors']:>7}")  # fmt: skip
+    if 1 in s["server"]:
+        print(f"p50 at concurrency 1 minus in-process latency: {s['server'][1]['p50_ms'] - s['single_ms']:+.2f} ms")
+    print(f"ready after {s['ready_s']:.2f} s; idle RSS {s['idle_rss_mb']:.1f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
