@@ -193,6 +193,8 @@ class Host:
 
     def default_model(self) -> LoadedModel:
         """The model that /v1/infer and /predict use."""
+        if not self.ready and not self.models:
+            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
         name = self.settings.default_model
         if name:
             return self.get(name)
