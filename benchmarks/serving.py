@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ class Server:
 
     def __init__(self, home: Path) -> None:
         env = {**os.environ, "LANAI_HOME": str(home)}
-        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
+        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
         ensure = [sys.executable, "-c", "from lanai.bundled import ensure_default_model; from lanai.store import Store; "
                   f"ensure_default_model(Store({str(home)!r}))"]  # fmt: skip
         subprocess.run(ensure, check=True, env=env)  # first-run import is not part of start-up time
@@ -87,6 +88,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
         self.url = self._address()
         self.ready_s = self._wait_ready()
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # never let the log pipe fill
 
     def _address(self) -> str:
         assert self.proc.stderr is not None
@@ -148,7 +150,7 @@ def main() -> int:
             for c in levels:
                 result["server"][c] = bench(server.url, image_path, c, args.duration)
             best = max(result["ceiling"].values())
-            line = ", ".join(f"c{c} {result['server'][c]['throughput']:.1f}/s" for c in levels)
+            line = ", ".join(f"c{c} {result['server'][c]['throughput_rps']:.1f}/s" for c in levels)
             print(f"round {r + 1}: ceiling {best:.1f} img/s, single {result['single_ms']:.2f} ms; {line}", flush=True)
             rounds.append(result)
     finally:
@@ -168,7 +170,7 @@ def summarise(rounds: list[dict], levels: list[int], idle_rss: float, ready_s: f
     ceiling = per_batch[best_batch]
     server = {
         c: {
-            "throughput": med(r["server"][c]["throughput"] for r in rounds),
+            "throughput": med(r["server"][c]["throughput_rps"] for r in rounds),
             "p50_ms": med(r["server"][c]["latency_ms"]["p50"] for r in rounds),
             "p95_ms": med(r["server"][c]["latency_ms"]["p95"] for r in rounds),
             "p99_ms": med(r["server"][c]["latency_ms"]["p99"] for r in rounds),

@@ -25,6 +25,8 @@ __all__ = ["Batcher", "BatchStats", "Timing"]
 
 log = logging.getLogger(__name__)
 
+_MAX_BUFFERS = 8
+
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -87,6 +89,7 @@ class Batcher:
         self._closing = False
         self._worker: asyncio.Task | None = None
         self._running = 0
+        self._buffers: dict[tuple, np.ndarray] = {}
 
     @property
     def queue_depth(self) -> int:
@@ -194,11 +197,24 @@ class Batcher:
         self._deliver(batch, outputs, start, compute_ns)
 
     def _compute(self, batch: list[_Item]) -> dict[str, np.ndarray]:
+        """Runs in the worker thread, one batch at a time, so the join buffers can be reused."""
         if len(batch) == 1:
             return self._run(batch[0].inputs)
-        names = batch[0].inputs.keys()
-        joined = {name: np.concatenate([item.inputs[name] for item in batch]) for name in names}
-        return self._run(joined)
+        return self._run({name: self._join([item.inputs[name] for item in batch]) for name in batch[0].inputs})
+
+    def _join(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """Concatenate into a buffer kept per row shape: fresh large arrays cost page faults every batch."""
+        first = arrays[0]
+        rows = sum(len(a) for a in arrays)
+        key = (first.shape[1:], first.dtype.str)
+        buffer = self._buffers.get(key)
+        if buffer is None or len(buffer) < rows or first.dtype == object:
+            if first.dtype == object or rows > self._config.max_batch_size:
+                return np.concatenate(arrays)
+            if len(self._buffers) >= _MAX_BUFFERS:  # inputs of many shapes: keep only recent ones
+                self._buffers.clear()
+            buffer = self._buffers[key] = np.empty((self._config.max_batch_size, *first.shape[1:]), first.dtype)
+        return np.concatenate(arrays, out=buffer[:rows])
 
     def _deliver(self, batch: list[_Item], outputs: dict[str, np.ndarray], start: int, compute_ns: int) -> None:
         rows = sum(item.rows for item in batch)

@@ -94,14 +94,15 @@ def preprocess(img: Image.Image, spec: ImagePreprocess) -> np.ndarray:
     left, top = (width - side) / 2, (height - side) / 2
     box = (max(0.0, left), max(0.0, top), min(width, left + side), min(height, top + side))
     pixels = np.asarray(img.resize((spec.crop, spec.crop), Image.Resampling.BILINEAR, box=box))
-    if spec.dtype == "uint8":
-        tensor = pixels
-    else:
-        mean = np.asarray(spec.mean, dtype=np.float32)
-        inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
-        tensor = (pixels.astype(np.float32) - mean) * inv_std
     if spec.layout == "NCHW":
-        tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
+        pixels = pixels.transpose(2, 0, 1)
+    if spec.dtype == "uint8":
+        return np.ascontiguousarray(pixels)
+    # One float array, written in place: fresh large arrays cost page faults, so make only one.
+    shape = (3, 1, 1) if spec.layout == "NCHW" else (1, 1, 3)
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(shape)
+    tensor = np.subtract(pixels, mean, dtype=np.float32, order="C")
+    tensor *= (1.0 / np.asarray(spec.std, dtype=np.float32)).reshape(shape)
     return tensor
 
 
