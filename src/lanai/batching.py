@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -66,8 +67,11 @@ def _shape_key(inputs: dict[str, np.ndarray]) -> tuple:
 class Batcher:
     """Collects requests for one model into batches and runs them on ``executor``.
 
-    ``max_batch_size`` counts rows (a request may carry several); 1 disables batching. ``observer`` is
-    called on the event loop after every batch.
+    ``max_batch_size`` counts rows (a request may carry several); 1 disables batching. Up to
+    ``instances`` batches run at once, so ``executor`` needs that many threads. ``observer`` is called on
+    the event loop after every batch. ``run_alone``, if given, runs batches that have the model to
+    themselves (nothing else running or queued): e.g. a runtime session using every core for latency,
+    where ``run`` uses one core per instance for throughput.
     """
 
     def __init__(
@@ -76,10 +80,12 @@ class Batcher:
         config: BatchingConfig,
         executor: Executor,
         observer: Callable[[BatchStats], None] | None = None,
+        run_alone: RunFn | None = None,
     ) -> None:
-        if config.max_batch_size < 1 or config.max_queue_size < 1 or config.max_queue_delay_us < 0:
+        if min(config.max_batch_size, config.max_queue_size, config.instances) < 1 or config.max_queue_delay_us < 0:
             raise ValueError(f"invalid batching settings: {config}")
         self._run = run
+        self._run_alone = run_alone or run
         self._config = config
         self._executor = executor
         self._observer = observer
@@ -89,7 +95,9 @@ class Batcher:
         self._closing = False
         self._worker: asyncio.Task | None = None
         self._running = 0
-        self._buffers: dict[tuple, np.ndarray] = {}
+        self._batches_running = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._local = threading.local()  # join buffers, one set per worker thread
 
     @property
     def queue_depth(self) -> int:
@@ -137,14 +145,21 @@ class Batcher:
 
     async def _work(self) -> None:
         while True:
-            if not self._queue:
+            if not self._queue or self._batches_running >= self._config.instances:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                continue
             if self._under_load and self._config.max_queue_delay_us:
                 await self._wait_to_fill()
             batch = self._take_batch()
-            if batch:
+            if not batch:
+                continue
+            if self._config.instances == 1:
                 await self._run_batch(batch)
+            else:
+                task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _wait_to_fill(self) -> None:
         deadline = self._queue[0].enqueued_ns + self._config.max_queue_delay_us * 1000
@@ -181,14 +196,18 @@ class Batcher:
     async def _run_batch(self, batch: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
         start = time.perf_counter_ns()
-        self._running = len(batch)
+        run = self._run_alone if not self._batches_running and not self._queue else self._run
+        self._running += len(batch)
+        self._batches_running += 1
         try:
-            outputs = await loop.run_in_executor(self._executor, self._compute, batch)
+            outputs = await loop.run_in_executor(self._executor, self._compute, run, batch)
         except Exception as exc:
             outputs = None
             error: BaseException = exc
         finally:
-            self._running = 0
+            self._running -= len(batch)
+            self._batches_running -= 1
+            self._wakeup.set()
         compute_ns = time.perf_counter_ns() - start
         self._under_load = len(batch) > 1 or bool(self._queue)
         if outputs is None:
@@ -196,24 +215,25 @@ class Batcher:
             return
         self._deliver(batch, outputs, start, compute_ns)
 
-    def _compute(self, batch: list[_Item]) -> dict[str, np.ndarray]:
-        """Runs in the worker thread, one batch at a time, so the join buffers can be reused."""
+    def _compute(self, run: RunFn, batch: list[_Item]) -> dict[str, np.ndarray]:
+        """Runs in a worker thread; each thread reuses its own join buffers."""
         if len(batch) == 1:
-            return self._run(batch[0].inputs)
-        return self._run({name: self._join([item.inputs[name] for item in batch]) for name in batch[0].inputs})
+            return run(batch[0].inputs)
+        return run({name: self._join([item.inputs[name] for item in batch]) for name in batch[0].inputs})
 
     def _join(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Concatenate into a buffer kept per row shape: fresh large arrays cost page faults every batch."""
         first = arrays[0]
         rows = sum(len(a) for a in arrays)
         key = (first.shape[1:], first.dtype.str)
-        buffer = self._buffers.get(key)
+        buffers: dict[tuple, np.ndarray] = self._local.__dict__.setdefault("buffers", {})
+        buffer = buffers.get(key)
         if buffer is None or len(buffer) < rows or first.dtype == object:
             if first.dtype == object or rows > self._config.max_batch_size:
                 return np.concatenate(arrays)
-            if len(self._buffers) >= _MAX_BUFFERS:  # inputs of many shapes: keep only recent ones
-                self._buffers.clear()
-            buffer = self._buffers[key] = np.empty((self._config.max_batch_size, *first.shape[1:]), first.dtype)
+            if len(buffers) >= _MAX_BUFFERS:  # inputs of many shapes: keep only recent ones
+                buffers.clear()
+            buffer = buffers[key] = np.empty((self._config.max_batch_size, *first.shape[1:]), first.dtype)
         return np.concatenate(arrays, out=buffer[:rows])
 
     def _deliver(self, batch: list[_Item], outputs: dict[str, np.ndarray], start: int, compute_ns: int) -> None:

@@ -44,6 +44,8 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--preprocess", help="e.g. resize=256,crop=224,mean=127,std=128,layout=NCHW")
     add.add_argument("--max-batch-size", type=int)
     add.add_argument("--max-queue-delay-us", type=int)
+    add.add_argument("--max-queue-size", type=int, help="waiting requests before 503")
+    add.add_argument("--instances", type=int, help="batches that may run at once")
     add.add_argument("--activate", action="store_true", help="make it the active version now")
     msub.add_parser("list", help="models, versions and which is active").add_argument("--json", action="store_true")
     show = msub.add_parser("show", help="a version's manifest")

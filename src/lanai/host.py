@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -50,6 +50,8 @@ class LoadedModel:
     executor: ThreadPoolExecutor
     labels: list[str]
     info: ModelInfo
+    alone: Backend | None = None
+    """A second session of the model with every core, for requests that find it idle."""
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -73,9 +75,7 @@ class Host:
         """Models whose active version did not load, with the reason."""
         self.started_at = time.time()
         self.ready = False
-        self._decode_pool = ThreadPoolExecutor(
-            settings.decode_threads or os.cpu_count() or 2, thread_name_prefix="lanai-decode"
-        )
+        self._decode_pool = ThreadPoolExecutor(decode_threads(settings), thread_name_prefix="lanai-decode")
         self._swap_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -131,31 +131,27 @@ class Host:
         await model.batcher.close(timeout)
         model.executor.shutdown(wait=True)
         model.backend.close()
+        if model.alone is not None:
+            model.alone.close()
 
     def _open(self, manifest: Manifest) -> LoadedModel:
         """Load ``manifest``'s model file on its backend (blocking: call it in a thread)."""
-        options = BackendOptions(
-            providers=tuple(manifest.backend_options.get("providers", self.settings.providers)),
-            intra_op_threads=int(manifest.backend_options.get("intra_op_threads", self.settings.intra_op_threads)),
-            inter_op_threads=int(manifest.backend_options.get("inter_op_threads", self.settings.inter_op_threads)),
-            graph_optimization=str(manifest.backend_options.get("graph_optimization", self.settings.graph_optimization)),
-            extra=dict(manifest.backend_options),
-        )
-        try:
-            backend = backend_class(manifest.backend).load(self.store.file_path(manifest, "model"), options)
-        except LanaiError:
-            raise
-        except Exception as exc:
-            raise ModelLoadError(f"{manifest.name} version {manifest.version} did not load: {exc}") from exc
+        options = _backend_options(manifest, self.settings)
+        backend = self._load_backend(manifest, options)
+        alone = None
+        if manifest.batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
+            # Instances share the cores under load; a request on an idle model gets them all.
+            alone = self._load_backend(manifest, replace(options, intra_op_threads=self.settings.intra_op_threads))
         labels = []
         if "labels" in manifest.files:
             labels = load_labels(self.store.file_path(manifest, "labels").read_text(encoding="utf-8"))
         batching = _effective_batching(manifest.batching, backend)
-        executor = ThreadPoolExecutor(1, thread_name_prefix=f"lanai-{manifest.name}")
+        executor = ThreadPoolExecutor(batching.instances, thread_name_prefix=f"lanai-{manifest.name}")
         name = manifest.name
         batcher = Batcher(
-            backend.run, batching, executor, observer=lambda stats: self.metrics.observe_batch(name, stats)
-        )
+            backend.run, batching, executor, observer=lambda stats: self.metrics.observe_batch(name, stats),
+            run_alone=alone.run if alone else None,
+        )  # fmt: skip
         info = ModelInfo(
             name=name,
             version=str(manifest.version),
@@ -167,7 +163,15 @@ class Host:
             execution_provider=backend.execution_provider,
             max_batch_size=batching.max_batch_size,
         )
-        return LoadedModel(manifest, backend, batcher, executor, labels, info)
+        return LoadedModel(manifest, backend, batcher, executor, labels, info, alone)
+
+    def _load_backend(self, manifest: Manifest, options: BackendOptions) -> Backend:
+        try:
+            return backend_class(manifest.backend).load(self.store.file_path(manifest, "model"), options)
+        except LanaiError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"{manifest.name} version {manifest.version} did not load: {exc}") from exc
 
     # -- lookups -----------------------------------------------------------------------------------
 
@@ -242,15 +246,38 @@ class Host:
         return Classification(model.name, model.version, predictions, timing_ms)
 
 
+def decode_threads(settings: Settings) -> int:
+    """Half the cores by default: decoding on every core starves inference, the real bottleneck
+    (measured on 2 cores: one decode thread serves 10–15 % more images per second than two)."""
+    return settings.decode_threads or max(1, (os.cpu_count() or 2) // 2)
+
+
 def _decode(image: bytes, spec: ImagePreprocess, max_pixels: int) -> np.ndarray:
     return image_to_tensor(image, spec, max_pixels=max_pixels)
+
+
+def _backend_options(manifest: Manifest, settings: Settings) -> BackendOptions:
+    """The manifest's backend options over the server's settings. With several instances, the default
+    thread count is the cores shared out among them."""
+    given = manifest.backend_options
+    threads = settings.intra_op_threads
+    if not threads and manifest.batching.instances > 1:
+        threads = max(1, (os.cpu_count() or 1) // manifest.batching.instances)
+    return BackendOptions(
+        providers=tuple(given.get("providers", settings.providers)),
+        intra_op_threads=int(given.get("intra_op_threads", threads)),
+        inter_op_threads=int(given.get("inter_op_threads", settings.inter_op_threads)),
+        graph_optimization=str(given.get("graph_optimization", settings.graph_optimization)),
+        allow_spinning=bool(given.get("allow_spinning", settings.allow_spinning)),
+        extra=dict(given),
+    )
 
 
 def _effective_batching(config: BatchingConfig, backend: Backend) -> BatchingConfig:
     """Batching is off for models whose batch axis is fixed."""
     fixed = backend.max_batch_size == 1 or any(spec.shape[:1] != (-1,) for spec in backend.inputs)
     if fixed and config.max_batch_size != 1:
-        return BatchingConfig(1, 0, config.max_queue_size)
+        return replace(config, max_batch_size=1, max_queue_delay_us=0)
     return config
 
 

@@ -54,11 +54,12 @@ def _apply(spec: ImagePreprocess, key: str, value: str) -> ImagePreprocess:
 def _add(store: Store, args: argparse.Namespace) -> int:
     from lanai.bundled import inspector
 
-    batching = BatchingConfig()
-    if args.max_batch_size is not None:
-        batching = replace(batching, max_batch_size=args.max_batch_size)
-    if args.max_queue_delay_us is not None:
-        batching = replace(batching, max_queue_delay_us=args.max_queue_delay_us)
+    given = {
+        key: getattr(args, key)
+        for key in ("max_batch_size", "max_queue_delay_us", "max_queue_size", "instances")
+        if getattr(args, key) is not None
+    }
+    batching = replace(BatchingConfig(), **given)
     preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
     if args.task == "classify" and preprocess is None:
         preprocess = ImagePreprocess()

@@ -112,18 +112,21 @@ class BatchingConfig:
 
     ``max_queue_delay_us`` is how long a batch may wait for more requests once the model is under load;
     a request that arrives while the model is idle runs at once. ``max_queue_size`` bounds the requests
-    waiting; past it, new requests are refused (Overloaded) instead of growing memory.
+    waiting; past it, new requests are refused (Overloaded) instead of growing memory. ``instances``
+    batches may run at once (each on its own thread; the runtime's threads are divided among them).
     """
 
     max_batch_size: int = 8
     max_queue_delay_us: int = 2000
     max_queue_size: int = 256
+    instances: int = 1
 
     def to_dict(self) -> dict[str, int]:
         return {
             "max_batch_size": self.max_batch_size,
             "max_queue_delay_us": self.max_queue_delay_us,
             "max_queue_size": self.max_queue_size,
+            "instances": self.instances,
         }
 
     @classmethod
@@ -133,6 +136,7 @@ class BatchingConfig:
             max_batch_size=int(data.get("max_batch_size", default.max_batch_size)),
             max_queue_delay_us=int(data.get("max_queue_delay_us", default.max_queue_delay_us)),
             max_queue_size=int(data.get("max_queue_size", default.max_queue_size)),
+            instances=int(data.get("instances", default.instances)),
         )
 
 

@@ -195,3 +195,29 @@ def test_close_drains_then_refuses() -> None:
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Batcher(Recorder(), BatchingConfig(max_batch_size=0), ThreadPoolExecutor(1))
+
+
+def test_instances_run_batches_side_by_side_and_lone_requests_use_run_alone() -> None:
+    model, alone = Recorder(), Recorder()
+
+    async def main() -> None:
+        stats: list[BatchStats] = []
+        batcher = Batcher(model, BatchingConfig(max_batch_size=2, max_queue_delay_us=0, instances=2),
+                          ThreadPoolExecutor(2), observer=stats.append, run_alone=alone)  # fmt: skip
+        out, _ = await batcher.submit(rows(1))  # the model is idle: the lone request uses run_alone
+        assert float(out["y"][0, 0]) == 2 and alone.batches == [1] and model.batches == []
+        model.gate.clear()
+        alone.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(rows(2)))
+        await asyncio.sleep(0.05)  # held in run_alone
+        second = asyncio.ensure_future(batcher.submit(rows(3)))
+        await asyncio.sleep(0.05)  # a second instance takes it while the first is still running
+        assert batcher.in_flight == 2
+        model.gate.set()
+        assert float((await second)[0]["y"][0, 0]) == 6
+        assert not first.done()  # it really ran side by side
+        alone.gate.set()
+        assert float((await first)[0]["y"][0, 0]) == 4
+        assert model.batches == [1] and alone.batches == [1, 1]
+
+    run(main())

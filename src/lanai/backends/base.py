@@ -25,6 +25,8 @@ class BackendOptions:
     intra_op_threads: int = 0
     inter_op_threads: int = 1
     graph_optimization: str = "all"
+    allow_spinning: bool = False
+    """Let idle runtime threads spin instead of sleeping: lower latency, but they burn CPU."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
