@@ -79,9 +79,10 @@ def _session_options(options: BackendOptions) -> ort.SessionOptions:
             f"unknown graph optimisation level {options.graph_optimization!r}.",
             hint=f"use one of {', '.join(_OPTIMIZATION)}.",
         ) from None
-    # Spinning intra-op threads burn the cores that HTTP and image decoding need between batches.
-    spinning = "1" if options.extra.get("allow_spinning", False) else "0"
-    so.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    # Threads spin while a run is going on (fast hand-offs between its parallel parts); between runs they
+    # sleep unless allow_spinning, leaving the cores to HTTP and image decoding.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    so.add_session_config_entry("session.force_spinning_stop", "0" if options.allow_spinning else "1")
     so.log_severity_level = 3
     return so
 
