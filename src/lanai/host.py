@@ -23,6 +23,7 @@ from lanai.errors import BadInput, LanaiError, ModelLoadError, ModelNotFound, No
 from lanai.store import Manifest, Store
 from lanai.tasks.classify import load_labels, top_k
 from lanai.tasks.image import image_to_tensor
+from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
 from lanai.types import (
     BatchingConfig,
@@ -89,6 +90,7 @@ class Host:
                 await self.load(summary.name)
             except LanaiError as exc:
                 log.error("model %s did not load: %s", summary.name, exc)
+        release_free_memory()
         self.ready = True
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -116,6 +118,7 @@ class Host:
             log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
         if old is not None:
             await self._unload(old, self.settings.shutdown_timeout)
+            release_free_memory()
         return info
 
     async def unload(self, name: str) -> None:
@@ -136,16 +139,17 @@ class Host:
 
     def _open(self, manifest: Manifest) -> LoadedModel:
         """Load ``manifest``'s model file on its backend (blocking: call it in a thread)."""
-        options = _backend_options(manifest, self.settings)
+        batching = _instances(manifest.batching)
+        options = _backend_options(manifest, self.settings, batching.instances)
         backend = self._load_backend(manifest, options)
         alone = None
-        if manifest.batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
+        if batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
             # Instances share the cores under load; a request on an idle model gets them all.
             alone = self._load_backend(manifest, replace(options, intra_op_threads=self.settings.intra_op_threads))
         labels = []
         if "labels" in manifest.files:
             labels = load_labels(self.store.file_path(manifest, "labels").read_text(encoding="utf-8"))
-        batching = _effective_batching(manifest.batching, backend)
+        batching = _effective_batching(batching, backend)
         executor = ThreadPoolExecutor(batching.instances, thread_name_prefix=f"lanai-{manifest.name}")
         name = manifest.name
         batcher = Batcher(
@@ -256,13 +260,20 @@ def _decode(image: bytes, spec: ImagePreprocess, max_pixels: int) -> np.ndarray:
     return image_to_tensor(image, spec, max_pixels=max_pixels)
 
 
-def _backend_options(manifest: Manifest, settings: Settings) -> BackendOptions:
+def _instances(config: BatchingConfig) -> BatchingConfig:
+    """Resolve ``instances = 0`` (auto): two on a multi-core machine, else one."""
+    if config.instances:
+        return config
+    return replace(config, instances=2 if (os.cpu_count() or 1) >= 2 else 1)
+
+
+def _backend_options(manifest: Manifest, settings: Settings, instances: int) -> BackendOptions:
     """The manifest's backend options over the server's settings. With several instances, the default
     thread count is the cores shared out among them."""
     given = manifest.backend_options
     threads = settings.intra_op_threads
-    if not threads and manifest.batching.instances > 1:
-        threads = max(1, (os.cpu_count() or 1) // manifest.batching.instances)
+    if not threads and instances > 1:
+        threads = max(1, (os.cpu_count() or 1) // instances)
     return BackendOptions(
         providers=tuple(given.get("providers", settings.providers)),
         intra_op_threads=int(given.get("intra_op_threads", threads)),

@@ -59,6 +59,9 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         for key in ("max_batch_size", "max_queue_delay_us", "max_queue_size", "instances")
         if getattr(args, key) is not None
     }
+    for key, value in given.items():
+        if value < (0 if key in ("max_queue_delay_us", "instances") else 1):
+            raise BadInput(f"--{key.replace('_', '-')} {value} is out of range.", hint="use a positive number.")
     batching = replace(BatchingConfig(), **given)
     preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
     if args.task == "classify" and preprocess is None:

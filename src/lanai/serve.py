@@ -22,6 +22,7 @@ def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None)
     from lanai.store import Store
 
     settings = load_settings(config_file, cli)
+    logging.getLogger().setLevel(settings.log_level.upper())
     store = Store(settings.home)
     ensure_default_model(store)
     host = Host(store, settings)

@@ -113,13 +113,15 @@ class BatchingConfig:
     ``max_queue_delay_us`` is how long a batch may wait for more requests once the model is under load;
     a request that arrives while the model is idle runs at once. ``max_queue_size`` bounds the requests
     waiting; past it, new requests are refused (Overloaded) instead of growing memory. ``instances``
-    batches may run at once (each on its own thread; the runtime's threads are divided among them).
+    batches may run at once, each on its own thread, the runtime's threads divided among them; 0 means
+    two on a machine with several cores (one-thread runs waste less than a run split across cores, so
+    two of them side by side serve more), else one.
     """
 
     max_batch_size: int = 8
     max_queue_delay_us: int = 2000
     max_queue_size: int = 256
-    instances: int = 1
+    instances: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return {

@@ -36,7 +36,7 @@ def run(coro):
 def make(model: Recorder, **config: int) -> tuple[Batcher, list[BatchStats], ThreadPoolExecutor]:
     stats: list[BatchStats] = []
     pool = ThreadPoolExecutor(1)
-    return Batcher(model, BatchingConfig(**config), pool, observer=stats.append), stats, pool
+    return Batcher(model, BatchingConfig(**{"instances": 1, **config}), pool, observer=stats.append), stats, pool
 
 
 def rows(*values: float) -> dict[str, np.ndarray]:
@@ -194,7 +194,7 @@ def test_close_drains_then_refuses() -> None:
 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
-        Batcher(Recorder(), BatchingConfig(max_batch_size=0), ThreadPoolExecutor(1))
+        Batcher(Recorder(), BatchingConfig(max_batch_size=0, instances=1), ThreadPoolExecutor(1))
 
 
 def test_instances_run_batches_side_by_side_and_lone_requests_use_run_alone() -> None:
