@@ -25,6 +25,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument("--api-key", help="require this key on every request (env LANAI_API_KEY is safer)")
     p.add_argument("--tls-cert", type=Path, dest="tls_certfile", help="serve HTTPS with this certificate")
     p.add_argument("--tls-key", type=Path, dest="tls_keyfile", help="private key of --tls-cert")
     p.set_defaults(run=_serve)
@@ -98,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     cli = {k: getattr(args, k, None) for k in (
         "home", "host", "port", "default_model", "providers", "intra_op_threads", "max_body_bytes",
-        "log_level", "access_log", "tls_certfile", "tls_keyfile",
+        "log_level", "access_log", "api_key", "tls_certfile", "tls_keyfile",
     )}  # fmt: skip
     return serve(config_file=args.config, cli=cli)
 

@@ -60,6 +60,8 @@ class Settings:
     """Seconds to let in-flight requests finish after SIGTERM."""
     log_level: str = "info"
     access_log: bool = False
+    api_key: str | None = None
+    """When set, every request but the health checks needs 'Authorization: Bearer <key>'."""
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.host import Host
 from lanai.http import ops, tasks, v2
+from lanai.http.auth import ApiKeyAuth
 from lanai.http.errors import EXCEPTION_HANDLERS
 from lanai.telemetry.metrics import Metrics
 
@@ -67,7 +68,10 @@ def create_app(host: Host, *, manage_host: bool = True) -> Starlette:
 
     app = Starlette(
         routes=[*v2.routes(), *tasks.routes(), *ops.routes(), *openapi.routes()],
-        middleware=[Middleware(RequestMetrics, metrics=host.metrics)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=host.metrics),
+            *([Middleware(ApiKeyAuth, api_key=host.settings.api_key)] if host.settings.api_key else []),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
