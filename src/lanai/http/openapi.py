@@ -205,6 +205,10 @@ def _components() -> Doc:
             "Unavailable": {"description": "The server is starting or draining, or the model's queue is full.",
                             "headers": {"Retry-After": retry}, **error},
         },
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "The server's API key, when it has one."},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
     }  # fmt: skip
 
 
@@ -223,6 +227,8 @@ def openapi_document() -> Doc:
         "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
         "paths": {**_task_paths(), **_v2_paths(), **_repository_paths(), **_ops_paths()},
         "components": _components(),
+        # An API key is needed only when the server was given one (then 401 without it); health is open.
+        "security": [{}, {"bearer": []}, {"apiKey": []}],
     }
 
 
