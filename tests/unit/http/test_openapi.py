@@ -125,7 +125,11 @@ def test_operations_have_unique_csharp_friendly_ids_and_known_tags(document: dic
 def test_every_component_is_used(document: dict[str, Any]) -> None:
     text = json.dumps({k: v for k, v in document.items() if k != "components"})
     text += json.dumps(document["components"]["schemas"]) + json.dumps(document["components"]["responses"])
+    schemes = {name for requirement in document["security"] for name in requirement}
+    assert schemes == set(document["components"]["securitySchemes"])
     for kind, entries in document["components"].items():
+        if kind == "securitySchemes":
+            continue  # referenced by name in "security", checked above
         for name in entries:
             assert f'"#/components/{kind}/{name}"' in text, f"{kind}/{name} is never referenced"
 
