@@ -38,6 +38,8 @@ class Timing:
     queue_ns: int
     compute_ns: int
     batch_size: int
+    prepared: bool = False
+    """The compute time includes the request's own preparation (see Batcher.submit_prepared)."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,10 @@ class BatchStats:
 class _Item:
     inputs: dict[str, np.ndarray]
     rows: int
-    key: tuple
+    key: object
     future: asyncio.Future
     enqueued_ns: int
+    prepare: Callable[[], dict[str, np.ndarray]] | None = None
 
 
 def _shape_key(inputs: dict[str, np.ndarray]) -> tuple:
@@ -108,8 +111,29 @@ class Batcher:
         """Requests waiting or computing."""
         return len(self._queue) + self._running
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting or running, and the last batch did not find the model under load."""
+        return not self._queue and not self._running and not self._under_load
+
     async def submit(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Timing]:
         """Run ``inputs`` (batch axis first) in some batch; return this request's rows of the outputs."""
+        rows = next(iter(inputs.values())).shape[0] if inputs else 1
+        return await self._enqueue(inputs, rows, _shape_key(inputs), None)
+
+    async def submit_prepared(
+        self, prepare: Callable[[], dict[str, np.ndarray]]
+    ) -> tuple[dict[str, np.ndarray], Timing]:
+        """Run ``prepare()`` (one row of inputs) and then the model, in one trip to the worker thread.
+
+        Meant for a model that is :attr:`idle`: the request skips a thread hand-off (e.g. image decoding
+        on another thread), and its batch holds just this request.
+        """
+        return await self._enqueue({}, 1, object(), prepare)
+
+    async def _enqueue(
+        self, inputs: dict[str, np.ndarray], rows: int, key: object, prepare: Callable[[], dict[str, np.ndarray]] | None
+    ) -> tuple[dict[str, np.ndarray], Timing]:
         if self._closing:
             raise NotReady("the model is being unloaded.", hint="retry; another version may be loading.")
         if len(self._queue) >= self._config.max_queue_size:
@@ -117,9 +141,8 @@ class Batcher:
                 f"the model's queue is full ({self._config.max_queue_size} requests waiting).",
                 hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
             )
-        rows = next(iter(inputs.values())).shape[0] if inputs else 1
         loop = asyncio.get_running_loop()
-        item = _Item(inputs, rows, _shape_key(inputs), loop.create_future(), time.perf_counter_ns())
+        item = _Item(inputs, rows, key, loop.create_future(), time.perf_counter_ns(), prepare)
         self._queue.append(item)
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name="lanai-batcher")
@@ -162,16 +185,16 @@ class Batcher:
                 task.add_done_callback(self._tasks.discard)
 
     async def _wait_to_fill(self) -> None:
+        loop = asyncio.get_running_loop()
         deadline = self._queue[0].enqueued_ns + self._config.max_queue_delay_us * 1000
         while sum(i.rows for i in self._queue) < self._config.max_batch_size:
             remaining = (deadline - time.perf_counter_ns()) / 1e9
             if remaining <= 0:
                 return
             self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except asyncio.TimeoutError:
-                return
+            timer = loop.call_later(remaining, self._wakeup.set)  # cheaper than wait_for's task
+            await self._wakeup.wait()
+            timer.cancel()
 
     def _take_batch(self) -> list[_Item]:
         """The oldest live request plus later ones of the same shape, up to ``max_batch_size`` rows."""
@@ -196,7 +219,8 @@ class Batcher:
     async def _run_batch(self, batch: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
         start = time.perf_counter_ns()
-        run = self._run_alone if not self._batches_running and not self._queue else self._run
+        alone = not self._under_load and not self._batches_running and not self._queue
+        run = self._run_alone if alone else self._run
         self._running += len(batch)
         self._batches_running += 1
         try:
@@ -218,7 +242,8 @@ class Batcher:
     def _compute(self, run: RunFn, batch: list[_Item]) -> dict[str, np.ndarray]:
         """Runs in a worker thread; each thread reuses its own join buffers."""
         if len(batch) == 1:
-            return run(batch[0].inputs)
+            item = batch[0]
+            return run(item.prepare() if item.prepare is not None else item.inputs)
         return run({name: self._join([item.inputs[name] for item in batch]) for name in batch[0].inputs})
 
     def _join(self, arrays: list[np.ndarray]) -> np.ndarray:
@@ -243,7 +268,8 @@ class Batcher:
             part = outputs if len(batch) == 1 else {k: v[offset : offset + item.rows] for k, v in outputs.items()}
             offset += item.rows
             if not item.future.done():
-                item.future.set_result((part, Timing(start - item.enqueued_ns, compute_ns, rows)))
+                timing = Timing(start - item.enqueued_ns, compute_ns, rows, item.prepare is not None)
+                item.future.set_result((part, timing))
         if self._observer is not None:
             queue_ns = tuple(start - item.enqueued_ns for item in batch)
             self._observer(BatchStats(rows, len(batch), queue_ns, compute_ns))

@@ -221,3 +221,28 @@ def test_instances_run_batches_side_by_side_and_lone_requests_use_run_alone() ->
         assert model.batches == [1] and alone.batches == [1, 1]
 
     run(main())
+
+
+def test_prepared_request_runs_prepare_and_model_on_the_worker_thread() -> None:
+    model = Recorder()
+    main_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def prepare() -> dict[str, np.ndarray]:
+        seen.append(threading.get_ident())
+        return rows(5)
+
+    def failing() -> dict[str, np.ndarray]:
+        raise BadInput("not an image")
+
+    async def main() -> None:
+        batcher, _, _ = make(model, max_batch_size=8)
+        assert batcher.idle
+        out, timing = await batcher.submit_prepared(prepare)
+        assert float(out["y"][0, 0]) == 10 and timing.prepared and timing.batch_size == 1
+        assert seen and seen[0] != main_thread
+        with pytest.raises(BadInput):
+            await batcher.submit_prepared(failing)
+        assert batcher.idle and batcher.in_flight == 0
+
+    run(main())
