@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
+
+from support import encode, photo
 
 
 class ServeProcess:
@@ -78,20 +82,33 @@ def test_first_run_serves_the_bundled_model(serve: ServeProcess, tmp_path: Path,
     assert (tmp_path / "home" / "models" / "efficientnet-lite0").is_dir()
 
 
-def test_sigterm_finishes_in_flight_requests_then_exits_0(serve: ServeProcess, photos: dict[str, bytes]) -> None:
-    serve.wait_ready()
+def _started(url: str) -> tuple[int, int]:
+    """(requests in flight, /v1/infer requests finished), from the server's own metrics."""
+    text = httpx.get(url + "/metrics", timeout=5).text
+    in_flight = float(re.search(r"^lanai_requests_in_flight (\S+)", text, re.M).group(1)) - 1  # not this one
+    done = sum(float(v) for v in re.findall(r'^lanai_requests_total\{endpoint="/v1/infer".*\} (\S+)', text, re.M))
+    return int(in_flight), int(done)
 
-    async def main() -> list[int]:
+
+def test_sigterm_finishes_in_flight_requests_then_exits_0(serve: ServeProcess) -> None:
+    serve.wait_ready()
+    # PNGs decode slowly (no reduced-scale decoding as for JPEG): the requests stay in flight a while.
+    big = encode(np.asarray(Image.fromarray(photo("astronaut")).resize((1600, 1600))), "PNG")
+
+    async def main() -> tuple[list[int], int]:
         async with httpx.AsyncClient(base_url=serve.url, timeout=60) as client:
             calls = [
-                asyncio.ensure_future(client.post("/v1/infer", files={"file": ("c.jpg", photos["astronaut"])}))
-                for _ in range(16)
+                asyncio.ensure_future(client.post("/v1/infer", files={"file": ("a.png", big)})) for _ in range(16)
             ]
-            await asyncio.sleep(0.05)  # the requests are in flight
+            while sum(await asyncio.to_thread(_started, serve.url)) < 16:  # every request has reached the server
+                await asyncio.sleep(0.01)
+            in_flight, _ = await asyncio.to_thread(_started, serve.url)
             serve.proc.send_signal(signal.SIGTERM)
-            return [r.status_code for r in await asyncio.gather(*calls)]
+            return [r.status_code for r in await asyncio.gather(*calls)], in_flight
 
-    assert asyncio.run(main()) == [200] * 16
+    codes, in_flight = asyncio.run(main())
+    assert in_flight > 0  # the signal really came while requests were being served
+    assert codes == [200] * 16
     assert serve.proc.wait(timeout=30) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(serve.url + "/health", timeout=2)
