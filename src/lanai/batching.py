@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,10 +68,11 @@ def _shape_key(inputs: dict[str, np.ndarray]) -> tuple:
 
 
 class Batcher:
-    """Collects requests for one model into batches and runs them on ``executor``.
+    """Collects requests for one model into batches and runs them on worker threads of its own.
 
     ``max_batch_size`` counts rows (a request may carry several); 1 disables batching. Up to
-    ``instances`` batches run at once, so ``executor`` needs that many threads. ``observer`` is called on
+    ``instances`` batches run at once, each on its own thread; a batch takes the first free thread, so at
+    low load every batch runs on the same (warm) thread. ``observer`` is called on
     the event loop after every batch. ``run_alone``, if given, runs batches that have the model to
     themselves (nothing else running or queued): e.g. a runtime session using every core for latency,
     where ``run`` uses one core per instance for throughput.
@@ -81,16 +82,17 @@ class Batcher:
         self,
         run: RunFn,
         config: BatchingConfig,
-        executor: Executor,
         observer: Callable[[BatchStats], None] | None = None,
         run_alone: RunFn | None = None,
+        name: str = "lanai-batch",
     ) -> None:
         if min(config.max_batch_size, config.max_queue_size, config.instances) < 1 or config.max_queue_delay_us < 0:
             raise ValueError(f"invalid batching settings: {config}")
         self._run = run
         self._run_alone = run_alone or run
         self._config = config
-        self._executor = executor
+        self._threads = [ThreadPoolExecutor(1, thread_name_prefix=f"{name}-{i}") for i in range(config.instances)]
+        self._free_threads = list(range(config.instances))
         self._observer = observer
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
@@ -165,6 +167,8 @@ class Batcher:
             if not item.future.done():
                 item.future.set_exception(NotReady("the model was unloaded before this request ran."))
         self._queue.clear()
+        for thread in self._threads:
+            thread.shutdown(wait=True)
 
     async def _work(self) -> None:
         while True:
@@ -177,6 +181,7 @@ class Batcher:
             batch = self._take_batch()
             if not batch:
                 continue
+            self._batches_running += 1  # counted now: the task below may not start before the next loop
             if self._config.instances == 1:
                 await self._run_batch(batch)
             else:
@@ -219,12 +224,16 @@ class Batcher:
     async def _run_batch(self, batch: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
         start = time.perf_counter_ns()
-        alone = not self._under_load and not self._batches_running and not self._queue
+        alone = not self._under_load and self._batches_running == 1 and not self._queue
         run = self._run_alone if alone else self._run
         self._running += len(batch)
-        self._batches_running += 1
         try:
-            outputs = await loop.run_in_executor(self._executor, self._compute, run, batch)
+            slot = self._free_threads.pop(0)
+            try:
+                outputs = await loop.run_in_executor(self._threads[slot], self._compute, run, batch)
+            finally:
+                self._free_threads.append(slot)
+                self._free_threads.sort()
         except Exception as exc:
             outputs = None
             error: BaseException = exc
@@ -235,7 +244,7 @@ class Batcher:
         compute_ns = time.perf_counter_ns() - start
         self._under_load = len(batch) > 1 or bool(self._queue)
         if outputs is None:
-            await self._fail_or_retry(batch, error)
+            self._fail_or_retry(batch, error)
             return
         self._deliver(batch, outputs, start, compute_ns)
 
@@ -274,9 +283,9 @@ class Batcher:
             queue_ns = tuple(start - item.enqueued_ns for item in batch)
             self._observer(BatchStats(rows, len(batch), queue_ns, compute_ns))
 
-    async def _fail_or_retry(self, batch: list[_Item], error: BaseException) -> None:
-        """A failed batch of one fails its request; a failed batch of many retries each request alone,
-        so one bad request cannot fail the others."""
+    def _fail_or_retry(self, batch: list[_Item], error: BaseException) -> None:
+        """A failed batch of one fails its request; the requests of a failed batch of many go back to
+        the front of the queue to run alone, so one bad request cannot fail the others."""
         if len(batch) == 1:
             if not isinstance(error, LanaiError):
                 log.error("model run failed", exc_info=error)
@@ -284,4 +293,6 @@ class Batcher:
                 batch[0].future.set_exception(error)
             return
         for item in batch:
-            await self._run_batch([item])
+            item.key = object()  # shares a batch with nothing
+        self._queue.extendleft(reversed(batch))
+        self._wakeup.set()

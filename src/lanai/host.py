@@ -48,7 +48,6 @@ class LoadedModel:
     manifest: Manifest
     backend: Backend
     batcher: Batcher
-    executor: ThreadPoolExecutor
     labels: list[str]
     info: ModelInfo
     alone: Backend | None = None
@@ -132,7 +131,6 @@ class Host:
 
     async def _unload(self, model: LoadedModel, timeout: float) -> None:
         await model.batcher.close(timeout)
-        model.executor.shutdown(wait=True)
         model.backend.close()
         if model.alone is not None:
             model.alone.close()
@@ -150,11 +148,10 @@ class Host:
         if "labels" in manifest.files:
             labels = load_labels(self.store.file_path(manifest, "labels").read_text(encoding="utf-8"))
         batching = _effective_batching(batching, backend)
-        executor = ThreadPoolExecutor(batching.instances, thread_name_prefix=f"lanai-{manifest.name}")
         name = manifest.name
         batcher = Batcher(
-            backend.run, batching, executor, observer=lambda stats: self.metrics.observe_batch(name, stats),
-            run_alone=alone.run if alone else None,
+            backend.run, batching, observer=lambda stats: self.metrics.observe_batch(name, stats),
+            run_alone=alone.run if alone else None, name=f"lanai-{name}",
         )  # fmt: skip
         info = ModelInfo(
             name=name,
@@ -167,7 +164,7 @@ class Host:
             execution_provider=backend.execution_provider,
             max_batch_size=batching.max_batch_size,
         )
-        return LoadedModel(manifest, backend, batcher, executor, labels, info, alone)
+        return LoadedModel(manifest, backend, batcher, labels, info, alone)
 
     def _load_backend(self, manifest: Manifest, options: BackendOptions) -> Backend:
         try:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -33,10 +32,9 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def make(model: Recorder, **config: int) -> tuple[Batcher, list[BatchStats], ThreadPoolExecutor]:
+def make(model: Recorder, **config: int) -> tuple[Batcher, list[BatchStats]]:
     stats: list[BatchStats] = []
-    pool = ThreadPoolExecutor(1)
-    return Batcher(model, BatchingConfig(**{"instances": 1, **config}), pool, observer=stats.append), stats, pool
+    return Batcher(model, BatchingConfig(**{"instances": 1, **config}), observer=stats.append), stats
 
 
 def rows(*values: float) -> dict[str, np.ndarray]:
@@ -47,7 +45,7 @@ def test_single_request_runs_at_once_and_gets_its_rows() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, stats, _ = make(model, max_batch_size=8, max_queue_delay_us=1_000_000)
+        batcher, stats = make(model, max_batch_size=8, max_queue_delay_us=1_000_000)
         out, timing = await asyncio.wait_for(batcher.submit(rows(1, 2)), 5)
         np.testing.assert_array_equal(out["y"], [[2], [4]])
         assert timing.batch_size == 2
@@ -62,7 +60,7 @@ def test_requests_arriving_while_busy_share_the_next_batch() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, stats, _ = make(model, max_batch_size=4, max_queue_delay_us=0)
+        batcher, stats = make(model, max_batch_size=4, max_queue_delay_us=0)
         model.gate.clear()
         first = asyncio.ensure_future(batcher.submit(rows(0)))
         await asyncio.sleep(0.05)  # the first batch is now running (held by the gate)
@@ -81,7 +79,7 @@ def test_different_shapes_never_share_a_batch() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
+        batcher, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
         model.gate.clear()
         first = asyncio.ensure_future(batcher.submit(rows(0)))
         await asyncio.sleep(0.05)
@@ -100,7 +98,7 @@ def test_full_queue_is_refused_at_once() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=1, max_queue_size=2)
+        batcher, _ = make(model, max_batch_size=1, max_queue_size=2)
         model.gate.clear()
         running = asyncio.ensure_future(batcher.submit(rows(0)))
         await asyncio.sleep(0.05)
@@ -118,7 +116,7 @@ def test_one_bad_request_in_a_batch_fails_alone() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
+        batcher, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
         model.gate.clear()
         first = asyncio.ensure_future(batcher.submit(rows(0)))
         await asyncio.sleep(0.05)
@@ -138,7 +136,7 @@ def test_cancelled_request_is_skipped() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
+        batcher, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
         model.gate.clear()
         first = asyncio.ensure_future(batcher.submit(rows(0)))
         await asyncio.sleep(0.05)
@@ -158,7 +156,7 @@ def test_under_load_a_batch_waits_to_fill() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=4, max_queue_delay_us=300_000)
+        batcher, _ = make(model, max_batch_size=4, max_queue_delay_us=300_000)
         model.gate.clear()
         burst = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (0, 1, 2)]
         await asyncio.sleep(0.05)
@@ -177,7 +175,7 @@ def test_close_drains_then_refuses() -> None:
     model = Recorder()
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=2)
+        batcher, _ = make(model, max_batch_size=2)
         model.gate.clear()
         pending = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, 2, 3)]
         await asyncio.sleep(0.05)
@@ -194,7 +192,7 @@ def test_close_drains_then_refuses() -> None:
 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
-        Batcher(Recorder(), BatchingConfig(max_batch_size=0, instances=1), ThreadPoolExecutor(1))
+        Batcher(Recorder(), BatchingConfig(max_batch_size=0, instances=1))
 
 
 def test_instances_run_batches_side_by_side_and_lone_requests_use_run_alone() -> None:
@@ -203,7 +201,7 @@ def test_instances_run_batches_side_by_side_and_lone_requests_use_run_alone() ->
     async def main() -> None:
         stats: list[BatchStats] = []
         batcher = Batcher(model, BatchingConfig(max_batch_size=2, max_queue_delay_us=0, instances=2),
-                          ThreadPoolExecutor(2), observer=stats.append, run_alone=alone)  # fmt: skip
+                          observer=stats.append, run_alone=alone)  # fmt: skip
         out, _ = await batcher.submit(rows(1))  # the model is idle: the lone request uses run_alone
         assert float(out["y"][0, 0]) == 2 and alone.batches == [1] and model.batches == []
         model.gate.clear()
@@ -236,7 +234,7 @@ def test_prepared_request_runs_prepare_and_model_on_the_worker_thread() -> None:
         raise BadInput("not an image")
 
     async def main() -> None:
-        batcher, _, _ = make(model, max_batch_size=8)
+        batcher, _ = make(model, max_batch_size=8)
         assert batcher.idle
         out, timing = await batcher.submit_prepared(prepare)
         assert float(out["y"][0, 0]) == 10 and timing.prepared and timing.batch_size == 1
