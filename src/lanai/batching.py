@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -60,6 +60,12 @@ class _Item:
     future: asyncio.Future
     enqueued_ns: int
     prepare: Callable[[], dict[str, np.ndarray]] | None = None
+
+
+def _fail(items: Iterable[_Item], error: LanaiError) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(error)
 
 
 def _shape_key(inputs: dict[str, np.ndarray]) -> tuple:
@@ -157,18 +163,14 @@ class Batcher:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.in_flight and (deadline is None or time.monotonic() < deadline):
             await asyncio.sleep(0.005)
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-        for item in self._queue:
-            if not item.future.done():
-                item.future.set_exception(NotReady("the model was unloaded before this request ran."))
+        for task in [self._worker, *self._tasks]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*[t for t in [self._worker, *self._tasks] if t is not None], return_exceptions=True)
+        _fail(self._queue, NotReady("the model was unloaded before this request ran."))
         self._queue.clear()
         for thread in self._threads:
-            thread.shutdown(wait=True)
+            thread.shutdown(wait=False)  # a run still going finishes on its own; nobody waits for it
 
     async def _work(self) -> None:
         while True:
@@ -234,6 +236,9 @@ class Batcher:
             finally:
                 self._free_threads.append(slot)
                 self._free_threads.sort()
+        except asyncio.CancelledError:  # close() gave up waiting for this batch
+            _fail(batch, NotReady("the model was unloaded while this request ran."))
+            raise
         except Exception as exc:
             outputs = None
             error: BaseException = exc

@@ -244,3 +244,21 @@ def test_prepared_request_runs_prepare_and_model_on_the_worker_thread() -> None:
         assert batcher.idle and batcher.in_flight == 0
 
     run(main())
+
+
+def test_close_gives_up_after_its_timeout_and_fails_what_is_left() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher, _ = make(model, max_batch_size=1)
+        model.gate.clear()
+        running = asyncio.ensure_future(batcher.submit(rows(1)))
+        waiting = asyncio.ensure_future(batcher.submit(rows(2)))
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(batcher.close(timeout=0.1), 5)  # the model never finishes by itself
+        for request in (running, waiting):
+            with pytest.raises(NotReady):
+                await request
+        model.gate.set()
+
+    run(main())
