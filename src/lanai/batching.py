@@ -38,8 +38,9 @@ class Timing:
     queue_ns: int
     compute_ns: int
     batch_size: int
-    prepared: bool = False
-    """The compute time includes the request's own preparation (see Batcher.submit_prepared)."""
+    prepare_ns: int = 0
+    """Time the batch spent preparing its requests' inputs (see Batcher.submit_prepared), not in
+    ``compute_ns``."""
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,15 @@ class Batcher:
         return await self._enqueue(inputs, rows, _shape_key(inputs), None)
 
     async def submit_prepared(
-        self, prepare: Callable[[], dict[str, np.ndarray]]
+        self, prepare: Callable[[], dict[str, np.ndarray]], key: object = None
     ) -> tuple[dict[str, np.ndarray], Timing]:
-        """Run ``prepare()`` (one row of inputs) and then the model, in one trip to the worker thread.
+        """Run ``prepare()`` (one row of inputs) on the worker thread, then the model on its batch.
 
-        Meant for a model that is :attr:`idle`: the request skips a thread hand-off (e.g. image decoding
-        on another thread), and its batch holds just this request.
+        The request skips a thread hand-off (e.g. image decoding on a pool of its own), and its inputs
+        are made on the core that runs the model. Prepared requests with the same ``key`` (one whose
+        ``prepare`` makes inputs of the same shapes) may share a batch; without a key, a request runs alone.
         """
-        return await self._enqueue({}, 1, object(), prepare)
+        return await self._enqueue({}, 1, object() if key is None else key, prepare)
 
     async def _enqueue(
         self, inputs: dict[str, np.ndarray], rows: int, key: object, prepare: Callable[[], dict[str, np.ndarray]] | None
@@ -232,7 +234,7 @@ class Batcher:
         try:
             slot = self._free_threads.pop(0)
             try:
-                outputs = await loop.run_in_executor(self._threads[slot], self._compute, run, batch)
+                result = await loop.run_in_executor(self._threads[slot], self._compute, run, batch)
             finally:
                 self._free_threads.append(slot)
                 self._free_threads.sort()
@@ -240,25 +242,30 @@ class Batcher:
             _fail(batch, NotReady("the model was unloaded while this request ran."))
             raise
         except Exception as exc:
-            outputs = None
+            result = None
             error: BaseException = exc
         finally:
             self._running -= len(batch)
             self._batches_running -= 1
             self._wakeup.set()
-        compute_ns = time.perf_counter_ns() - start
         self._under_load = len(batch) > 1 or bool(self._queue)
-        if outputs is None:
+        if result is None:
             self._fail_or_retry(batch, error)
             return
-        self._deliver(batch, outputs, start, compute_ns)
+        outputs, prepare_ns, compute_ns = result
+        self._deliver(batch, outputs, start, prepare_ns, compute_ns)
 
-    def _compute(self, run: RunFn, batch: list[_Item]) -> dict[str, np.ndarray]:
-        """Runs in a worker thread; each thread reuses its own join buffers."""
-        if len(batch) == 1:
-            item = batch[0]
-            return run(item.prepare() if item.prepare is not None else item.inputs)
-        return run({name: self._join([item.inputs[name] for item in batch]) for name in batch[0].inputs})
+    def _compute(self, run: RunFn, batch: list[_Item]) -> tuple[dict[str, np.ndarray], int, int]:
+        """Runs in a worker thread: the outputs, the ns spent preparing inputs and the ns running the model."""
+        start = time.perf_counter_ns()
+        inputs = [item.prepare() if item.prepare is not None else item.inputs for item in batch]
+        if len(inputs) == 1:
+            joined = inputs[0]
+        else:  # each thread reuses its own join buffers
+            joined = {name: self._join([one[name] for one in inputs]) for name in inputs[0]}
+        prepared = time.perf_counter_ns()
+        outputs = run(joined)
+        return outputs, prepared - start, time.perf_counter_ns() - prepared
 
     def _join(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Concatenate into a buffer kept per row shape: fresh large arrays cost page faults every batch."""
@@ -275,14 +282,16 @@ class Batcher:
             buffer = buffers[key] = np.empty((self._config.max_batch_size, *first.shape[1:]), first.dtype)
         return np.concatenate(arrays, out=buffer[:rows])
 
-    def _deliver(self, batch: list[_Item], outputs: dict[str, np.ndarray], start: int, compute_ns: int) -> None:
+    def _deliver(
+        self, batch: list[_Item], outputs: dict[str, np.ndarray], start: int, prepare_ns: int, compute_ns: int
+    ) -> None:
         rows = sum(item.rows for item in batch)
         offset = 0
         for item in batch:
             part = outputs if len(batch) == 1 else {k: v[offset : offset + item.rows] for k, v in outputs.items()}
             offset += item.rows
             if not item.future.done():
-                timing = Timing(start - item.enqueued_ns, compute_ns, rows, item.prepare is not None)
+                timing = Timing(start - item.enqueued_ns, compute_ns, rows, prepare_ns)
                 item.future.set_result((part, timing))
         if self._observer is not None:
             queue_ns = tuple(start - item.enqueued_ns for item in batch)

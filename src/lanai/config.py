@@ -50,8 +50,6 @@ class Settings:
     graph_optimization: str = "all"
     allow_spinning: bool = False
     """Let idle inference threads spin-wait: a little lower latency, but they take CPU from decoding."""
-    decode_threads: int = 0
-    """Threads decoding images; 0: half the cores (inference needs the rest)."""
     max_body_bytes: int = 32 * 2**20
     """Larger request bodies are refused with 413."""
     max_image_pixels: int = DEFAULT_MAX_PIXELS

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -75,7 +74,6 @@ class Host:
         """Models whose active version did not load, with the reason."""
         self.started_at = time.time()
         self.ready = False
-        self._decode_pool = ThreadPoolExecutor(decode_threads(settings), thread_name_prefix="lanai-decode")
         self._swap_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -98,7 +96,6 @@ class Host:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         await asyncio.gather(*(self._unload(m, timeout) for m in list(self.models.values())))
         self.models.clear()
-        self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
     async def load(self, name: str) -> ModelInfo:
         """Load (or reload) the active version of ``name``; the old version serves until the new is ready."""
@@ -238,28 +235,20 @@ class Host:
             decode_ns = time.perf_counter_ns() - began
             return {input_name: tensor}
 
-        if model.batcher.idle:  # decode on the model's own thread: one hand-off instead of two
-            outputs, timing = await model.batcher.submit_prepared(prepare)
-        else:
-            loop = asyncio.get_running_loop()
-            inputs = await loop.run_in_executor(self._decode_pool, prepare)
-            outputs, timing = await model.batcher.submit(inputs)
+        # Images are decoded on the thread that then runs their batch: one hand-off per request, and the
+        # pixels stay in that core's cache (measured: 5–25 % more images/s than a separate decode pool).
+        outputs, timing = await model.batcher.submit_prepared(prepare, key=("image", spec))
         self.metrics.preprocess_seconds.labels(model.name).observe(decode_ns / 1e9)
         predictions = top_k(outputs[model.info.outputs[0].name][0], model.labels, k)
         timing_ms = {
             "preprocess_ms": round(decode_ns / 1e6, 3),
-            "queue_ms": round(timing.queue_ns / 1e6, 3),
-            "compute_ms": round((timing.compute_ns - (decode_ns if timing.prepared else 0)) / 1e6, 3),
+            # waiting for the batch to start, and for the other images of the batch to be decoded
+            "queue_ms": round((timing.queue_ns + timing.prepare_ns - decode_ns) / 1e6, 3),
+            "compute_ms": round(timing.compute_ns / 1e6, 3),
             "batch_size": timing.batch_size,
             "total_ms": round((time.perf_counter_ns() - start) / 1e6, 3),
         }
         return Classification(model.name, model.version, predictions, timing_ms)
-
-
-def decode_threads(settings: Settings) -> int:
-    """Half the cores by default: decoding on every core starves inference, the real bottleneck
-    (measured on 2 cores: one decode thread serves 10–15 % more images per second than two)."""
-    return settings.decode_threads or max(1, (os.cpu_count() or 2) // 2)
 
 
 def _instances(config: BatchingConfig) -> BatchingConfig:

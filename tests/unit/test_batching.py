@@ -237,7 +237,7 @@ def test_prepared_request_runs_prepare_and_model_on_the_worker_thread() -> None:
         batcher, _ = make(model, max_batch_size=8)
         assert batcher.idle
         out, timing = await batcher.submit_prepared(prepare)
-        assert float(out["y"][0, 0]) == 10 and timing.prepared and timing.batch_size == 1
+        assert float(out["y"][0, 0]) == 10 and timing.prepare_ns > 0 and timing.batch_size == 1
         assert seen and seen[0] != main_thread
         with pytest.raises(BadInput):
             await batcher.submit_prepared(failing)
@@ -260,5 +260,35 @@ def test_close_gives_up_after_its_timeout_and_fails_what_is_left() -> None:
             with pytest.raises(NotReady):
                 await request
         model.gate.set()
+
+    run(main())
+
+
+def test_prepared_requests_with_one_key_share_a_batch_and_a_bad_one_fails_alone() -> None:
+    model = Recorder()
+
+    def prepared(value: float):  # noqa: ANN202
+        def prepare() -> dict[str, np.ndarray]:
+            if value < 0:
+                raise BadInput("not an image")
+            return rows(value)
+
+        return prepare
+
+    async def main() -> None:
+        batcher, stats = make(model, max_batch_size=8, max_queue_delay_us=0)
+        model.gate.clear()
+        first = asyncio.ensure_future(batcher.submit_prepared(prepared(0), key="img"))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.submit_prepared(prepared(v), key="img")) for v in (1, -1, 2)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await first
+        assert float((await rest[0])[0]["y"][0, 0]) == 2
+        assert float((await rest[2])[0]["y"][0, 0]) == 4
+        with pytest.raises(BadInput):
+            await rest[1]
+        # The three shared a batch, whose failed preparation sent each back to run alone.
+        assert model.batches == [1, 1, 1]
 
     run(main())

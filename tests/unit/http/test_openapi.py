@@ -40,7 +40,7 @@ def make_host(root: Path, model_files: dict[str, Path] | None = None) -> Host:
             model_files["tiny"], name="tiny", task="classify", labels=model_files["labels"], preprocess=TINY,
             inspect=inspector("onnx"),
         )  # fmt: skip
-    return Host(store, Settings(home=root, intra_op_threads=1, decode_threads=1))
+    return Host(store, Settings(home=root, intra_op_threads=1))
 
 
 Call = tuple[str, str, dict[str, Any]]
