@@ -86,8 +86,8 @@ class Server:
     def __init__(self, home: Path) -> None:
         env = {**os.environ, "LANAI_HOME": str(home)}
         cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0"]
-        ensure = [sys.executable, "-c", "from lanai.bundled import ensure_default_model; from lanai.store import Store; "
-                  f"ensure_default_model(Store({str(home)!r}))"]  # fmt: skip
+        code = f"import lanai.bundled as b, lanai.store as s; b.ensure_default_model(s.Store({str(home)!r}))"
+        ensure = [sys.executable, "-c", code]
         subprocess.run(ensure, check=True, env=env)  # first-run import is not part of start-up time
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
@@ -139,7 +139,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="lanai-bench-"))
     image_path = work / "chelsea.jpg"
     image_path.write_bytes(image)
-    ceilings = {"server settings": Ceiling(image, spinning=False), "onnxruntime defaults": Ceiling(image, spinning=True)}
+    ceilings = {
+        "server settings": Ceiling(image, spinning=False),
+        "onnxruntime defaults": Ceiling(image, spinning=True),
+    }
     server = Server(work / "home")
     time.sleep(1.0)
     idle_rss = server.rss_mb()
@@ -199,7 +202,9 @@ def print_summary(s: dict, levels: list[int]) -> None:
         print(f"  {key:<34} {value:7.1f}")
     for key, value in s["single_ms_by_setting"].items():
         print(f"  single image, {key:<20} {value:7.2f} ms")
-    print(f"ceiling: {s['ceiling_img_s']:.1f} img/s ({s['ceiling_batch']}); single-image latency {s['single_ms']:.2f} ms")
+    print(
+        f"ceiling: {s['ceiling_img_s']:.1f} img/s ({s['ceiling_batch']}); single-image latency {s['single_ms']:.2f} ms"
+    )
     print(f"{'concurrency':>11} {'req/s':>8} {'× ceiling':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for c in levels:
         row = s["server"][c]

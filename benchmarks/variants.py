@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serving import Ceiling, Server, bench, photo
-
 from lanai.bundled import DEFAULT_MODEL, bundled_model_dir
+
+from serving import Ceiling, Server, bench, photo
 
 
 def add_model(home: Path, options: list[str]) -> None:

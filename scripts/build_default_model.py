@@ -136,7 +136,8 @@ def load_photos() -> list[Photo]:
         try:
             pixels = getattr(skimage.data, name)()
         except (ImportError, OSError, ValueError) as error:  # a photo that needs downloading fails offline
-            raise SystemExit(f"scikit-image photo {name!r} did not load ({error}); install scikit-image>=0.22")
+            message = f"scikit-image photo {name!r} did not load ({error}); install scikit-image>=0.22"
+            raise SystemExit(message) from None
         photos.append(Photo(name, to_rgb(np.asarray(pixels))))
     return photos
 

@@ -10,6 +10,7 @@ import pytest
 
 from lanai.config import Settings
 from lanai.host import Host
+
 from support import RunningServer, ServerThread, encode, make_store, photo, write_tiny_classifier
 
 

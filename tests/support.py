@@ -43,7 +43,10 @@ def write_tiny_classifier(path: Path, *, classes: int = 5, fixed_batch: bool = F
     weights = np.random.default_rng(0).standard_normal((3 * 8 * 8, classes)).astype(np.float32)
     batch: int | str = 1 if fixed_batch else "N"
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["input"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], ["logits"])],
+        [
+            helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "W"], ["logits"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],

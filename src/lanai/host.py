@@ -300,13 +300,17 @@ def _validate(info: ModelInfo, request: InferRequest) -> None:
     names = {spec.name for spec in info.outputs}
     for wanted in request.outputs or ():
         if wanted not in names:
-            raise BadInput(f"model {info.name!r} has no output named {wanted!r}.", hint=f"its outputs are {', '.join(names)}.")
+            raise BadInput(
+                f"model {info.name!r} has no output named {wanted!r}.", hint=f"its outputs are {', '.join(names)}."
+            )
 
 
 def _check_tensor(spec: TensorSpec, array: np.ndarray, batch: int | None) -> int:
     datatype = datatype_of(array.dtype)
     if datatype != spec.datatype:
-        raise BadInput(f"input {spec.name!r} is {datatype}, the model takes {spec.datatype}.", hint=f"send {_describe(spec)}.")
+        raise BadInput(
+            f"input {spec.name!r} is {datatype}, the model takes {spec.datatype}.", hint=f"send {_describe(spec)}."
+        )
     shape = array.shape
     if len(shape) != len(spec.shape) or any(w not in (-1, g) for w, g in zip(spec.shape, shape)):
         raise BadInput(

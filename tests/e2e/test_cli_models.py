@@ -22,7 +22,9 @@ def listing(capsys: pytest.CaptureFixture[str], home: Path) -> list[dict]:
     return json.loads(out)
 
 
-def test_add_list_activate_rollback_remove(tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_add_list_activate_rollback_remove(
+    tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     home, tiny, labels = tmp_path / "home", str(model_files["tiny"]), str(model_files["labels"])
     add = ("add", tiny, "--name", "tiny", "--task", "classify", "--labels", labels, "--preprocess", "resize=8,crop=8")
     assert lanai(capsys, home, *add)[0] == 0
@@ -40,7 +42,9 @@ def test_add_list_activate_rollback_remove(tmp_path: Path, model_files: dict[str
 
 
 @pytest.mark.parametrize("name", ["../x", "A B", "", "-lead", "x" * 65])
-def test_bad_names_are_refused_and_store_untouched(tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str], name: str) -> None:
+def test_bad_names_are_refused_and_store_untouched(
+    tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     home = tmp_path / "home"
     code, _, err = lanai(capsys, home, "add", str(model_files["tiny"]), f"--name={name}", "--task", "classify")
     assert code == 1 and "error:" in err and "name" in err.lower()
@@ -48,22 +52,41 @@ def test_bad_names_are_refused_and_store_untouched(tmp_path: Path, model_files: 
     assert not (tmp_path / "x").exists()
 
 
-def test_files_that_are_missing_or_do_not_load(tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_files_that_are_missing_or_do_not_load(
+    tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "home"
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x08\x07not really a protobuf" * 10)
     for args, words in [
         (("add", str(tmp_path / "missing.onnx"), "--name", "m", "--task", "classify"), "missing.onnx"),
-        (("add", str(model_files["tiny"]), "--name", "m", "--task", "classify", "--labels", str(tmp_path / "nol.txt")), "nol.txt"),
+        (
+            (
+                "add",
+                str(model_files["tiny"]),
+                "--name",
+                "m",
+                "--task",
+                "classify",
+                "--labels",
+                str(tmp_path / "nol.txt"),
+            ),
+            "nol.txt",
+        ),
         (("add", str(junk), "--name", "m", "--task", "classify"), "onnxruntime cannot load"),
-        (("add", str(model_files["tiny"]), "--name", "m", "--task", "classify", "--preprocess", "crop=big"), "preprocess"),
+        (
+            ("add", str(model_files["tiny"]), "--name", "m", "--task", "classify", "--preprocess", "crop=big"),
+            "preprocess",
+        ),
     ]:
         code, _, err = lanai(capsys, home, *args)
         assert code == 1 and words in err, err
     assert listing(capsys, home) == []
 
 
-def test_errors_for_unknown_versions(tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_for_unknown_versions(
+    tmp_path: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "home"
     lanai(capsys, home, "add", str(model_files["tiny"]), "--name", "tiny", "--task", "classify")
     assert lanai(capsys, home, "activate", "tiny", "5")[0] == 1

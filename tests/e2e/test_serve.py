@@ -97,9 +97,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(serve: ServeProcess) -
 
     async def main() -> tuple[list[int], int]:
         async with httpx.AsyncClient(base_url=serve.url, timeout=60) as client:
-            calls = [
-                asyncio.ensure_future(client.post("/v1/infer", files={"file": ("a.png", big)})) for _ in range(16)
-            ]
+            calls = [asyncio.ensure_future(client.post("/v1/infer", files={"file": ("a.png", big)})) for _ in range(16)]
             while sum(await asyncio.to_thread(_started, serve.url)) < 16:  # every request has reached the server
                 await asyncio.sleep(0.01)
             in_flight, _ = await asyncio.to_thread(_started, serve.url)

@@ -13,6 +13,7 @@ import pytest
 from lanai.config import Settings
 from lanai.host import Host
 from lanai.store import Store
+
 from support import ServerThread, make_store
 
 
@@ -30,7 +31,9 @@ def test_api_key_guards_everything_but_health(store: Store, photos: dict[str, by
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert client.get("/v2/models/tiny", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/metrics").status_code == 401
-        ok = client.post(classify, files={"file": ("c.jpg", photos["chelsea"])}, headers={"Authorization": "Bearer s3cret"})
+        ok = client.post(
+            classify, files={"file": ("c.jpg", photos["chelsea"])}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert ok.status_code == 200
         assert client.get("/v2/models/tiny", headers={"X-API-Key": "s3cret"}).status_code == 200
         for path in ("/health", "/v2/health/live", "/v2/health/ready"):

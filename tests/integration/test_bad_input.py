@@ -44,7 +44,9 @@ def still_serving(server: RunningServer, photos: dict[str, bytes]) -> None:
         (b'{"inputs": []}', ["not an image"]),
     ],
 )
-def test_non_images_and_corrupt_images(server: RunningServer, photos: dict[str, bytes], content: bytes, words: list[str]) -> None:
+def test_non_images_and_corrupt_images(
+    server: RunningServer, photos: dict[str, bytes], content: bytes, words: list[str]
+) -> None:
     expect_error(server.client.post(CLASSIFY, files={"file": ("x.jpg", content)}), 400, *words)
     expect_error(server.client.post(CLASSIFY, content=content, headers={"Content-Type": "image/jpeg"}), 400, *words)
     still_serving(server, photos)
@@ -116,14 +118,16 @@ GOOD = {"name": "input", "shape": [1, 3, 8, 8], "datatype": "FP32", "data": [0.5
         ([{**GOOD, "datatype": "FLOAT"}], {}, ["datatype"]),
     ],
 )
-def test_wrong_tensors(server: RunningServer, photos: dict[str, bytes], inputs: list[dict], extra: dict, words: list[str]) -> None:
+def test_wrong_tensors(
+    server: RunningServer, photos: dict[str, bytes], inputs: list[dict], extra: dict, words: list[str]
+) -> None:
     expect_error(_infer(server, inputs, **extra), 400, *words)
     still_serving(server, photos)
 
 
 def test_malformed_json_and_binary_headers(server: RunningServer, photos: dict[str, bytes]) -> None:
     c = server.client
-    expect_error(c.post("/v2/models/tiny/infer", content=b"{\"inputs\": [}"), 400, "not valid JSON")
+    expect_error(c.post("/v2/models/tiny/infer", content=b'{"inputs": [}'), 400, "not valid JSON")
     expect_error(c.post("/v2/models/tiny/infer", content=b"\xff\xfe"), 400, "JSON")
     header = b'{"inputs":[{"name":"input","shape":[1,3,8,8],"datatype":"FP32","parameters":{"binary_data_size":768}}]}'
     cases = [

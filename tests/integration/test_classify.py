@@ -15,7 +15,9 @@ def top_label(answer: dict) -> str:
 
 
 def test_chelsea_is_a_cat(server: RunningServer, photos: dict[str, bytes]) -> None:
-    r = server.client.post("/v1/models/efficientnet-lite0/classify", files={"file": ("chelsea.jpg", photos["chelsea"], "image/jpeg")})
+    r = server.client.post(
+        "/v1/models/efficientnet-lite0/classify", files={"file": ("chelsea.jpg", photos["chelsea"], "image/jpeg")}
+    )
     assert r.status_code == 200, r.text
     answer = r.json()
     assert any(word in top_label(answer) for word in CAT_WORDS), answer["predictions"]
@@ -29,7 +31,9 @@ def test_chelsea_is_a_cat(server: RunningServer, photos: dict[str, bytes]) -> No
 
 def test_coffee_is_espresso_or_a_cup_raw_body(server: RunningServer, photos: dict[str, bytes]) -> None:
     r = server.client.post(
-        "/v1/models/efficientnet-lite0/classify?top_k=3", content=photos["coffee"], headers={"Content-Type": "image/jpeg"}
+        "/v1/models/efficientnet-lite0/classify?top_k=3",
+        content=photos["coffee"],
+        headers={"Content-Type": "image/jpeg"},
     )
     assert r.status_code == 200, r.text
     assert any(word in top_label(r.json()) for word in COFFEE_WORDS), r.json()["predictions"]
@@ -37,7 +41,9 @@ def test_coffee_is_espresso_or_a_cup_raw_body(server: RunningServer, photos: dic
 
 
 def test_png_and_versioned_path(server: RunningServer, photos: dict[str, bytes]) -> None:
-    r = server.client.post("/v1/models/efficientnet-lite0/versions/1/classify", files={"file": ("c.png", photos["chelsea.png"])})
+    r = server.client.post(
+        "/v1/models/efficientnet-lite0/versions/1/classify", files={"file": ("c.png", photos["chelsea.png"])}
+    )
     assert r.status_code == 200, r.text
     assert any(word in top_label(r.json()) for word in CAT_WORDS)
 

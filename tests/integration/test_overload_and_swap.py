@@ -13,6 +13,7 @@ from lanai.config import Settings
 from lanai.host import Host
 from lanai.store import Store
 from lanai.types import BatchingConfig
+
 from support import TINY_PREPROCESS, ServerThread, make_store
 
 
@@ -21,7 +22,9 @@ def own_store(tmp_path: Path, model_files: dict[str, Path]) -> Store:
     return make_store(tmp_path / "store", model_files)
 
 
-def test_full_queue_answers_503_with_retry_after(own_store: Store, model_files: dict[str, Path], photos: dict[str, bytes]) -> None:
+def test_full_queue_answers_503_with_retry_after(
+    own_store: Store, model_files: dict[str, Path], photos: dict[str, bytes]
+) -> None:
     own_store.add(
         model_files["tiny"].parent / "tiny.onnx", name="tiny", task="classify", inspect=inspector("onnx"),
         preprocess=TINY_PREPROCESS, batching=BatchingConfig(max_batch_size=1, max_queue_delay_us=0, max_queue_size=1),
@@ -53,7 +56,10 @@ def test_full_queue_answers_503_with_retry_after(own_store: Store, model_files: 
         after = httpx.post(url + "/v1/models/efficientnet-lite0/classify", files={"file": ("c.jpg", photos["chelsea"])})
         assert after.status_code == 200
         metrics = httpx.get(url + "/metrics").text
-        assert 'lanai_requests_total{endpoint="/v1/models/{model}/classify",model="efficientnet-lite0",status="503"}' in metrics
+        assert (
+            'lanai_requests_total{endpoint="/v1/models/{model}/classify",model="efficientnet-lite0",status="503"}'
+            in metrics
+        )
 
 
 def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, model_files: dict[str, Path]) -> None:

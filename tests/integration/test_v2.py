@@ -33,7 +33,10 @@ def test_model_metadata_and_ready(server: RunningServer) -> None:
 
 def test_infer_json(server: RunningServer) -> None:
     x = np.random.default_rng(2).random((3, 3, 8, 8), dtype=np.float32)
-    doc = {"id": "req-1", "inputs": [{"name": "input", "shape": [3, 3, 8, 8], "datatype": "FP32", "data": x.ravel().tolist()}]}
+    doc = {
+        "id": "req-1",
+        "inputs": [{"name": "input", "shape": [3, 3, 8, 8], "datatype": "FP32", "data": x.ravel().tolist()}],
+    }
     r = server.client.post("/v2/models/tiny/infer", json=doc)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -44,8 +47,9 @@ def test_infer_json(server: RunningServer) -> None:
 
 def test_infer_binary_both_ways(server: RunningServer) -> None:
     x = np.random.default_rng(3).random((2, 3, 8, 8), dtype=np.float32)
+    binary = {"binary_data_size": x.nbytes}
     header = json.dumps({
-        "inputs": [{"name": "input", "shape": [2, 3, 8, 8], "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}],
+        "inputs": [{"name": "input", "shape": [2, 3, 8, 8], "datatype": "FP32", "parameters": binary}],
         "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
     }).encode()  # fmt: skip
     r = server.client.post(
@@ -63,10 +67,14 @@ def test_infer_binary_both_ways(server: RunningServer) -> None:
 
 def test_infer_raw_body(server: RunningServer) -> None:
     x = np.random.default_rng(4).random((1, 3, 8, 8), dtype=np.float32)
-    r = server.client.post("/v2/models/tiny-fixed/infer", content=x.tobytes(), headers={"Inference-Header-Content-Length": "0"})
+    r = server.client.post(
+        "/v2/models/tiny-fixed/infer", content=x.tobytes(), headers={"Inference-Header-Content-Length": "0"}
+    )
     assert r.status_code == 200, r.text
     length = int(r.headers["Inference-Header-Content-Length"])
-    np.testing.assert_allclose(np.frombuffer(r.content[length:], dtype=np.float32), tiny_logits(x)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.frombuffer(r.content[length:], dtype=np.float32), tiny_logits(x)[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_fixed_batch_model_takes_a_batch_of_several(server: RunningServer) -> None:

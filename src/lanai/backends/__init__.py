@@ -20,9 +20,7 @@ def backend_class(name: str) -> type[Backend]:
     try:
         target, extra = BACKENDS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown backend {name!r}.", hint=f"use one of: {', '.join(sorted(BACKENDS))}."
-        ) from None
+        raise ConfigError(f"unknown backend {name!r}.", hint=f"use one of: {', '.join(sorted(BACKENDS))}.") from None
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -169,6 +169,7 @@ def _repository_paths() -> Doc:
 
 # -- operations ----------------------------------------------------------------------------------------
 
+
 def _ops_paths() -> Doc:
     health = _json("healthy, or degraded when a model failed to load or none is loaded.", ref("Health"))
     return {

@@ -53,7 +53,11 @@ def parse_infer_request(body: bytes, header_length: int | None) -> tuple[InferRe
         raise BadInput("'parameters' must be an object.")
     request_id = doc.get("id")
     all_binary = bool(parameters.get("binary_data_output", False))
-    return InferRequest(inputs, outputs, None if request_id is None else str(request_id), parameters), binary_outputs, all_binary
+    return (
+        InferRequest(inputs, outputs, None if request_id is None else str(request_id), parameters),
+        binary_outputs,
+        all_binary,
+    )
 
 
 def parse_raw_request(body: bytes, spec: TensorSpec) -> InferRequest:
@@ -158,7 +162,9 @@ def _parse_bytes_tensor(name: str, raw: bytes | memoryview, count: int) -> np.nd
 def _parse_outputs(outputs: Any) -> tuple[list[str] | None, set[str]]:
     if outputs is None:
         return None, set()
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
         raise BadInput("'outputs' must be a list of objects with a 'name'.", hint=_HINT)
     binary = {o["name"] for o in outputs if (o.get("parameters") or {}).get("binary_data")}
     return [o["name"] for o in outputs], binary

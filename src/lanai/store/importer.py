@@ -61,9 +61,7 @@ def read_sources(spec: ModelSpec) -> LabelsFile | None:
     return LabelsFile(data, parse_labels(data, source=str(spec.labels)))
 
 
-def build_manifest(
-    spec: ModelSpec, labels: LabelsFile | None, blobs: Blobs, inspect: Inspect
-) -> Manifest:
+def build_manifest(spec: ModelSpec, labels: LabelsFile | None, blobs: Blobs, inspect: Inspect) -> Manifest:
     """Copy the files into ``blobs``, inspect the model copy, return a manifest with version 0.
 
     The caller publishes it under a real version number. If anything here fails, blobs already
@@ -98,9 +96,7 @@ def _require_file(path: Path, what: str) -> None:
         raise StoreError(f"{what} {path} is not a regular file", hint="give the path of a file")
 
 
-def _inspect(
-    inspect: Inspect, blob: Path, spec: ModelSpec
-) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+def _inspect(inspect: Inspect, blob: Path, spec: ModelSpec) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
     try:
         inputs, outputs = inspect(blob)
     except LanaiError:

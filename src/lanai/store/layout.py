@@ -68,9 +68,7 @@ class Layout:
         self.require_model(name)
         path = self.version_path(name, version) if _is_version(version) else None
         if path is None or not path.is_file():
-            raise VersionNotFound(
-                f"model {name!r} has no version {version!r}", hint=self.versions_hint(name)
-            )
+            raise VersionNotFound(f"model {name!r} has no version {version!r}", hint=self.versions_hint(name))
         return path
 
     def versions_hint(self, name: str) -> str:

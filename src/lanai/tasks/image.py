@@ -51,9 +51,7 @@ def decode_image(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MA
             "the body is not an image lanai can read.", hint=f"send the bytes of a {_FORMATS} file."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadInput(
-            f"the image is corrupt or truncated ({exc}).", hint="send the whole file, unmodified."
-        ) from exc
+        raise BadInput(f"the image is corrupt or truncated ({exc}).", hint="send the whole file, unmodified.") from exc
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

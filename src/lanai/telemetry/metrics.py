@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, disable_created_metrics, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from lanai.batching import BatchStats
@@ -23,34 +23,53 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         r = self.registry
         self.requests = Counter(
-            "lanai_requests", "HTTP requests by model, endpoint and status code.",
-            ["model", "endpoint", "status"], registry=r,
+            "lanai_requests",
+            "HTTP requests by model, endpoint and status code.",
+            ["model", "endpoint", "status"],
+            registry=r,
         )
         self.request_seconds = Histogram(
-            "lanai_request_duration_seconds", "Time from request to response, by model and endpoint.",
-            ["model", "endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
+            "lanai_request_duration_seconds",
+            "Time from request to response, by model and endpoint.",
+            ["model", "endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.in_flight = Gauge("lanai_requests_in_flight", "HTTP requests being handled now.", registry=r)
         self.queue_seconds = Histogram(
-            "lanai_queue_duration_seconds", "Time a request waited in its model's batch queue.",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+            "lanai_queue_duration_seconds",
+            "Time a request waited in its model's batch queue.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.compute_seconds = Histogram(
-            "lanai_compute_duration_seconds", "Time one batch spent running on its backend.",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+            "lanai_compute_duration_seconds",
+            "Time one batch spent running on its backend.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.preprocess_seconds = Histogram(
-            "lanai_preprocess_duration_seconds", "Time spent decoding and preprocessing one image.",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+            "lanai_preprocess_duration_seconds",
+            "Time spent decoding and preprocessing one image.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
-            "lanai_batch_size", "Rows per batch run on the backend.", ["model"], buckets=_BATCH_BUCKETS,
+            "lanai_batch_size",
+            "Rows per batch run on the backend.",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
             registry=r,
         )
         self.queue_depth = Gauge("lanai_queue_depth", "Requests waiting in a model's queue.", ["model"], registry=r)
         self.model_info = Gauge(
-            "lanai_model_info", "Loaded models (value 1), with version, backend and execution provider.",
-            ["model", "version", "backend", "provider"], registry=r,
+            "lanai_model_info",
+            "Loaded models (value 1), with version, backend and execution provider.",
+            ["model", "version", "backend", "provider"],
+            registry=r,
         )
 
     def observe_batch(self, model: str, stats: BatchStats) -> None:

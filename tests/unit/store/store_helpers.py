@@ -29,7 +29,4 @@ def snapshot(directory: Path) -> dict[str, bytes | None]:
     """Every path under ``directory`` with its bytes (None for directories)."""
     if not directory.exists():
         return {}
-    return {
-        str(p.relative_to(directory)): None if p.is_dir() else p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-    }
+    return {str(p.relative_to(directory)): None if p.is_dir() else p.read_bytes() for p in sorted(directory.rglob("*"))}

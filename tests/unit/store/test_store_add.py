@@ -40,9 +40,7 @@ def test_add_then_list_and_manifest_round_trip(
     assert added.files["labels"].filename == labels.name
 
 
-def test_list_is_sorted_and_skips_stray_entries(
-    store: Store, make_model: MakeModel, inspect: InspectFn
-) -> None:
+def test_list_is_sorted_and_skips_stray_entries(store: Store, make_model: MakeModel, inspect: InspectFn) -> None:
     for name in ("zeta", "alpha", "mid"):
         store.add(make_model(), name=name, task="classify", inspect=inspect)
     (store.root / "models" / "Not A Model").mkdir()
@@ -179,9 +177,7 @@ def test_a_version_published_but_never_activated_is_handled(
     assert store.active("m") == 2
 
 
-def test_file_path_of_an_unknown_role_lists_the_roles(
-    store: Store, make_model: MakeModel, inspect: InspectFn
-) -> None:
+def test_file_path_of_an_unknown_role_lists_the_roles(store: Store, make_model: MakeModel, inspect: InspectFn) -> None:
     manifest = store.add(make_model(), name="m", task="classify", inspect=inspect)
     with pytest.raises(StoreError, match="has no 'labels' file") as info:
         store.file_path(manifest, "labels")

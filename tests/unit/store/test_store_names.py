@@ -9,9 +9,7 @@ from lanai.errors import BadInput, InvalidName, StoreError
 from lanai.store import Store, validate_name
 
 
-@pytest.mark.parametrize(
-    "name", ["a", "0", "mobilenet-v3", "resnet50.int8", "x_y", "a..b", "a" * 64, "9-lives"]
-)
+@pytest.mark.parametrize("name", ["a", "0", "mobilenet-v3", "resnet50.int8", "x_y", "a..b", "a" * 64, "9-lives"])
 def test_good_names_pass(name: str) -> None:
     assert validate_name(name) == name
 

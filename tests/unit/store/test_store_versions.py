@@ -66,9 +66,7 @@ def store_add(store: Store, make_model: MakeModel, inspect: InspectFn, salt: str
     return store.add(make_model(salt=salt), name="m", task="classify", inspect=inspect)
 
 
-def test_remove_a_version_never_reuses_its_number(
-    three: Store, make_model: MakeModel, inspect: InspectFn
-) -> None:
+def test_remove_a_version_never_reuses_its_number(three: Store, make_model: MakeModel, inspect: InspectFn) -> None:
     blobs = blob_count(three)
     three.remove("m", 3)
     assert three.versions("m") == [1, 2]
@@ -86,9 +84,7 @@ def test_the_active_version_cannot_be_removed(three: Store) -> None:
     assert three.versions("m") == [1, 2, 3]
 
 
-def test_remove_whole_model_deletes_it_and_its_blobs(
-    three: Store, make_model: MakeModel, inspect: InspectFn
-) -> None:
+def test_remove_whole_model_deletes_it_and_its_blobs(three: Store, make_model: MakeModel, inspect: InspectFn) -> None:
     three.add(make_model(salt="keep"), name="other", task="detect", inspect=inspect)
     three.remove("m")
     assert [s.name for s in three.list()] == ["other"]
@@ -138,9 +134,7 @@ def test_gc_without_flock_only_collects_old_blobs(three: Store, monkeypatch: pyt
     assert three.gc() == 1
 
 
-def test_gc_waits_for_an_import_in_progress(
-    store: Store, make_model: MakeModel, inspect: InspectFn
-) -> None:
+def test_gc_waits_for_an_import_in_progress(store: Store, make_model: MakeModel, inspect: InspectFn) -> None:
     results: list[int] = []
     gc_thread = threading.Thread(target=lambda: results.append(store.gc()))
 
