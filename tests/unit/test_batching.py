@@ -41,6 +41,18 @@ def rows(*values: float) -> dict[str, np.ndarray]:
     return {"x": np.array([[v] for v in values], dtype=np.float32)}
 
 
+async def behind_a_held_batch(
+    batcher: Batcher, model: Recorder, *waiting: dict[str, np.ndarray]
+) -> tuple[asyncio.Future, list[asyncio.Future]]:
+    """Hold the model, start one batch (rows(0)) that blocks on it, then queue ``waiting`` behind it."""
+    model.gate.clear()
+    running = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)  # the first batch is now running, held by the gate
+    queued = [asyncio.ensure_future(batcher.submit(inputs)) for inputs in waiting]
+    await asyncio.sleep(0.05)
+    return running, queued
+
+
 def test_single_request_runs_at_once_and_gets_its_rows() -> None:
     model = Recorder()
 
@@ -61,11 +73,7 @@ def test_requests_arriving_while_busy_share_the_next_batch() -> None:
 
     async def main() -> None:
         batcher, stats = make(model, max_batch_size=4, max_queue_delay_us=0)
-        model.gate.clear()
-        first = asyncio.ensure_future(batcher.submit(rows(0)))
-        await asyncio.sleep(0.05)  # the first batch is now running (held by the gate)
-        rest = [asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, 2, 3, 4, 5)]
-        await asyncio.sleep(0.05)
+        first, rest = await behind_a_held_batch(batcher, model, *(rows(v) for v in (1, 2, 3, 4, 5)))
         model.gate.set()
         results = await asyncio.gather(first, *rest)
         assert [float(out["y"][0, 0]) for out, _ in results] == [0, 2, 4, 6, 8, 10]
@@ -80,12 +88,8 @@ def test_different_shapes_never_share_a_batch() -> None:
 
     async def main() -> None:
         batcher, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
-        model.gate.clear()
-        first = asyncio.ensure_future(batcher.submit(rows(0)))
-        await asyncio.sleep(0.05)
         wide = {"x": np.ones((1, 3), dtype=np.float32)}
-        others = [asyncio.ensure_future(batcher.submit(r)) for r in (rows(1), wide, rows(2))]
-        await asyncio.sleep(0.05)
+        first, others = await behind_a_held_batch(batcher, model, rows(1), wide, rows(2))
         model.gate.set()
         results = await asyncio.gather(first, *others)
         np.testing.assert_array_equal(results[2][0]["y"], [[2, 2, 2]])
@@ -117,11 +121,7 @@ def test_one_bad_request_in_a_batch_fails_alone() -> None:
 
     async def main() -> None:
         batcher, _ = make(model, max_batch_size=8, max_queue_delay_us=0)
-        model.gate.clear()
-        first = asyncio.ensure_future(batcher.submit(rows(0)))
-        await asyncio.sleep(0.05)
-        good1, bad, good2 = (asyncio.ensure_future(batcher.submit(rows(v))) for v in (1, -1, 2))
-        await asyncio.sleep(0.05)
+        first, (good1, bad, good2) = await behind_a_held_batch(batcher, model, rows(1), rows(-1), rows(2))
         model.gate.set()
         await first
         assert float((await good1)[0]["y"][0, 0]) == 2
