@@ -206,18 +206,22 @@ class Batcher:
             timer.cancel()
 
     def _take_batch(self) -> list[_Item]:
-        """The oldest live request plus later ones of the same shape, up to ``max_batch_size`` rows."""
+        """The oldest live request plus later ones of the same shape, up to ``max_batch_size`` rows, and
+        no more than a fair share of the queue when other instances are free to take the rest."""
         while self._queue and self._queue[0].future.done():  # its client went away
             self._queue.popleft()
         if not self._queue:
             return []
+        free = self._config.instances - self._batches_running
+        queued = sum(item.rows for item in self._queue)
+        limit = min(self._config.max_batch_size, max(1, -(-queued // free)))
         first = self._queue.popleft()
         batch, rows, skipped = [first], first.rows, []
-        while self._queue and rows < self._config.max_batch_size:
+        while self._queue and rows < limit:
             item = self._queue.popleft()
             if item.future.done():
                 continue
-            if item.key != first.key or rows + item.rows > self._config.max_batch_size:
+            if item.key != first.key or rows + item.rows > limit:
                 skipped.append(item)
                 continue
             batch.append(item)

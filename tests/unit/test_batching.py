@@ -292,3 +292,19 @@ def test_prepared_requests_with_one_key_share_a_batch_and_a_bad_one_fails_alone(
         assert model.batches == [1, 1, 1]
 
     run(main())
+
+
+def test_free_instances_share_the_queue() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher = Batcher(model, BatchingConfig(max_batch_size=8, max_queue_delay_us=0, instances=2))
+        model.gate.clear()
+        requests = [asyncio.ensure_future(batcher.submit(rows(v))) for v in range(6)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        await asyncio.gather(*requests)
+        # Both instances were free: six queued requests became two batches of three, not one of six.
+        assert sorted(model.batches) == [3, 3]
+
+    run(main())
