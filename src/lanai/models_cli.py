@@ -36,18 +36,19 @@ def _apply(spec: ImagePreprocess, key: str, value: str) -> ImagePreprocess:
         number = int(value)
         if number < 1:
             raise ValueError(value)
-        return replace(spec, **{key: number})
+        return replace(spec, resize=number) if key == "resize" else replace(spec, crop=number)
     if key in ("mean", "std"):
         numbers = [float(v) for v in value.split(":")]
         if len(numbers) == 1:
             numbers *= 3
         if len(numbers) != 3 or (key == "std" and min(numbers) <= 0):
             raise ValueError(value)
-        return replace(spec, **{key: tuple(numbers)})
+        triple = (numbers[0], numbers[1], numbers[2])
+        return replace(spec, mean=triple) if key == "mean" else replace(spec, std=triple)
     if key == "layout" and value.upper() in ("NCHW", "NHWC"):
-        return replace(spec, layout=value.upper())
+        return replace(spec, layout="NCHW" if value.upper() == "NCHW" else "NHWC")
     if key == "dtype" and value in ("float32", "uint8"):
-        return replace(spec, dtype=value)
+        return replace(spec, dtype="float32" if value == "float32" else "uint8")
     raise BadInput(f"unknown --preprocess setting {key}={value!r}.", hint=_PREPROCESS_HINT)
 
 

@@ -87,7 +87,7 @@ async def infer(request: Request) -> Response:
     if header_length == 0:
         if len(model.info.inputs) != 1:
             raise BadInput(f"model {model.name!r} has {len(model.info.inputs)} inputs; a raw body can feed only one.")
-        infer_request, binary, all_binary = parse_raw_request(body, model.info.inputs[0]), set(), True
+        infer_request, binary, all_binary = parse_raw_request(body, model.info.inputs[0]), set[str](), True
     else:
         infer_request, binary, all_binary = parse_infer_request(body, header_length)
     response, _ = await host.infer(model.name, infer_request, model.version)
