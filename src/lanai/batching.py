@@ -63,7 +63,7 @@ class _Item:
     prepare: Callable[[], dict[str, np.ndarray]] | None = None
 
 
-def _fail(items: Iterable[_Item], error: LanaiError) -> None:
+def _fail(items: Iterable[_Item], error: BaseException) -> None:
     for item in items:
         if not item.future.done():
             item.future.set_exception(error)
@@ -276,11 +276,11 @@ class Batcher:
         first = arrays[0]
         rows = sum(len(a) for a in arrays)
         key = (first.shape[1:], first.dtype.str)
+        if first.dtype == object or rows > self._config.max_batch_size:
+            return np.concatenate(arrays)
         buffers: dict[tuple, np.ndarray] = self._local.__dict__.setdefault("buffers", {})
         buffer = buffers.get(key)
-        if buffer is None or len(buffer) < rows or first.dtype == object:
-            if first.dtype == object or rows > self._config.max_batch_size:
-                return np.concatenate(arrays)
+        if buffer is None:
             if len(buffers) >= _MAX_BUFFERS:  # inputs of many shapes: keep only recent ones
                 buffers.clear()
             buffer = buffers[key] = np.empty((self._config.max_batch_size, *first.shape[1:]), first.dtype)
@@ -307,8 +307,7 @@ class Batcher:
         if len(batch) == 1:
             if not isinstance(error, LanaiError):
                 log.error("model run failed", exc_info=error)
-            if not batch[0].future.done():
-                batch[0].future.set_exception(error)
+            _fail(batch, error)
             return
         for item in batch:
             item.key = object()  # shares a batch with nothing

@@ -175,8 +175,7 @@ class Host:
 
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The loaded model ``name``; with ``version``, only if that is the version loaded."""
-        if not self.ready and not self.models:
-            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
+        self._check_ready()
         model = self.models.get(name)
         if model is None:
             raise self._not_found(name)
@@ -187,6 +186,10 @@ class Host:
             )
         return model
 
+    def _check_ready(self) -> None:
+        if not self.ready and not self.models:
+            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
+
     def _not_found(self, name: str) -> ModelNotFound:
         if name in self.failed:
             return ModelNotFound(f"model {name!r} failed to load: {self.failed[name]}")
@@ -195,8 +198,7 @@ class Host:
 
     def default_model(self) -> LoadedModel:
         """The model that /v1/infer and /predict use."""
-        if not self.ready and not self.models:
-            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
+        self._check_ready()
         name = self.settings.default_model
         if name:
             return self.get(name)

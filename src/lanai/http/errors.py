@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lanai.errors import (
-    BadInput,
     LanaiError,
     ModelNotFound,
     NotReady,
@@ -30,9 +29,7 @@ def status_of(exc: LanaiError) -> int:
         return 404
     if isinstance(exc, (Overloaded, NotReady)):
         return 503
-    if isinstance(exc, BadInput):
-        return 400
-    return 400
+    return 400  # BadInput, and the store, load and configuration errors a request can trigger
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
