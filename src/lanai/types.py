@@ -114,8 +114,9 @@ class BatchingConfig:
     a request that arrives while the model is idle runs at once. ``max_queue_size`` bounds the requests
     waiting; past it, new requests are refused (Overloaded) instead of growing memory. ``instances``
     batches may run at once, each on its own thread, the runtime's threads divided among them; 0 means
-    two on a machine with several cores (one-thread runs waste less than a run split across cores, so
-    two of them side by side serve more), else one.
+    one more than the cores (at most 5) on a machine with several cores, else one: one-thread runs
+    waste less than a run split across cores, and the extra one keeps the cores busy while another
+    waits for Python's GIL.
     """
 
     max_batch_size: int = 8
