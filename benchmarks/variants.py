@@ -1,10 +1,13 @@
-"""Compare server configurations side by side, interleaved, against the in-process ceiling.
+"""Compare server configurations side by side, in short alternating windows, against the in-process ceiling.
 
 Each variant is a name, the `lanai models add` options for the bundled model, and optional LANAI_*
-environment settings; every round measures the ceiling, then each variant's fresh server at concurrency
-1, 16 and 64. On a noisy machine only such interleaved comparisons mean anything.
+environment settings. Every variant's server starts once and stays up; each round then measures the
+ceiling and every variant (in alternating order) for a few seconds at each concurrency. On a noisy shared
+machine only such fine-grained, paired comparisons mean anything: the script prints each variant's
+median ratio to the first variant and to the ceiling over the rounds, and how many cores the server kept
+busy (its CPU time over the window), which shows idle cores that throughput alone hides.
 
-    python benchmarks/variants.py --rounds 3 \\
+    python benchmarks/variants.py --rounds 8 \\
         --variant base= \\
         --variant one-instance="--instances 1" \\
         --variant no-delay="--max-queue-delay-us 0" --env no-delay:LANAI_INTRA_OP_THREADS=2
@@ -13,16 +16,28 @@ environment settings; every round measures the ceiling, then each variant's fres
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from lanai.bundled import DEFAULT_MODEL, bundled_model_dir
 
-from serving import Ceiling, Server, bench, photo
+from serving import Ceiling, Server, photo
+
+
+@dataclass
+class Window:
+    throughput: float
+    busy_cores: float
+    p50_ms: float
 
 
 def add_model(home: Path, options: list[str]) -> None:
@@ -33,48 +48,80 @@ def add_model(home: Path, options: list[str]) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
 
 
+def start(home: Path, options: list[str], env: dict[str, str]) -> Server:
+    add_model(home, options)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return Server(home)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def window(server: Server, image_path: Path, concurrency: int, seconds: float) -> Window:
+    cmd = [sys.executable, "-m", "lanai.cli", "bench", server.url, "--model", DEFAULT_MODEL,
+           "--image", str(image_path), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0", "--json"]  # fmt: skip
+    process = psutil.Process(server.proc.pid)
+    before = sum(process.cpu_times()[:2])
+    result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    busy = (sum(process.cpu_times()[:2]) - before) / result["duration_s"]
+    return Window(result["throughput_rps"], busy, result["latency_ms"]["p50"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", required=True, help='NAME="models add options"')
     parser.add_argument("--env", action="append", default=[], help="NAME:LANAI_SETTING=value")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per window")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16])
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lanai-variants-"))
     image = photo()
     image_path = work / "chelsea.jpg"
     image_path.write_bytes(image)
-    variants: dict[str, dict[str, str]] = {}
-    for spec in args.variant:
-        name, _, options = spec.partition("=")
-        add_model(work / name, shlex.split(options))
-        variants[name] = {}
+    options = {name: shlex.split(rest) for name, _, rest in (v.partition("=") for v in args.variant)}
+    envs: dict[str, dict[str, str]] = {name: {} for name in options}
     for spec in args.env:
         name, _, setting = spec.partition(":")
         key, _, value = setting.partition("=")
-        variants[name][key] = value
+        envs[name][key] = value
 
+    servers = {name: start(work / name, options[name], envs[name]) for name in options}
     ceiling = Ceiling(image, spinning=True)
-    for r in range(args.rounds):
-        best = max(ceiling.throughput(size, args.duration / 2) for size in (8, 16))
-        print(f"round {r + 1}: ceiling {best:.1f} img/s, single {ceiling.latency_ms(200):.2f} ms", flush=True)
-        for name, env in variants.items():
-            saved = dict(os.environ)
-            os.environ.update(env)
-            try:
-                server = Server(work / name)
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
-            try:
-                runs = {c: bench(server.url, image_path, c, args.duration) for c in (1, 16, 64)}
-            finally:
-                server.stop()
-            print(f"  {name:<16} c1 p50 {runs[1]['latency_ms']['p50']:6.2f} ms"
-                  f"  c16 {runs[16]['throughput_rps']:6.1f}/s ({runs[16]['throughput_rps'] / best:.2f}×)"
-                  f"  c64 {runs[64]['throughput_rps']:6.1f}/s ({runs[64]['throughput_rps'] / best:.2f}×)",
-                  flush=True)  # fmt: skip
+    results: dict[tuple[str, int], list[Window]] = {}
+    ceilings: list[float] = []
+    try:
+        for server in servers.values():  # warm-up
+            window(server, image_path, max(args.concurrency), 1.0)
+        for r in range(args.rounds):
+            ceilings.append(max(ceiling.throughput(size, args.duration / 2) for size in (8, 16)))
+            order = list(servers) if r % 2 == 0 else list(servers)[::-1]
+            line = [f"round {r + 1}: ceiling {ceilings[-1]:6.1f}/s"]
+            for c in args.concurrency:
+                for name in order:
+                    w = window(servers[name], image_path, c, args.duration)
+                    results.setdefault((name, c), []).append(w)
+                    line.append(f"{name} c{c} {w.throughput:6.1f}/s {w.busy_cores:.2f} cores")
+            print("  ".join(line), flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    first = next(iter(servers))
+    print(f"\nmedians over {args.rounds} rounds ({args.duration:g} s windows); ceiling {statistics.median(ceilings):.1f}/s")
+    for c in args.concurrency:
+        for name in servers:
+            runs = results[(name, c)]
+            vs_first = [w.throughput / b.throughput for w, b in zip(runs, results[(first, c)])]
+            vs_ceiling = [w.throughput / x for w, x in zip(runs, ceilings)]
+            print(f"  c{c:<3} {name:<16} {statistics.median(w.throughput for w in runs):6.1f}/s"
+                  f"  {statistics.median(vs_ceiling):.2f}× ceiling"
+                  f"  {statistics.median(vs_first):.3f}× {first} ({min(vs_first):.2f}–{max(vs_first):.2f})"
+                  f"  busy {statistics.median(w.busy_cores for w in runs):.2f} cores"
+                  f"  p50 {statistics.median(w.p50_ms for w in runs):.1f} ms")  # fmt: skip
     return 0
 
 

@@ -14,11 +14,12 @@ from lanai.types import BatchingConfig, ImagePreprocess
 
 __all__ = ["run_models_command", "parse_preprocess"]
 
-_PREPROCESS_HINT = "e.g. --preprocess resize=256,crop=224,mean=127,std=128,layout=NCHW,dtype=float32"
+_PREPROCESS_HINT = "e.g. --preprocess resize=256,crop=224,mean=127,std=128,layout=NCHW,dtype=float32,color=RGB"
 
 
 def parse_preprocess(text: str) -> ImagePreprocess:
-    """``resize=256,crop=224,mean=123.7:116.3:103.5,std=58.4:57.1:57.4,layout=NCHW,dtype=float32``."""
+    """``resize=256,crop=224,mean=123.7:116.3:103.5,std=58.4:57.1:57.4,layout=NCHW,dtype=float32,color=RGB``
+    (``color=L``: one grey channel)."""
     spec = ImagePreprocess()
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
@@ -47,6 +48,8 @@ def _apply(spec: ImagePreprocess, key: str, value: str) -> ImagePreprocess:
         return replace(spec, mean=triple) if key == "mean" else replace(spec, std=triple)
     if key == "layout" and value.upper() in ("NCHW", "NHWC"):
         return replace(spec, layout="NCHW" if value.upper() == "NCHW" else "NHWC")
+    if key == "color" and value.upper() in ("RGB", "L"):
+        return replace(spec, color="RGB" if value.upper() == "RGB" else "L")
     if key == "dtype" and value in ("float32", "uint8"):
         return replace(spec, dtype="float32" if value == "float32" else "uint8")
     raise BadInput(f"unknown --preprocess setting {key}={value!r}.", hint=_PREPROCESS_HINT)

@@ -72,8 +72,9 @@ class TensorSpec:
 class ImagePreprocess:
     """How an encoded image becomes a model input tensor.
 
-    The image is decoded to RGB, its shorter side resized to ``resize``, centre-cropped to
-    ``crop`` × ``crop``, then each channel becomes ``(x - mean) / std`` in ``dtype`` with ``layout``.
+    The image is decoded to ``color`` (``RGB``, or ``L`` for one grey channel), its shorter side resized
+    to ``resize``, centre-cropped to ``crop`` × ``crop``, then each channel becomes ``(x - mean) / std``
+    in ``dtype`` with ``layout``. A grey image uses the first value of ``mean`` and ``std``.
     """
 
     resize: int = 256
@@ -82,6 +83,11 @@ class ImagePreprocess:
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     dtype: Literal["float32", "uint8"] = "float32"
+    color: Literal["RGB", "L"] = "RGB"
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "L" else 3
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +97,7 @@ class ImagePreprocess:
             "std": list(self.std),
             "layout": self.layout,
             "dtype": self.dtype,
+            "color": self.color,
         }
 
     @classmethod
@@ -103,6 +110,7 @@ class ImagePreprocess:
             std=tuple(float(v) for v in data.get("std", default.std)),  # type: ignore[arg-type]
             layout=data.get("layout", default.layout),
             dtype=data.get("dtype", default.dtype),
+            color=data.get("color", default.color),
         )
 
 

@@ -23,8 +23,11 @@ _ORIENTATION = 0x0112
 _FORMATS = "JPEG, PNG, WebP, BMP, GIF or TIFF"
 
 
-def decode_image(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode ``data`` to an upright RGB image whose shorter side is still at least ``min_side``.
+def decode_image(
+    data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS, color: str = "RGB"
+) -> Image.Image:
+    """Decode ``data`` to an upright image in ``color`` (``RGB`` or ``L``) whose shorter side is still
+    at least ``min_side``.
 
     Raises BadInput for bytes that are not a readable image and PayloadTooLarge for an image of more
     than ``max_pixels`` pixels (checked from the header, before decoding: decompression bombs).
@@ -37,10 +40,10 @@ def decode_image(data: bytes, *, min_side: int = 0, max_pixels: int = DEFAULT_MA
             img = Image.open(io.BytesIO(data))
         _check_pixels(img.size, max_pixels)
         if img.format == "JPEG" and min_side:
-            img.draft("RGB", _draft_size(img.size, min_side))
+            img.draft(color, _draft_size(img.size, min_side))
         img.load()
         img = _upright(img)
-        return img if img.mode == "RGB" else img.convert("RGB")
+        return img if img.mode == color else img.convert(color)
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(
             f"the image is over the {max_pixels / 1e6:.1f} megapixel limit ({exc}).",
@@ -83,7 +86,8 @@ def _upright(img: Image.Image) -> Image.Image:
 def preprocess(img: Image.Image, spec: ImagePreprocess) -> np.ndarray:
     """Resize the shorter side to ``spec.resize``, centre-crop ``spec.crop``, normalise, lay out.
 
-    Returns one image without the batch axis: [3, crop, crop] for NCHW, [crop, crop, 3] for NHWC.
+    Returns one image without the batch axis: [C, crop, crop] for NCHW, [crop, crop, C] for NHWC, where
+    C is 3 for RGB and 1 for grey.
     Resize and crop happen in one resampling of just the source region that the crop keeps.
     """
     width, height = img.size
@@ -92,19 +96,22 @@ def preprocess(img: Image.Image, spec: ImagePreprocess) -> np.ndarray:
     left, top = (width - side) / 2, (height - side) / 2
     box = (max(0.0, left), max(0.0, top), min(width, left + side), min(height, top + side))
     pixels = np.asarray(img.resize((spec.crop, spec.crop), Image.Resampling.BILINEAR, box=box))
+    if pixels.ndim == 2:  # grey
+        pixels = pixels[:, :, np.newaxis]
     if spec.layout == "NCHW":
         pixels = pixels.transpose(2, 0, 1)
     if spec.dtype == "uint8":
         return np.ascontiguousarray(pixels)
     # One float array, written in place: fresh large arrays cost page faults, so make only one.
-    shape = (3, 1, 1) if spec.layout == "NCHW" else (1, 1, 3)
-    mean = np.asarray(spec.mean, dtype=np.float32).reshape(shape)
+    channels = spec.channels
+    shape = (channels, 1, 1) if spec.layout == "NCHW" else (1, 1, channels)
+    mean = np.asarray(spec.mean[:channels], dtype=np.float32).reshape(shape)
     tensor = np.subtract(pixels, mean, dtype=np.float32, order="C")
-    tensor *= (1.0 / np.asarray(spec.std, dtype=np.float32)).reshape(shape)
+    tensor *= (1.0 / np.asarray(spec.std[:channels], dtype=np.float32)).reshape(shape)
     return tensor
 
 
 def image_to_tensor(data: bytes, spec: ImagePreprocess, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode and preprocess; the result has a batch axis of 1."""
-    img = decode_image(data, min_side=spec.resize, max_pixels=max_pixels)
+    img = decode_image(data, min_side=spec.resize, max_pixels=max_pixels, color=spec.color)
     return preprocess(img, spec)[np.newaxis]

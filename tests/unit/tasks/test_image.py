@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,6 +33,15 @@ def test_shape_layout_and_normalisation() -> None:
     np.testing.assert_allclose(tensor[0, :, 5, 5], [1.0, 0.0, -127 / 128], atol=1e-6)
     nhwc = image_to_tensor(encode(Image.new("RGB", (64, 48)), "PNG"), ImagePreprocess(layout="NHWC", dtype="uint8"))
     assert nhwc.shape == (1, 224, 224, 3) and nhwc.dtype == np.uint8
+
+
+def test_grey_models_get_one_channel_from_any_image() -> None:
+    spec = ImagePreprocess(resize=8, crop=8, mean=(10.0,) * 3, std=(2.0,) * 3, color="L")
+    for layout, shape in (("NCHW", (1, 1, 8, 8)), ("NHWC", (1, 8, 8, 1))):
+        colour = image_to_tensor(encode(Image.new("RGB", (16, 16), (90, 90, 90)), "PNG"), replace(spec, layout=layout))
+        assert colour.shape == shape
+        np.testing.assert_allclose(colour, (90 - 10) / 2)
+    assert ImagePreprocess.from_dict(spec.to_dict()) == spec
 
 
 def test_centre_crop_matches_resize_then_crop() -> None:
