@@ -78,6 +78,17 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_bench)
 
 
+def _optimize_parser(sub: argparse._SubParsersAction) -> None:
+    try:
+        from lanai.optimize.cli import add_parser
+    except ImportError as exc:  # onnx is missing: say how to get it when the command is used
+        missing = exc.name or "onnx"
+        p = sub.add_parser("optimize", help="make a trained model smaller and faster (needs lanai[optimize])")
+        p.set_defaults(run=lambda args: _missing_extra(missing))
+        return
+    add_parser(sub).set_defaults(run=_optimize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lanai", description="A private, fast model server for your LAN.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -85,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _models_parser(sub)
     _bench_parser(sub)
+    _optimize_parser(sub)
     return parser
 
 
@@ -114,6 +126,17 @@ def _bench(args: argparse.Namespace) -> int:
     from lanai.bench.cli import run_bench_command
 
     return run_bench_command(args)
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from lanai.optimize.cli import run_optimize_command
+
+    return run_optimize_command(args)
+
+
+def _missing_extra(module: str) -> int:
+    print(f"error: lanai optimize needs {module}: pip install 'lanai[optimize]'", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

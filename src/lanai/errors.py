@@ -19,6 +19,7 @@ __all__ = [
     "InvalidName",
     "ConfigError",
     "BackendUnavailable",
+    "OptimizeError",
 ]
 
 
@@ -82,3 +83,11 @@ class ConfigError(LanaiError):
 
 class BackendUnavailable(LanaiError):
     """The backend a model needs is not installed (an extra is missing)."""
+
+
+class OptimizeError(LanaiError):
+    """A step of ``lanai optimize`` could not run, or lost more accuracy than allowed."""
+
+    def __init__(self, step: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{step}: {message}", hint=hint)
+        self.step = step

@@ -80,7 +80,7 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         batching=batching,
         provenance={"source_file": str(args.file.resolve())},
         inspect=inspector(args.backend),
-        activate=args.activate,
+        activate=True if args.activate else None,
     )
     active = store.active(manifest.name)
     state = "active" if active == manifest.version else f"not active (active: {active})"
@@ -104,8 +104,12 @@ def _list(store: Store, as_json: bool) -> int:
     return 0
 
 
-def _show(manifest: Manifest) -> int:
+def _show(store: Store, manifest: Manifest) -> int:
+    """The manifest, then the optimisation report attached to the version, if there is one."""
     sys.stdout.write(manifest.to_toml())
+    if "report_md" in manifest.files:
+        report = store.file_path(manifest, "report_md").read_text(encoding="utf-8")
+        sys.stdout.write("\n" + report)
     return 0
 
 
@@ -117,7 +121,7 @@ def run_models_command(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list(store, args.json)
     if args.action == "show":
-        return _show(store.manifest(args.name, args.version))
+        return _show(store, store.manifest(args.name, args.version))
     if args.action == "activate":
         store.activate(args.name, args.version)
         print(f"{args.name}: version {args.version} is active (a running server picks it up on load)")

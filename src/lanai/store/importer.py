@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from lanai.store.manifest import FileRef, Manifest
 from lanai.types import BatchingConfig, ImagePreprocess, TensorSpec
 
 __all__ = ["Inspect", "ModelSpec", "LabelsFile", "read_sources", "build_manifest"]
+
+_RESERVED_ROLES = ("model", "labels")
 
 # The caller's hook: load the model file at this path on its backend, return (inputs, outputs).
 Inspect = Callable[[Path], tuple[Sequence[TensorSpec], Sequence[TensorSpec]]]
@@ -33,6 +35,8 @@ class ModelSpec:
     batching: BatchingConfig
     backend_options: dict[str, Any]
     provenance: dict[str, Any]
+    attachments: dict[str, Path] = field(default_factory=dict)
+    """More files to keep with the version, by role."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,10 @@ def read_sources(spec: ModelSpec) -> LabelsFile | None:
     if not spec.task:
         raise StoreError("a model needs a task", hint="pass task='classify' (or another task name)")
     _require_file(spec.path, "model file")
+    for role, path in spec.attachments.items():
+        if role in _RESERVED_ROLES:
+            raise StoreError(f"attachment role {role!r} is reserved", hint="name it after what it holds, e.g. report")
+        _require_file(path, f"{role} file")
     if spec.labels is None:
         return None
     _require_file(spec.labels, "labels file")
@@ -73,6 +81,8 @@ def build_manifest(spec: ModelSpec, labels: LabelsFile | None, blobs: Blobs, ins
     if labels is not None and spec.labels is not None:
         check_label_count(labels.labels, outputs, source=str(spec.labels))
         files["labels"] = FileRef(*blobs.put_bytes(labels.data), spec.labels.name)
+    for role, path in spec.attachments.items():
+        files[role] = FileRef(*blobs.put(path), path.name)
     return Manifest(
         name=spec.name,
         version=0,

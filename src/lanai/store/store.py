@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,16 @@ class Store(StoreView):
         batching: BatchingConfig | None = None,
         backend_options: dict[str, Any] | None = None,
         provenance: dict[str, Any] | None = None,
-        activate: bool = False,
+        attachments: Mapping[str, Path] | None = None,
+        activate: bool | None = None,
     ) -> Manifest:
         """Import the model file ``path`` as the next version of ``name``; return its manifest.
 
         ``inspect(blob_path)`` is the caller's hook: it loads the copied file on its backend and
-        returns ``(inputs, outputs)``. If it raises, nothing is published. The new version becomes
-        active when ``activate`` is true or the model has no active version yet.
+        returns ``(inputs, outputs)``. If it raises, nothing is published. ``attachments`` are more
+        files to keep with the version, by role (e.g. a report). The new version becomes active when
+        ``activate`` is true, never when it is false, and by default when the model has no active
+        version yet.
         """
         spec = ModelSpec(
             path=Path(path),
@@ -76,12 +79,15 @@ class Store(StoreView):
             batching=batching or BatchingConfig(),
             backend_options=dict(backend_options or {}),
             provenance=dict(provenance or {}),
+            attachments={role: Path(file) for role, file in (attachments or {}).items()},
         )
         labels_file = read_sources(spec)
         self._ensure_dirs()
         with self._gc_lock.shared():
             manifest = publish(self._layout, build_manifest(spec, labels_file, self._blobs, inspect))
         version = manifest.version
+        if activate is False:
+            return manifest
 
         def change(old: ActiveState | None) -> ActiveState:
             if old is None:

@@ -1,0 +1,134 @@
+"""``lanai optimize``: the command line over :func:`lanai.optimize.optimize`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from lanai.optimize.choices import METHODS, METRICS, MODES
+
+if TYPE_CHECKING:
+    from lanai.optimize.pipeline import Plan
+
+__all__ = ["add_parser", "run_optimize_command"]
+
+_EPILOG = """\
+data: an .npz file with arrays x (samples in the model's input layout) and y (integer classes; leave it
+out for an unlabelled set), or a folder of images (one sub-folder per class, named after its label or
+index) turned into tensors with --preprocess.
+
+example (examples/digits):
+  lanai optimize --name digits --model examples/digits/models.py:teacher --weights teacher.pt \\
+      --train train.npz --val val.npz --labels labels.txt \\
+      --distil examples/digits/models.py:student --prune 0.5 --quantize static \\
+      --preprocess resize=8,crop=8,mean=0,std=255,color=L --fold-preprocess
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "optimize", help="make a trained model smaller and faster, with accuracy checked at every step",
+        description="Distil, prune, export, quantise and fold a model; measure every step; store the result.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--name", required=True, help="the store model the result becomes a version of")
+    p.add_argument("--model", required=True, help="pkg.module:factory or file.py:factory, a TorchScript file, or .onnx")
+    p.add_argument("--weights", type=Path, help="state-dict file for a factory --model")
+    p.add_argument("--val", type=Path, required=True, dest="validation", help="validation data (.npz or image folder)")
+    p.add_argument("--train", type=Path, help="training data, for --distil and --prune")
+    p.add_argument("--calibration", type=Path, help="calibration data for static INT8 (default: --train, else --val)")
+    p.add_argument("--labels", type=Path, help="one label per line, in output order")
+    p.add_argument("--task", default="classify", choices=["classify", "infer"])
+    p.add_argument("--preprocess", help="e.g. resize=256,crop=224,mean=127,std=128 (for image data and serving)")
+    g = p.add_argument_group("distil")
+    g.add_argument("--distil", metavar="STUDENT", help="train this factory's model against --model")
+    g.add_argument("--distil-epochs", type=int, default=30)
+    g.add_argument("--distil-lr", type=float, default=3e-3)
+    g.add_argument("--temperature", type=float, default=4.0)
+    g.add_argument("--alpha", type=float, default=0.7, help="weight of the teacher's soft targets (rest: labels)")
+    g = p.add_argument_group("prune")
+    g.add_argument("--prune", type=float, metavar="RATIO", help="share of channels to remove, e.g. 0.5")
+    g.add_argument("--prune-epochs", type=int, default=10, help="fine-tuning epochs after pruning")
+    g.add_argument("--prune-lr", type=float, default=1e-3)
+    g = p.add_argument_group("quantise and fold")
+    g.add_argument("--quantize", choices=[*MODES, "none"], default="auto",
+                   help="auto: static for conv models, dynamic for linear ones")  # fmt: skip
+    g.add_argument("--calibration-method", choices=list(METHODS), default="minmax")
+    g.add_argument("--calibration-samples", type=int, default=256)
+    g.add_argument("--fold-preprocess", action="store_true", help="the model takes uint8 pixels (needs --preprocess)")
+    g = p.add_argument_group("gate and output")
+    g.add_argument("--metric", choices=list(METRICS), default="auto")
+    g.add_argument("--max-drop", type=float, default=1.0, help="accuracy points a step may lose (default 1)")
+    g.add_argument("--opset", type=int, default=17)
+    g.add_argument("--out", type=Path, help="folder for model.onnx and the report (default ./lanai-optimize-NAME)")
+    g.add_argument("--activate", action="store_true", help="make the result the active version")
+    g.add_argument("--no-store", action="store_true", help="write the model and report only")
+    g.add_argument("--measure-seconds", type=float, default=2.0, help="time spent measuring each step's speed")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    return p
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    from lanai.models_cli import parse_preprocess
+    from lanai.optimize.pipeline import DistilStep, Plan, PruneStep
+    from lanai.optimize.quantize import QuantizeConfig
+    from lanai.optimize.train import TrainConfig
+
+    distil = prune = None
+    if args.distil:
+        config = TrainConfig(args.distil_epochs, args.distil_lr, temperature=args.temperature, alpha=args.alpha)
+        distil = DistilStep(args.distil, config)
+    if args.prune is not None:
+        config = TrainConfig(args.prune_epochs, args.prune_lr, temperature=args.temperature, alpha=args.alpha)
+        prune = PruneStep(args.prune, config)
+    quantize = None
+    if args.quantize != "none":
+        quantize = QuantizeConfig(args.quantize, args.calibration_method, args.calibration_samples)
+    return Plan(
+        name=args.name, model=args.model, validation=args.validation, weights=args.weights, train=args.train,
+        calibration=args.calibration, labels=args.labels, task=args.task,
+        preprocess=parse_preprocess(args.preprocess) if args.preprocess else None,
+        distil=distil, prune=prune, quantize=quantize, fold_preprocess=args.fold_preprocess, metric=args.metric,
+        max_drop=args.max_drop, opset=args.opset, activate=args.activate, out=args.out,
+        measure_seconds=args.measure_seconds,
+    )  # fmt: skip
+
+
+class EpochBar:
+    """``distil [########------------] 12/30  loss 0.0412`` on one line of stderr, when it is a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.active = stream.isatty()
+
+    def __call__(self, what: str, done: int, total: int, note: str) -> None:
+        if not self.active:
+            return
+        filled = round(20 * done / total)
+        end = "\n" if done == total else ""
+        self.stream.write(f"\r{what} [{'#' * filled}{'-' * (20 - filled)}] {done}/{total}  {note}\033[K{end}")
+        self.stream.flush()
+
+
+def run_optimize_command(args: argparse.Namespace) -> int:
+    from lanai.config import load_settings
+    from lanai.optimize.pipeline import optimize
+    from lanai.store import Store
+
+    plan = plan_from_args(args)
+    store = None if args.no_store else Store(load_settings(cli={"home": args.home}).home)
+    try:
+        outcome = optimize(plan, store, progress=EpochBar())
+    except KeyboardInterrupt:
+        print("interrupted: nothing was added to the store.", file=sys.stderr)
+        raise
+    sys.stdout.write(outcome.report.markdown())
+    where = outcome.model.parent
+    print(f"\nmodel and report: {where}/ (model.onnx, report.md, report.json, report.png)")
+    if outcome.manifest is not None:
+        m = outcome.manifest
+        state = "active" if plan.activate else f"not active: lanai models activate {m.name} {m.version}"
+        print(f"stored as {m.name} version {m.version} ({state})")
+    return 0
