@@ -60,8 +60,8 @@ def start(home: Path, options: list[str], env: dict[str, str]) -> Server:
 
 
 def window(server: Server, image_path: Path, concurrency: int, seconds: float) -> Window:
-    cmd = [sys.executable, "-m", "lanai.cli", "bench", server.url, "--model", DEFAULT_MODEL,
-           "--image", str(image_path), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0", "--json"]  # fmt: skip
+    cmd = [sys.executable, "-m", "lanai.cli", "bench", server.url, "--model", DEFAULT_MODEL, "--image",
+           str(image_path), "-c", str(concurrency), "-d", str(seconds), "--warmup", "0", "--json"]  # fmt: skip
     process = psutil.Process(server.proc.pid)
     before = sum(process.cpu_times()[:2])
     result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -111,7 +111,8 @@ def main() -> int:
             server.stop()
 
     first = next(iter(servers))
-    print(f"\nmedians over {args.rounds} rounds ({args.duration:g} s windows); ceiling {statistics.median(ceilings):.1f}/s")
+    ceiling_median = statistics.median(ceilings)
+    print(f"\nmedians over {args.rounds} rounds ({args.duration:g} s windows); ceiling {ceiling_median:.1f}/s")
     for c in args.concurrency:
         for name in servers:
             runs = results[(name, c)]

@@ -63,7 +63,9 @@ def load_torch_model(spec: str, weights: Path | None = None) -> Any:
         if weights is not None:
             raise OptimizeError("load", "--weights goes with a factory, not with a TorchScript file.")
         try:
-            return torch.jit.load(spec, map_location="cpu").eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still in use
+                return torch.jit.load(spec, map_location="cpu").eval()
         except Exception as exc:
             raise OptimizeError(
                 "load",
