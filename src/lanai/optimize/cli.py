@@ -124,6 +124,9 @@ def run_optimize_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was added to the store.", file=sys.stderr)
         raise
+    except ModuleNotFoundError as exc:  # an optional dependency of a step the plan asked for
+        print(f"error: this run needs {exc.name}: pip install 'lanai[optimize]'", file=sys.stderr)
+        return 1
     sys.stdout.write(outcome.report.markdown())
     where = outcome.model.parent
     print(f"\nmodel and report: {where}/ (model.onnx, report.md, report.json, report.png)")
