@@ -86,7 +86,7 @@ def main() -> int:
     plan = Plan(
         name="efficientnet-lite0", model=f"{HERE / 'model.py'}:efficientnet_lite0", validation=out / "photos",
         calibration=out / "calibration", labels=labels_file, preprocess=DEFAULT_PREPROCESS,
-        quantize=QuantizeConfig("static", "percentile"), metric="agreement", max_drop=100.0, out=out / "optimized",
+        quantize=QuantizeConfig("static"), metric="agreement", max_drop=100.0, out=out / "optimized",
     )  # fmt: skip
     outcome = optimize(plan, None)
     print(outcome.report.markdown())

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from lanai.optimize.choices import METHODS, METRICS, MODES
+from lanai.optimize.choices import CALIBRATIONS, METRICS, MODES
 
 if TYPE_CHECKING:
     from lanai.optimize.pipeline import Plan
@@ -55,7 +55,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g = p.add_argument_group("quantise and fold")
     g.add_argument("--quantize", choices=[*MODES, "none"], default="auto",
                    help="auto: static for conv models, dynamic for linear ones")  # fmt: skip
-    g.add_argument("--calibration-method", choices=list(METHODS), default="minmax")
+    g.add_argument(
+        "--calibration-method",
+        choices=list(CALIBRATIONS),
+        default="auto",
+        help="auto: try minmax and percentile, with and without float end layers; keep the best",
+    )
+    g.add_argument("--keep-float-ends", action="store_true", help="leave the first Conv and last dense layer in float")
     g.add_argument("--calibration-samples", type=int, default=256)
     g.add_argument("--fold-preprocess", action="store_true", help="the model takes uint8 pixels (needs --preprocess)")
     g = p.add_argument_group("gate and output")
@@ -85,7 +91,9 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         prune = PruneStep(args.prune, config)
     quantize = None
     if args.quantize != "none":
-        quantize = QuantizeConfig(args.quantize, args.calibration_method, args.calibration_samples)
+        quantize = QuantizeConfig(
+            args.quantize, args.calibration_method, args.calibration_samples, args.keep_float_ends
+        )
     return Plan(
         name=args.name, model=args.model, validation=args.validation, weights=args.weights, train=args.train,
         calibration=args.calibration, labels=args.labels, task=args.task,

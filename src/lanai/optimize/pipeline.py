@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from lanai.errors import OptimizeError
 from lanai.optimize.data import Dataset, load_dataset
 from lanai.optimize.evaluate import Model, accuracy, measure_speed, resolve_metric
 from lanai.optimize.fold import fold_preprocessing, to_pixels
-from lanai.optimize.quantize import QuantizeConfig, choose_mode, model_kind, quantize
+from lanai.optimize.quantize import RECIPES, QuantizeConfig, choose_mode, model_kind, quantize
 from lanai.optimize.report import REPORT_FILES, Report, StepResult
 from lanai.optimize.train import Progress, TrainConfig
 from lanai.store import Manifest, Store
@@ -208,10 +208,37 @@ class _Run:
         for note in notes:
             log.warning("quantize: %s", note)
         calibration = self._data(self.plan.calibration, "calibration") or train or self.validation
+        samples = calibration.x if mode == "static" else None
         target = self.work / "quantize.onnx"
         log.info("quantize: %s", mode)
-        description = quantize(current, target, mode, calibration.x if mode == "static" else None, config)
-        return self._add("quantize", target, description, notes=notes)
+        if mode == "dynamic" or config.method != "auto":
+            description = quantize(current, target, mode, samples, replace(config, mode=mode))
+            return self._add("quantize", target, description, notes=notes)
+        best: tuple[float, Path, str] | None = None
+        tried = []
+        for i, recipe in enumerate(RECIPES):
+            path = self.work / f"quantize-{i}.onnx"
+            description = quantize(current, path, mode, samples, replace(recipe, samples=config.samples))
+            score = self._score(path)
+            tried.append(f"{_recipe_name(recipe)}: {score:.2f} %")
+            if best is None or score > best[0]:
+                best = (score, path, description)
+        assert best is not None
+        _, path, description = best
+        notes = [*notes, f"calibration recipes tried, by validation {self.report.metric}: {'; '.join(tried)}"]
+        return self._add("quantize", path, f"{description}; the best of {len(RECIPES)} recipes", notes=notes)
+
+    def _score(self, path: Path) -> float:
+        """The validation score of a candidate model, without measuring its speed."""
+        assert self.reference is not None
+        model = Model(path)
+        try:
+            value = accuracy(
+                self.report.metric, model.predict(self.validation.x), self.validation, self.reference
+            ).value
+        finally:
+            model.close()
+        return -1.0 if value is None else value
 
     # -- judging -------------------------------------------------------------------------------------
 
@@ -287,11 +314,15 @@ def _training(config: TrainConfig) -> str:
     return f"{config.epochs} epochs, lr {config.lr:g}, T {config.temperature:g}, alpha {config.alpha:g}"
 
 
+def _recipe_name(recipe: QuantizeConfig) -> str:
+    return recipe.method + (" with float ends" if recipe.keep_float_ends else "")
+
+
 def _gate_hint(step: str) -> str:
     return {
         "distil": "train longer (--distil-epochs), pick a larger student, or allow more with --max-drop.",
         "prune": "prune less (--prune 0.3), fine-tune longer (--prune-epochs), or allow more with --max-drop.",
-        "quantize": "try --calibration-method percentile, more calibration samples, or --quantize dynamic.",
+        "quantize": "give more (or more typical) calibration samples, or try --quantize dynamic.",
     }.get(step, "allow more with --max-drop, or skip this step.")
 
 

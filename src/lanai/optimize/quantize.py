@@ -9,6 +9,8 @@ on CPU, so for a convolutional model it usually makes the model smaller *and slo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from collections.abc import Iterator
@@ -18,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from lanai.errors import OptimizeError
-from lanai.optimize.choices import METHODS, MODES
+from lanai.optimize.choices import CALIBRATIONS, METHODS, MODES
 
-__all__ = ["QuantizeConfig", "MODES", "METHODS", "model_kind", "choose_mode", "quantize"]
+__all__ = ["QuantizeConfig", "RECIPES", "model_kind", "choose_mode", "quantize"]
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +38,31 @@ DYNAMIC_CONV_WARNING = (
 @dataclass(frozen=True)
 class QuantizeConfig:
     mode: str = "auto"
-    method: str = "minmax"
-    """Calibration method for static quantisation: minmax, percentile (99.999) or entropy."""
+    method: str = "auto"
+    """Calibration for static quantisation: minmax, percentile (99.999), entropy, or auto (see RECIPES)."""
     samples: int = 256
     """Calibration samples to use at most."""
+    keep_float_ends: bool = False
+    """Leave the first convolution and the last dense layer in float (often where INT8 hurts most)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise OptimizeError("quantize", f"unknown mode {self.mode!r}.", hint=f"use one of {', '.join(MODES)}.")
-        if self.method not in METHODS:
+        if self.method not in CALIBRATIONS:
             raise OptimizeError(
-                "quantize", f"unknown calibration method {self.method!r}.", hint=f"use one of {', '.join(METHODS)}."
+                "quantize",
+                f"unknown calibration method {self.method!r}.",
+                hint=f"use one of {', '.join(CALIBRATIONS)}.",
             )
+
+
+RECIPES = (
+    QuantizeConfig("static", "minmax"),
+    QuantizeConfig("static", "percentile"),
+    QuantizeConfig("static", "minmax", keep_float_ends=True),
+    QuantizeConfig("static", "percentile", keep_float_ends=True),
+)
+"""What ``--calibration-method auto`` tries, simplest first; a later one must score strictly better."""
 
 
 def model_kind(path: Path) -> str:
@@ -81,7 +96,8 @@ def quantize(source: Path, target: Path, mode: str, calibration: np.ndarray | No
     pre_processed = _pre_process(source, prepared)
     start = prepared if pre_processed else source
     try:
-        with warnings.catch_warnings():
+        # onnxruntime's calibrators print their progress; keep stdout for the report
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             if mode == "dynamic":
                 quantize_dynamic(str(start), str(target), weight_type=QuantType.QInt8)
@@ -105,6 +121,7 @@ def quantize(source: Path, target: Path, mode: str, calibration: np.ndarray | No
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod[METHODS[config.method]],
+                nodes_to_exclude=_end_nodes(start) if config.keep_float_ends else None,
                 extra_options={"CalibPercentile": 99.999} if config.method == "percentile" else {},
             )
     except OptimizeError:
@@ -118,10 +135,21 @@ def quantize(source: Path, target: Path, mode: str, calibration: np.ndarray | No
     finally:
         prepared.unlink(missing_ok=True)
     steps = "quant_pre_process, then " if pre_processed else ""
+    ends = ", first Conv and last dense layer kept in float" if config.keep_float_ends else ""
     return (
         f"static INT8 QDQ ({steps}per-channel int8 weights, uint8 activations, "
-        f"{config.method} calibration on {len(samples)} samples)"
+        f"{config.method} calibration on {len(samples)} samples{ends})"
     )
+
+
+def _end_nodes(path: Path) -> list[str]:
+    """The first Conv and the last Gemm/MatMul: the layers most sensitive to INT8 in a classifier."""
+    import onnx
+
+    nodes = onnx.load(str(path), load_external_data=False).graph.node
+    convs = [n.name for n in nodes if n.op_type in _CONV]
+    dense = [n.name for n in nodes if n.op_type in _LINEAR]
+    return convs[:1] + dense[-1:]
 
 
 def _pre_process(source: Path, target: Path) -> bool:
