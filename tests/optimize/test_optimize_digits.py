@@ -55,6 +55,7 @@ def test_the_pipeline_shrinks_the_model_4x_within_one_point(
     assert final["accuracy"]["value"] >= teacher["accuracy"]["value"] - 1.0
     assert steps["prune"]["speed"]["parameters"] < steps["distil"]["speed"]["parameters"] * 0.5  # channels are gone
     assert (out / "model.onnx").stat().st_size == final["speed"]["size_bytes"]
+    assert steps["quantize"]["notes"][0].startswith("calibration recipes tried, by validation top1: minmax:")
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| fold |" in run.stdout and "stored as digits version 1 (active)" in run.stdout
 
