@@ -138,7 +138,7 @@ def measure_speed(model: Model, sample: np.ndarray, seconds: float = 2.0) -> Spe
     for _ in range(3):  # warm-up: first runs allocate
         model.predict(one)
         model.predict(batch, batch=_THROUGHPUT_BATCH)
-    times = []
+    times: list[float] = []
     stop = time.perf_counter() + seconds / 2
     while time.perf_counter() < stop or len(times) < 10:
         start = time.perf_counter()

@@ -45,9 +45,9 @@ def prune(
             "a TorchScript model cannot be restructured.",
             hint="give the model as package.module:factory with --weights.",
         )
-    sample = train.x[:1] if train is not None else None
-    if sample is None:
+    if train is None:
         raise OptimizeError("prune", "pruning needs training samples (--train) to trace and fine-tune the model.")
+    sample = train.x[:1]
     pruned = copy.deepcopy(model).eval()
     example = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
     ignored = _output_layers(pruned)
