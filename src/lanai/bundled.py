@@ -26,8 +26,12 @@ def bundled_model_dir() -> Path:
 def inspector(backend: str):  # type: ignore[no-untyped-def]
     """The store's import hook: load the file on ``backend`` (CPU) and report its inputs and outputs."""
 
+    # a language model is checked with a small context: loading is the test, not its size
+    extra = {"n_ctx": 256, "parallel": 1} if backend == "llamacpp" else {}
+
     def inspect(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        loaded = backend_class(backend).load(path, BackendOptions(providers=("cpu",), intra_op_threads=1))
+        options = BackendOptions(providers=("cpu",), intra_op_threads=1, extra=extra)
+        loaded = backend_class(backend).load(path, options)
         try:
             return loaded.inputs, loaded.outputs
         finally:

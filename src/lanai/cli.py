@@ -38,8 +38,14 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     add = msub.add_parser("add", help="import a model file as a new version")
     add.add_argument("file", type=Path)
     add.add_argument("--name", required=True)
-    add.add_argument("--task", required=True, choices=["classify", "infer"])
-    add.add_argument("--backend", default="onnx")
+    add.add_argument("--task", required=True, choices=["classify", "infer", "chat", "completion", "embed"])
+    add.add_argument("--backend", help="onnx or llamacpp (default: llamacpp for .gguf files, else onnx)")
+    add.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="backend option, e.g. n_ctx=4096, parallel=4, n_gpu_layers=99, providers=cuda,cpu",
+    )
     add.add_argument("--labels", type=Path, help="text file, one label per line, in output order")
     add.add_argument("--preprocess", help="e.g. resize=256,crop=224,mean=127,std=128,layout=NCHW")
     add.add_argument("--max-batch-size", type=int)

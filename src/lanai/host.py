@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,7 +36,12 @@ from lanai.types import (
     datatype_of,
 )
 
-__all__ = ["Host", "LoadedModel"]
+if TYPE_CHECKING:
+    from lanai.generation import Engine, GenerateRequest, Generation
+
+__all__ = ["Host", "LoadedModel", "LANGUAGE_TASKS"]
+
+LANGUAGE_TASKS = ("chat", "completion", "embed")
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +52,20 @@ class LoadedModel:
 
     manifest: Manifest
     backend: Backend
-    batcher: Batcher
+    batcher: Batcher | None
+    """Tensor models run through a batcher; language models through ``engine``."""
     labels: list[str]
     info: ModelInfo
     alone: Backend | None = None
     """A second session of the model with every core, for requests that find it idle."""
+    engine: Engine | None = None
     loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def queue_depth(self) -> int:
+        if self.engine is not None:
+            return self.engine.waiting
+        return self.batcher.queue_depth if self.batcher is not None else 0
 
     @property
     def name(self) -> str:
@@ -127,13 +141,18 @@ class Host:
         await self._unload(model, self.settings.shutdown_timeout)
 
     async def _unload(self, model: LoadedModel, timeout: float) -> None:
-        await model.batcher.close(timeout)
+        if model.batcher is not None:
+            await model.batcher.close(timeout)
+        if model.engine is not None:
+            await asyncio.to_thread(model.engine.close, timeout)
         model.backend.close()
         if model.alone is not None:
             model.alone.close()
 
     def _open(self, manifest: Manifest) -> LoadedModel:
         """Load ``manifest``'s model file on its backend (blocking: call it in a thread)."""
+        if manifest.task in LANGUAGE_TASKS:
+            return self._open_language_model(manifest)
         batching = _instances(manifest.batching)
         options = _backend_options(manifest, self.settings, batching.instances)
         backend = self._load_backend(manifest, options)
@@ -162,6 +181,30 @@ class Host:
             max_batch_size=batching.max_batch_size,
         )
         return LoadedModel(manifest, backend, batcher, labels, info, alone)
+
+    def _open_language_model(self, manifest: Manifest) -> LoadedModel:
+        from lanai.backends.llamacpp import LlamaCppBackend
+        from lanai.generation import Engine
+
+        options = _backend_options(manifest, self.settings, 1)
+        path = self.store.file_path(manifest, "model")
+        try:
+            backend = LlamaCppBackend.load(path, options, manifest.task)
+        except LanaiError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"{manifest.name} version {manifest.version} did not load: {exc}") from exc
+        name = manifest.name
+        engine = Engine(
+            backend, max_queue=manifest.batching.max_queue_size, name=f"lanai-{name}",
+            observer=lambda usage: self.metrics.observe_generation(name, usage),
+        )  # fmt: skip
+        info = ModelInfo(
+            name=name, version=str(manifest.version), task=manifest.task, backend=manifest.backend,
+            platform=backend.platform, inputs=(), outputs=(), execution_provider=backend.execution_provider,
+            max_batch_size=backend.parallel,
+        )  # fmt: skip
+        return LoadedModel(manifest, backend, None, [], info, engine=engine)  # type: ignore[arg-type]
 
     def _load_backend(self, manifest: Manifest, options: BackendOptions) -> Backend:
         try:
@@ -214,8 +257,9 @@ class Host:
     async def infer(self, name: str, request: InferRequest, version: str | None = None) -> tuple[InferResponse, Timing]:
         """Run a request of named tensors through the model's batcher."""
         model = self.get(name, version)
+        batcher = _batcher(model)
         _validate(model.info, request)
-        outputs, timing = await model.batcher.submit(request.inputs)
+        outputs, timing = await batcher.submit(request.inputs)
         if request.outputs:
             outputs = {k: outputs[k] for k in request.outputs}
         return InferResponse(model.name, model.version, outputs, request.id), timing
@@ -225,7 +269,8 @@ class Host:
         start = time.perf_counter_ns()
         model = self.get(name, version)
         if model.manifest.task != "classify":
-            raise BadInput(f"model {name!r} is a {model.manifest.task} model, not a classifier.")
+            hint = "use POST /v1/chat/completions or /v1/completions." if model.engine is not None else None
+            raise BadInput(f"model {name!r} is a {model.manifest.task} model, not a classifier.", hint=hint)
         spec = model.manifest.preprocess or ImagePreprocess()
         input_name = model.info.inputs[0].name
         decode_ns = 0
@@ -239,7 +284,7 @@ class Host:
 
         # Images are decoded on the thread that then runs their batch: one hand-off per request, and the
         # pixels stay in that core's cache (measured: 5–25 % more images/s than a separate decode pool).
-        outputs, timing = await model.batcher.submit_prepared(prepare, key=("image", spec))
+        outputs, timing = await _batcher(model).submit_prepared(prepare, key=("image", spec))
         self.metrics.preprocess_seconds.labels(model.name).observe(decode_ns / 1e9)
         predictions = top_k(outputs[model.info.outputs[0].name][0], model.labels, k)
         timing_ms = {
@@ -252,8 +297,61 @@ class Host:
         }
         return Classification(model.name, model.version, predictions, timing_ms)
 
+    # -- language models ---------------------------------------------------------------------------
+
+    def chat_tokens(self, name: str, messages: list[dict]) -> list[int]:
+        """The prompt tokens of ``messages`` under the model's chat template."""
+        from lanai.tasks.chat import render_chat
+
+        model = self.get(name)
+        backend = _engine(model).model
+        prompt = render_chat(backend.chat_template, messages, bos=backend.bos_text, eos=backend.eos_text)
+        starts_with_bos = bool(backend.bos_text) and prompt.startswith(backend.bos_text)
+        return backend.tokenize(prompt, add_special=not starts_with_bos, parse_special=True)
+
+    def text_tokens(self, name: str, text: str, *, add_special: bool = True) -> list[int]:
+        return _engine(self.get(name)).model.tokenize(text, add_special=add_special)
+
+    def generate(self, name: str, request: GenerateRequest) -> Generation:
+        """Start generating for ``request``; iterate the result on this event loop."""
+        model = self.get(name)
+        if model.manifest.task == "embed":
+            raise BadInput(f"model {name!r} is an embedding model; it does not generate text.")
+        return _engine(model).submit(request)
+
+    async def embed(self, name: str, texts: list[str]) -> tuple[list[np.ndarray], int]:
+        """One embedding per text, and the number of tokens read."""
+        model = self.get(name)
+        engine = _engine(model)
+        if model.manifest.task != "embed":
+            raise BadInput(
+                f"model {name!r} is a {model.manifest.task} model; it was not loaded for embeddings.",
+                hint="add the GGUF again with --task embed.",
+            )
+        tokens = [engine.model.tokenize(text) for text in texts]
+        vectors = [await engine.embed(t) for t in tokens]
+        return vectors, sum(len(t) for t in tokens)
+
 
 _MAX_AUTO_INSTANCES = 5
+
+
+def _engine(model: LoadedModel) -> Engine:
+    if model.engine is None:
+        raise BadInput(
+            f"model {model.name!r} is a {model.manifest.task} model, not a language model.",
+            hint="GET /v1/models lists the models; language models have task chat, completion or embed.",
+        )
+    return model.engine
+
+
+def _batcher(model: LoadedModel) -> Batcher:
+    if model.batcher is None:
+        raise BadInput(
+            f"model {model.name!r} is a {model.manifest.task} model; it takes text, not tensors or images.",
+            hint="use POST /v1/chat/completions, /v1/completions or /v1/embeddings.",
+        )
+    return model.batcher
 
 
 def _instances(config: BatchingConfig) -> BatchingConfig:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from typing import Any
 
 from lanai.config import load_settings
 from lanai.errors import BadInput
@@ -55,6 +56,28 @@ def _apply(spec: ImagePreprocess, key: str, value: str) -> ImagePreprocess:
     raise BadInput(f"unknown --preprocess setting {key}={value!r}.", hint=_PREPROCESS_HINT)
 
 
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``--option n_ctx=4096 --option providers=cuda,cpu``: numbers, booleans, comma lists and strings."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--option {item!r} is not KEY=VALUE.", hint="e.g. --option n_ctx=4096")
+        options[key.strip()] = _option_value(text.strip())
+    return options
+
+
+def _option_value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return [part.strip() for part in text.split(",")] if "," in text else text
+
+
 def _add(store: Store, args: argparse.Namespace) -> int:
     from lanai.bundled import inspector
 
@@ -70,16 +93,19 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
     if args.task == "classify" and preprocess is None:
         preprocess = ImagePreprocess()
+    backend = args.backend or ("llamacpp" if args.file.suffix.lower() == ".gguf" else "onnx")
+    options = parse_options(args.option or [])
     manifest = store.add(
         args.file,
         name=args.name,
         task=args.task,
-        backend=args.backend,
+        backend=backend,
+        backend_options=options,
         labels=args.labels,
         preprocess=preprocess,
         batching=batching,
         provenance={"source_file": str(args.file.resolve())},
-        inspect=inspector(args.backend),
+        inspect=inspector(backend),
         activate=True if args.activate else None,
     )
     active = store.active(manifest.name)

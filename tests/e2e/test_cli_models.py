@@ -94,3 +94,18 @@ def test_errors_for_unknown_versions(
     assert lanai(capsys, home, "rollback", "tiny")[0] == 1
     code, _, err = lanai(capsys, home, "remove", "tiny", "1")
     assert code == 1 and "active" in err
+
+
+def test_a_gguf_file_is_added_on_llama_cpp_with_its_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the llm extra is not installed: pip install -e '.[test]'")
+    from support import write_tiny_gguf
+
+    gguf = write_tiny_gguf(tmp_path / "tiny.gguf")
+    home = tmp_path / "home"
+    code, out, err = lanai(capsys, home, "add", str(gguf), "--name", "tiny", "--task", "chat",
+                           "--option", "n_ctx=64", "--option", "parallel=2")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = lanai(capsys, home, "show", "tiny")
+    assert 'backend = "llamacpp"' in out and "n_ctx = 64" in out and "parallel = 2" in out
+    code, _, err = lanai(capsys, home, "add", str(gguf), "--name", "t2", "--task", "chat", "--option", "oops")
+    assert code == 1 and "--option 'oops' is not KEY=VALUE" in err

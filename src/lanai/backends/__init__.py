@@ -12,6 +12,7 @@ __all__ = ["Backend", "BackendOptions", "BACKENDS", "backend_class"]
 # name → ("module:Class", the extra that installs its runtime)
 BACKENDS: dict[str, tuple[str, str]] = {
     "onnx": ("lanai.backends.onnx:OnnxBackend", "lanai"),
+    "llamacpp": ("lanai.backends.llamacpp:LlamaCppBackend", "lanai[llm]"),
 }
 
 

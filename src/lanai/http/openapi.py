@@ -28,6 +28,7 @@ _TAGS = {
     "tasks": "Ready-made tasks for apps: send an image, get labels.",
     "inference": "Open Inference Protocol v2 (KServe and Triton clients work), with the binary tensor extension.",
     "repository": "Load and unload models (Triton's model repository extension).",
+    "openai": "OpenAI-compatible API for language models (GGUF on llama.cpp): the openai clients work unchanged.",
     "health": "Liveness and readiness, for people and load balancers.",
     "operations": "Metrics and this API's description.",
 }
@@ -167,6 +168,54 @@ def _repository_paths() -> Doc:
     }  # fmt: skip
 
 
+# -- OpenAI-compatible ---------------------------------------------------------------------------------
+
+
+def _openai_paths() -> Doc:
+    def body(schema: str) -> Doc:
+        return {"required": True, "content": {"application/json": {"schema": ref(schema)}}}
+
+    error = {"content": {"application/json": {"schema": ref("OpenAIError")}}}
+    errors = {
+        str(s): {"description": d, **error}
+        for s, d in (
+            (400, "The request is malformed, or the prompt is longer than the model's context."),
+            (404, "No such model."),
+            (413, "The body is larger than the server allows."),
+            (503, "The model's queue is full, or the server is starting or draining (Retry-After)."),
+        )
+    }
+    stream = {
+        "text/event-stream": {
+            "schema": {
+                "type": "string",
+                "description": "data: <chunk JSON> events, then "
+                "data: [DONE]; an error after the start is an event with 'error'.",
+            }
+        }
+    }
+
+    def answer(schema: str, text: str) -> Doc:
+        return {"description": text, "content": {"application/json": {"schema": ref(schema)}, **stream}}
+
+    return {
+        "/v1/models": {"get": _op("ListModels", "openai", "The loaded models, OpenAI-style",
+                                  _json("Every loaded model.", ref("ModelList")))},
+        "/v1/chat/completions": {"post": {**_op("CreateChatCompletion", "openai", "Answer a conversation",
+                                                answer("ChatCompletion", "The answer, whole or streamed."),
+                                                requestBody=body("ChatCompletionRequest")), "responses": {
+            "200": answer("ChatCompletion", "The answer, whole or streamed."), **errors}}},
+        "/v1/completions": {"post": {**_op("CreateCompletion", "openai", "Continue a text",
+                                           answer("Completion", "The continuation, whole or streamed."),
+                                           requestBody=body("CompletionRequest")), "responses": {
+            "200": answer("Completion", "The continuation, whole or streamed."), **errors}}},
+        "/v1/embeddings": {"post": {**_op("CreateEmbeddings", "openai", "Embed texts",
+                                          _json("One vector per input.", ref("EmbeddingList")),
+                                          requestBody=body("EmbeddingRequest")), "responses": {
+            "200": _json("One vector per input.", ref("EmbeddingList")), **errors}}},
+    }  # fmt: skip
+
+
 # -- operations ----------------------------------------------------------------------------------------
 
 
@@ -226,7 +275,7 @@ def openapi_document() -> Doc:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
-        "paths": {**_task_paths(), **_v2_paths(), **_repository_paths(), **_ops_paths()},
+        "paths": {**_task_paths(), **_v2_paths(), **_openai_paths(), **_repository_paths(), **_ops_paths()},
         "components": _components(),
         # An API key is needed only when the server was given one (then 401 without it); health is open.
         "security": [{}, {"bearer": []}, {"apiKey": []}],

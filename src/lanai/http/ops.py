@@ -47,7 +47,7 @@ def health_document(host: Host) -> dict:
             "backend": m.info.backend,
             "execution_provider": m.info.execution_provider,
             "max_batch_size": m.info.max_batch_size,
-            "queue_depth": m.batcher.queue_depth,
+            "queue_depth": m.queue_depth,
         }
         for m in host.models.values()
     ]
@@ -71,7 +71,7 @@ async def health(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     host: Host = request.app.state.host
     for model in host.models.values():
-        host.metrics.queue_depth.labels(model.name).set(model.batcher.queue_depth)
+        host.metrics.queue_depth.labels(model.name).set(model.queue_depth)
     return Response(host.metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from lanai.batching import BatchStats
+
+if TYPE_CHECKING:
+    from lanai.generation import Usage
 
 __all__ = ["Metrics", "CONTENT_TYPE"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:
@@ -65,12 +71,43 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("lanai_queue_depth", "Requests waiting in a model's queue.", ["model"], registry=r)
+        self.time_to_first_token = Histogram(
+            "lanai_llm_time_to_first_token_seconds",
+            "From a generation request to its first token (queue and prompt included).",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.generation_queue_seconds = Histogram(
+            "lanai_llm_queue_duration_seconds",
+            "Time a generation request waited for a free slot.",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tokens_per_second = Histogram(
+            "lanai_llm_tokens_per_second",
+            "Decoding speed of each generation request, after its first token.",
+            ["model"],
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=r,
+        )
+        self.prompt_tokens = Counter("lanai_llm_prompt_tokens", "Prompt tokens read.", ["model"], registry=r)
+        self.completion_tokens = Counter("lanai_llm_completion_tokens", "Tokens generated.", ["model"], registry=r)
         self.model_info = Gauge(
             "lanai_model_info",
             "Loaded models (value 1), with version, backend and execution provider.",
             ["model", "version", "backend", "provider"],
             registry=r,
         )
+
+    def observe_generation(self, model: str, usage: Usage) -> None:
+        self.time_to_first_token.labels(model).observe(usage.time_to_first_token_s)
+        self.generation_queue_seconds.labels(model).observe(usage.queue_s)
+        if usage.tokens_per_second:
+            self.tokens_per_second.labels(model).observe(usage.tokens_per_second)
+        self.prompt_tokens.labels(model).inc(usage.prompt_tokens)
+        self.completion_tokens.labels(model).inc(usage.completion_tokens)
 
     def observe_batch(self, model: str, stats: BatchStats) -> None:
         self.batch_size.labels(model).observe(stats.batch_size)

@@ -1,0 +1,295 @@
+"""llama.cpp backend for GGUF language models, through llama-cpp-python's C API (the ``llm`` extra).
+
+One context holds ``parallel`` sequences, each with ``n_ctx`` tokens of KV cache of its own, so several
+requests decode together in one ``llama_decode`` call, as llama.cpp's own server does with its slots.
+Everything that computes (``decode``, ``sample``, ``embed``) must be called from one thread: llama.cpp's
+CPU backend starts its compute threads per call, and calls from several threads at once make them fight
+over the cores. Tokenising only reads the vocabulary and may happen anywhere.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lanai.backends.base import BackendOptions
+from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
+
+try:
+    import llama_cpp as _llama
+except ImportError:  # pragma: no cover - depends on the extra
+    _llama = None
+
+__all__ = ["LlamaCppBackend", "LlamaOptions", "Sampling", "BatchEntry"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp: pick a random seed
+_backend_ready = False
+_init_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LlamaOptions:
+    """What a manifest's ``backend_options`` may set for a GGUF model."""
+
+    n_ctx: int = 2048
+    """Context (prompt + answer) per request, in tokens."""
+    parallel: int = 4
+    """Requests decoded together."""
+    n_batch: int = 512
+    """Tokens per ``llama_decode`` call, at most (prompt chunks plus one per decoding request)."""
+    n_threads: int = 0
+    """Compute threads; 0: one per core."""
+    n_gpu_layers: int = 0
+    embeddings: bool = False
+
+    @classmethod
+    def from_backend_options(cls, options: BackendOptions, task: str = "") -> LlamaOptions:
+        extra = options.extra
+        default = cls()
+        threads = int(extra.get("n_threads", options.intra_op_threads or 0)) or (os.cpu_count() or 1)
+        return cls(
+            n_ctx=int(extra.get("n_ctx", default.n_ctx)),
+            parallel=int(extra.get("parallel", 1 if task == "embed" else default.parallel)),
+            n_batch=int(extra.get("n_batch", default.n_batch)),
+            n_threads=threads,
+            n_gpu_layers=int(extra.get("n_gpu_layers", default.n_gpu_layers)),
+            embeddings=task == "embed" or bool(extra.get("embeddings", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick each next token: ``temperature`` ≤ 0 is greedy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """Tokens of one sequence to decode at positions ``pos``, ``pos + 1``, …; ``logits`` asks for the
+    next-token scores after the last of them."""
+
+    seq: int
+    tokens: Sequence[int]
+    pos: int
+    logits: bool
+
+
+def _require() -> Any:
+    if _llama is None:
+        raise BackendUnavailable(
+            "the llama.cpp backend needs llama-cpp-python.", hint="pip install 'lanai[llm]' (it compiles llama.cpp)."
+        )
+    global _backend_ready
+    with _init_lock:
+        if not _backend_ready:
+            _llama.llama_backend_init()
+            _quiet_logs()
+            _backend_ready = True
+    return _llama
+
+
+_log_callback: Any = None
+
+
+def _quiet_logs() -> None:
+    """Route llama.cpp's chatter (it prints every tensor on load) to our debug log."""
+    global _log_callback
+
+    @_llama.llama_log_callback
+    def forward(level: int, text: bytes, user_data: Any) -> None:
+        log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+    _log_callback = forward  # keep a reference: llama.cpp holds the pointer
+    _llama.llama_log_set(forward, ctypes.c_void_p(0))
+
+
+class LlamaCppBackend:
+    """A GGUF model and one context for ``parallel`` sequences."""
+
+    platform = "llama_cpp"
+    inputs: tuple = ()
+    outputs: tuple = ()
+    max_batch_size = 0
+
+    def __init__(self, model: Any, ctx: Any, options: LlamaOptions, path: Path) -> None:
+        lib = _require()
+        self._lib = lib
+        self._model = model
+        self._ctx = ctx
+        self._vocab = lib.llama_model_get_vocab(model)
+        self._memory = lib.llama_get_memory(ctx)
+        self.options = options
+        self.path = path
+        self.runtime_version = f"llama-cpp-python {lib.__version__}"
+        self.execution_provider = f"llama.cpp CPU ({options.n_threads} threads)" + (
+            f", {options.n_gpu_layers} layers on GPU" if options.n_gpu_layers else ""
+        )
+        self.n_ctx = lib.llama_n_ctx_seq(ctx) if hasattr(lib, "llama_n_ctx_seq") else options.n_ctx
+        self.parallel = options.parallel
+        self.n_embd = lib.llama_model_n_embd(model)
+        self._batch = lib.llama_batch_init(options.n_batch, 0, 1)
+        self._samplers: dict[int, Any] = {}
+        template = lib.llama_model_chat_template(model, None)
+        self.chat_template = template.decode("utf-8") if template else None
+        self.bos_text = self._special_text(lib.llama_vocab_bos(self._vocab))
+        self.eos_text = self._special_text(lib.llama_vocab_eos(self._vocab))
+        self.add_bos = bool(lib.llama_vocab_get_add_bos(self._vocab))
+
+    @classmethod
+    def load(cls, path: Path, options: BackendOptions, task: str = "") -> LlamaCppBackend:
+        lib = _require()
+        opts = LlamaOptions.from_backend_options(options, task)
+        if min(opts.n_ctx, opts.parallel, opts.n_batch) < 1:
+            raise ModelLoadError(f"invalid llama.cpp options {opts}.", hint="n_ctx, parallel and n_batch must be ≥ 1.")
+        model_params = lib.llama_model_default_params()
+        model_params.n_gpu_layers = opts.n_gpu_layers
+        model = lib.llama_model_load_from_file(str(path).encode(), model_params)
+        if not model:
+            raise ModelLoadError(
+                f"llama.cpp cannot load {Path(path).name}.",
+                hint="check that it is a GGUF file this llama.cpp supports.",
+            )
+        params = lib.llama_context_default_params()
+        params.n_ctx = opts.n_ctx * opts.parallel
+        params.n_seq_max = opts.parallel
+        params.n_batch = params.n_ubatch = opts.n_batch
+        params.n_threads = params.n_threads_batch = opts.n_threads
+        params.kv_unified = False  # each sequence owns n_ctx tokens of cache
+        params.embeddings = opts.embeddings
+        if opts.embeddings:
+            params.pooling_type = lib.LLAMA_POOLING_TYPE_MEAN
+        ctx = lib.llama_init_from_model(model, params)
+        if not ctx:
+            lib.llama_model_free(model)
+            raise ModelLoadError(
+                f"llama.cpp could not make a context of {params.n_ctx} tokens for {Path(path).name}.",
+                hint="lower n_ctx or parallel in the model's backend options.",
+            )
+        return cls(model, ctx, opts, Path(path))
+
+    # -- vocabulary (any thread) ---------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (self._lib.llama_token * capacity)()
+        n = self._lib.llama_tokenize(self._vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        if n < 0:  # not enough room: -n is what it needs
+            capacity = -n
+            tokens = (self._lib.llama_token * capacity)()
+            n = self._lib.llama_tokenize(self._vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        return list(tokens[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The bytes token ``token`` stands for (control tokens give none)."""
+        buffer = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        return buffer.raw[:n]
+
+    def is_end(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self._vocab, token))
+
+    def _special_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        buffer = ctypes.create_string_buffer(64)
+        n = self._lib.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, True)
+        return buffer.raw[: max(n, 0)].decode("utf-8", "replace")
+
+    # -- compute (the engine's thread only) ------------------------------------------------------------
+
+    def decode(self, entries: Sequence[BatchEntry]) -> dict[int, int]:
+        """Decode every entry in one call; return, per sequence that asked for logits, its batch index."""
+        batch = self._batch
+        n = 0
+        wanted: dict[int, int] = {}
+        for entry in entries:
+            for i, token in enumerate(entry.tokens):
+                batch.token[n] = token
+                batch.pos[n] = entry.pos + i
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = entry.seq
+                last = i == len(entry.tokens) - 1
+                batch.logits[n] = entry.logits and last
+                if entry.logits and last:
+                    wanted[entry.seq] = n
+                n += 1
+        if n > self.options.n_batch:
+            raise ValueError(f"{n} tokens in one batch; n_batch is {self.options.n_batch}")
+        batch.n_tokens = n
+        status = self._lib.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed with status {status}")
+        return wanted
+
+    def start(self, seq: int, sampling: Sampling) -> None:
+        """Give sequence ``seq`` a fresh sampler (and an empty cache)."""
+        lib = self._lib
+        self.clear(seq)
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if sampling.temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+        else:
+            if sampling.top_p < 1.0:
+                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+            seed = _DEFAULT_SEED if sampling.seed is None else sampling.seed & 0xFFFFFFFF
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+        self._samplers[seq] = chain
+
+    def sample(self, seq: int, index: int) -> int:
+        return int(self._lib.llama_sampler_sample(self._samplers[seq], self._ctx, index))
+
+    def clear(self, seq: int) -> None:
+        """Forget sequence ``seq``: its cache and its sampler."""
+        self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        chain = self._samplers.pop(seq, None)
+        if chain is not None:
+            self._lib.llama_sampler_free(chain)
+
+    def embed(self, tokens: Sequence[int]) -> np.ndarray:
+        """The mean-pooled, L2-normalised embedding of ``tokens``."""
+        if not self.options.embeddings:
+            raise BadInput("this model was not loaded for embeddings.", hint="add it with --task embed.")
+        self.clear(0)
+        for start in range(0, len(tokens), self.options.n_batch):
+            chunk = tokens[start : start + self.options.n_batch]
+            self.decode([BatchEntry(0, chunk, start, start + len(chunk) == len(tokens))])
+        pointer = self._lib.llama_get_embeddings_seq(self._ctx, 0)
+        vector = np.ctypeslib.as_array(pointer, shape=(self.n_embd,)).astype(np.float32)
+        self.clear(0)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+    def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        raise BadInput("a language model takes text, not tensors.", hint="use /v1/chat/completions or /v1/completions.")
+
+    def close(self) -> None:
+        lib = self._lib
+        for seq in list(self._samplers):
+            self.clear(seq)
+        if self._batch is not None:
+            lib.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            lib.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            lib.llama_model_free(self._model)
+            self._model = None

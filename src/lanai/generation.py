@@ -1,0 +1,343 @@
+"""Text generation for one language model: a bounded queue, slots decoded together, streamed tokens.
+
+One dedicated thread owns the model's context. Each step it admits waiting requests into free slots
+(oldest first), then builds one batch: the next token of every slot that is generating, and as much of
+the waiting prompts as the batch has room for. So a dozen users share each forward pass instead of
+queueing behind one another, a new prompt is read while others keep generating, and no request can cut
+another short. Tokens travel to the event loop one ``call_soon_threadsafe`` at a time; a client that
+goes away cancels its request, and its slot is freed at the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lanai.backends.llamacpp import BatchEntry, LlamaCppBackend, Sampling
+from lanai.errors import BadInput, NotReady, Overloaded
+
+__all__ = ["Engine", "Generation", "Chunk", "Usage", "GenerateRequest"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: Sequence[int]
+    """Prompt tokens."""
+    max_tokens: int | None = None
+    """None: until the model ends or the context is full."""
+    sampling: Sampling = Sampling()
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    queue_s: float
+    time_to_first_token_s: float
+    decode_s: float
+    """From the first token to the last."""
+
+    @property
+    def tokens_per_second(self) -> float:
+        return (self.completion_tokens - 1) / self.decode_s if self.completion_tokens > 1 and self.decode_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Text generated since the last chunk. The last chunk has a ``finish_reason`` (stop, length or
+    error) and the ``usage``; an ``error`` says what went wrong after the stream began."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+
+
+class Generation:
+    """One request's stream of chunks. Iterate it on the event loop; ``cancel()`` to stop early."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._chunks: asyncio.Queue[Chunk] = asyncio.Queue()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def _put(self, chunk: Chunk) -> None:  # engine thread
+        self._loop.call_soon_threadsafe(self._chunks.put_nowait, chunk)
+
+    async def __aiter__(self) -> AsyncIterator[Chunk]:
+        try:
+            while True:
+                chunk = await self._chunks.get()
+                yield chunk
+                if chunk.finish_reason is not None:
+                    return
+        finally:
+            self.cancel()  # a consumer that stops early (client gone) frees the slot
+
+
+@dataclass
+class _Slot:
+    seq: int
+    request: GenerateRequest
+    generation: Generation
+    enqueued: float
+    started: float = 0.0
+    first_token: float = 0.0
+    prompt_done: int = 0
+    """Prompt tokens decoded so far."""
+    last_token: int | None = None
+    produced: int = 0
+    pending: bytes = b""
+    """Bytes of a UTF-8 character not yet complete."""
+    held: str = ""
+    """Text held back because it may be the start of a stop string."""
+    done: bool = False
+    stop_prefixes: set[str] = field(default_factory=set)
+
+    @property
+    def position(self) -> int:
+        return self.prompt_done + self.produced
+
+
+class Engine:
+    """Generation for one model on a thread of its own."""
+
+    def __init__(
+        self,
+        model: LlamaCppBackend,
+        *,
+        max_queue: int = 64,
+        observer: Callable[[Usage], None] | None = None,
+        name: str = "lanai-llm",
+    ) -> None:
+        self.model = model
+        self.max_queue = max_queue
+        self._observer = observer
+        self._waiting: deque[_Slot] = deque()
+        self._embeds: deque[tuple[Sequence[int], Future[np.ndarray]]] = deque()
+        self._active: dict[int, _Slot] = {}
+        self._free = list(range(model.parallel))
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def submit(self, request: GenerateRequest) -> Generation:
+        """Queue ``request``; its chunks arrive on the calling event loop."""
+        if self._closing:
+            raise NotReady("the model is being unloaded.", hint="retry in a moment.")
+        limit = self.model.n_ctx
+        if len(request.prompt) >= limit:
+            raise BadInput(
+                f"the prompt is {len(request.prompt)} tokens; this model's context holds {limit} tokens per request, "
+                "the answer included.",
+                hint="shorten the prompt, or load the model with a larger n_ctx.",
+            )
+        if not request.prompt:
+            raise BadInput("the prompt is empty.", hint="send some text.")
+        generation = Generation(asyncio.get_running_loop())
+        slot = _Slot(-1, request, generation, time.perf_counter())
+        slot.stop_prefixes = {stop[:i] for stop in request.stop for i in range(1, len(stop))}
+        with self._wake:
+            if len(self._waiting) >= self.max_queue:
+                raise Overloaded(
+                    f"{len(self._waiting)} requests are already waiting for this model.",
+                    hint="retry after a short wait.",
+                )
+            self._waiting.append(slot)
+            self._wake.notify()
+        return generation
+
+    async def embed(self, tokens: Sequence[int]) -> np.ndarray:
+        """The model's embedding of ``tokens``, computed on the engine's thread."""
+        if self._closing:
+            raise NotReady("the model is being unloaded.", hint="retry in a moment.")
+        if not tokens:
+            raise BadInput("an input to embed is empty.", hint="send some text.")
+        if len(tokens) > self.model.n_ctx:
+            raise BadInput(
+                f"an input is {len(tokens)} tokens; this model embeds at most {self.model.n_ctx}.",
+                hint="split the text.",
+            )
+        future: Future[np.ndarray] = Future()
+        with self._wake:
+            if len(self._embeds) >= self.max_queue:
+                raise Overloaded(f"{len(self._embeds)} inputs are already waiting for this model.", hint="retry.")
+            self._embeds.append((tokens, future))
+            self._wake.notify()
+        return await asyncio.wrap_future(future)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop taking requests; let running ones finish (up to ``timeout`` s); end the thread."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._closing = True
+        while (self._active or self._waiting) and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.01)
+        with self._wake:
+            for slot in [*self._waiting, *self._active.values()]:
+                slot.generation.cancel()
+            self._wake.notify()
+        self._thread.join(5)
+
+    # -- the engine thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._active and not self._waiting and not self._embeds and not self._closing:
+                    self._wake.wait()
+                if self._closing and not self._active and not self._waiting and not self._embeds:
+                    return
+                self._admit()
+                embeds = list(self._embeds)
+                self._embeds.clear()
+            for tokens, future in embeds:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(self.model.embed(tokens))
+                    except Exception as exc:
+                        future.set_exception(exc)
+            if self._closing and not self._active and not self._waiting:
+                return
+            self._drop_cancelled()
+            if not self._active:
+                continue
+            try:
+                self._step()
+            except Exception as exc:  # a failed decode fails the requests in it, not the engine
+                log.exception("generation step failed")
+                for slot in list(self._active.values()):
+                    self._finish(slot, "error", error=f"generation failed: {exc}")
+
+    def _admit(self) -> None:
+        while self._waiting and self._free:
+            slot = self._waiting.popleft()
+            if slot.generation.cancelled:
+                continue
+            slot.seq = self._free.pop(0)
+            slot.started = time.perf_counter()
+            self.model.start(slot.seq, slot.request.sampling)
+            self._active[slot.seq] = slot
+
+    def _drop_cancelled(self) -> None:
+        for slot in list(self._active.values()):
+            if slot.generation.cancelled:
+                self._release(slot)
+
+    def _step(self) -> None:
+        budget = self.model.options.n_batch
+        entries = []
+        for slot in self._active.values():  # every generating request advances one token
+            if slot.last_token is not None:
+                entries.append(BatchEntry(slot.seq, [slot.last_token], slot.position - 1, True))
+                budget -= 1
+        for slot in sorted(self._active.values(), key=lambda s: s.started):  # then prompts, oldest first
+            if slot.last_token is None and budget > 0:
+                prompt = slot.request.prompt
+                chunk = prompt[slot.prompt_done : slot.prompt_done + budget]
+                last = slot.prompt_done + len(chunk) == len(prompt)
+                entries.append(BatchEntry(slot.seq, chunk, slot.prompt_done, last))
+                budget -= len(chunk)
+        wanted = self.model.decode(entries)
+        for entry in entries:
+            slot = self._active[entry.seq]
+            if slot.last_token is None:
+                slot.prompt_done += len(entry.tokens)
+        for seq, index in wanted.items():
+            self._advance(self._active[seq], self.model.sample(seq, index))
+
+    def _advance(self, slot: _Slot, token: int) -> None:
+        now = time.perf_counter()
+        if slot.produced == 0:
+            slot.first_token = now
+        slot.produced += 1
+        if self.model.is_end(token):
+            self._finish(slot, "stop")
+            return
+        slot.last_token = token
+        slot.pending += self.model.piece(token)
+        text = _complete_utf8(slot)
+        reason = self._emit(slot, text)
+        if reason is None:
+            limit = slot.request.max_tokens
+            if (limit is not None and slot.produced >= limit) or slot.position >= self.model.n_ctx:
+                reason = "length"
+        if reason is not None:
+            self._finish(slot, reason)
+
+    def _emit(self, slot: _Slot, text: str) -> str | None:
+        """Send what is safe to send; return "stop" when a stop string appears."""
+        held = slot.held + text
+        for stop in slot.request.stop:
+            at = held.find(stop)
+            if at >= 0:
+                slot.held, slot.pending = "", b""
+                if at:
+                    slot.generation._put(Chunk(held[:at]))
+                return "stop"
+        keep = max((len(p) for p in slot.stop_prefixes if held.endswith(p)), default=0)
+        send, slot.held = (held[:-keep], held[-keep:]) if keep else (held, "")
+        if send:
+            slot.generation._put(Chunk(send))
+        return None
+
+    def _finish(self, slot: _Slot, reason: str, error: str | None = None) -> None:
+        if slot.done:
+            return
+        slot.done = True
+        tail = slot.held + slot.pending.decode("utf-8", "replace")  # empty after a stop string
+        now = time.perf_counter()
+        first = slot.first_token or now
+        usage = Usage(
+            prompt_tokens=len(slot.request.prompt),
+            completion_tokens=slot.produced,
+            queue_s=slot.started - slot.enqueued,
+            time_to_first_token_s=first - slot.enqueued,
+            decode_s=now - first,
+        )
+        slot.generation._put(Chunk(tail, reason, usage, error))
+        if self._observer is not None and reason != "error":
+            self._observer(usage)
+        self._release(slot)
+
+    def _release(self, slot: _Slot) -> None:
+        self._active.pop(slot.seq, None)
+        self.model.clear(slot.seq)
+        self._free.append(slot.seq)
+        self._free.sort()
+
+
+def _complete_utf8(slot: _Slot) -> str:
+    """Decode the slot's pending bytes up to the last complete UTF-8 character."""
+    data = slot.pending
+    for cut in range(len(data), max(len(data) - 4, -1), -1):
+        try:
+            text = data[:cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        slot.pending = data[cut:]
+        return text
+    slot.pending = b""
+    return data.decode("utf-8", "replace")

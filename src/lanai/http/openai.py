@@ -1,0 +1,282 @@
+"""The OpenAI-compatible API for language models: models, chat completions, completions, embeddings.
+
+Bodies and errors follow OpenAI's shapes (PROTOCOLS.md §2) so the official ``openai`` clients and plain
+curl work unchanged. Streams are server-sent events ending with ``data: [DONE]``; an error after the
+stream has begun travels in-band as an event with an ``error`` key, which those clients raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from lanai.errors import BadInput, LanaiError, NotReady, Overloaded
+from lanai.host import Host
+from lanai.http.body import read_body
+from lanai.http.errors import status_of
+from lanai.tasks.chat import ROLES, message_text
+
+__all__ = ["routes"]
+
+_MAX_STOPS = 4
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def openai_error(status: int, message: str, kind: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status, headers=headers)
+
+
+def _openai_errors(endpoint: Endpoint) -> Endpoint:
+    """lanai's errors as OpenAI error bodies, with the same status codes as the rest of the API."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except LanaiError as exc:
+            status = status_of(exc)
+            headers = None
+            if isinstance(exc, Overloaded):
+                headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+            elif isinstance(exc, NotReady):
+                headers = {"Retry-After": "1"}
+            kind = {404: "not_found_error", 413: "invalid_request_error", 503: "server_error"}.get(
+                status, "invalid_request_error"
+            )
+            code = "model_not_found" if status == 404 else ("overloaded" if status == 503 else None)
+            return openai_error(status, str(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers)
+
+    return wrapped
+
+
+class _Invalid(BadInput):
+    def __init__(self, param: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param
+
+
+# -- request parsing ----------------------------------------------------------------------------------
+
+
+async def _json(request: Request, host: Host) -> dict[str, Any]:
+    body = await read_body(request, host.settings.max_body_bytes)
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"the body is not valid JSON ({exc}).", hint="send a JSON object.") from None
+    if not isinstance(data, dict):
+        raise BadInput("the body must be a JSON object.")
+    return data
+
+
+def _model(data: dict[str, Any], host: Host, request: Request) -> str:
+    name = data.get("model")
+    if not isinstance(name, str) or not name:
+        raise _Invalid("model", "'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
+    request.scope["lanai.model"] = name
+    host.get(name)  # 404 for an unknown model
+    return name
+
+
+def _number(data: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise _Invalid(key, f"'{key}' must be a number from {low:g} to {high:g}, not {value!r}.")
+    return float(value)
+
+
+def _request(data: dict[str, Any], prompt: list[int]) -> Any:
+    from lanai.backends.llamacpp import Sampling
+    from lanai.generation import GenerateRequest
+
+    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise _Invalid("max_tokens", f"'max_tokens' must be a whole number ≥ 1, not {max_tokens!r}.")
+    stop = data.get("stop")
+    if stop is None:
+        stops: tuple[str, ...] = ()
+    elif isinstance(stop, str):
+        stops = (stop,)
+    elif isinstance(stop, list) and len(stop) <= _MAX_STOPS and all(isinstance(s, str) and s for s in stop):
+        stops = tuple(stop)
+    else:
+        raise _Invalid("stop", f"'stop' must be a string or a list of up to {_MAX_STOPS} non-empty strings.")
+    seed = data.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise _Invalid("seed", f"'seed' must be a whole number, not {seed!r}.")
+    n = data.get("n", 1)
+    if n != 1:
+        raise _Invalid("n", "lanai generates one choice per request ('n' must be 1).", hint="send n requests.")
+    sampling = Sampling(
+        temperature=_number(data, "temperature", 1.0, 0.0, 2.0), top_p=_number(data, "top_p", 1.0, 0.0, 1.0), seed=seed
+    )
+    return GenerateRequest(prompt, max_tokens, sampling, stops)
+
+
+def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _Invalid("messages", "'messages' must be a non-empty list of {role, content} objects.")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise _Invalid(f"messages[{i}]", f"messages[{i}] needs a 'role' among {', '.join(ROLES)}.")
+        out.append({"role": message["role"], "content": message_text(message.get("content"), i)})
+    return out
+
+
+def _unsupported(data: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        if data.get(key):
+            raise _Invalid(key, f"'{key}' is not supported by lanai yet.", hint=f"leave '{key}' out.")
+
+
+# -- endpoints ----------------------------------------------------------------------------------------
+
+
+async def list_models(request: Request) -> Response:
+    host: Host = request.app.state.host
+    data = [
+        {"id": m.name, "object": "model", "created": int(m.loaded_at), "owned_by": "lanai", "task": m.info.task}
+        for m in host.models.values()
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@_openai_errors
+async def chat_completions(request: Request) -> Response:
+    host: Host = request.app.state.host
+    data = await _json(request, host)
+    name = _model(data, host, request)
+    _unsupported(data, "tools", "functions", "logprobs", "response_format")
+    prompt = host.chat_tokens(name, _messages(data))
+    return await _respond(host, name, data, prompt, chat=True)
+
+
+@_openai_errors
+async def completions(request: Request) -> Response:
+    host: Host = request.app.state.host
+    data = await _json(request, host)
+    name = _model(data, host, request)
+    _unsupported(data, "echo", "logprobs", "suffix")
+    prompt = data.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise _Invalid("prompt", "'prompt' must be a string (one prompt per request).")
+    return await _respond(host, name, data, host.text_tokens(name, prompt), chat=False)
+
+
+async def _respond(host: Host, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool) -> Response:
+    generation = host.generate(name, _request(data, prompt))
+    ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if data.get("stream"):
+        options = data.get("stream_options") or {}
+        usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
+        events = _stream(generation, ident, created, name, chat=chat, include_usage=usage)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    texts, last = [], None
+    async for chunk in generation:
+        texts.append(chunk.text)
+        last = chunk
+    assert last is not None
+    if last.error:
+        return openai_error(500, last.error, "server_error")
+    text = "".join(texts)
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": last.finish_reason}
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason}
+    return JSONResponse({
+        "id": ident, "object": "chat.completion" if chat else "text_completion", "created": created, "model": name,
+        "choices": [choice], "usage": _usage(last.usage),
+    })  # fmt: skip
+
+
+async def _stream(
+    generation: Any, ident: str, created: int, model: str, *, chat: bool, include_usage: bool
+) -> AsyncIterator[bytes]:
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def event(choices: list[dict], usage: dict | None = None) -> bytes:
+        body = {"id": ident, "object": kind, "created": created, "model": model, "choices": choices}
+        if include_usage:
+            body["usage"] = usage
+        return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+    def choice(text: str | None, finish: str | None, first: bool = False) -> dict:
+        if not chat:
+            return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        delta: dict[str, str] = {"role": "assistant"} if first else {}
+        if text is not None:
+            delta["content"] = text
+        return {"index": 0, "delta": delta, "finish_reason": finish}
+
+    if chat:
+        yield event([choice("", None, first=True)])
+    async for chunk in generation:
+        if chunk.error:
+            error = {"error": {"message": chunk.error, "type": "server_error", "param": None, "code": None}}
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+            break
+        if chunk.finish_reason is None:
+            yield event([choice(chunk.text, None)])
+            continue
+        last_text = (chunk.text or None) if chat else chunk.text
+        yield event([choice(last_text, chunk.finish_reason)])
+        if include_usage:
+            yield event([], _usage(chunk.usage))
+    yield b"data: [DONE]\n\n"
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+@_openai_errors
+async def embeddings(request: Request) -> Response:
+    host: Host = request.app.state.host
+    data = await _json(request, host)
+    name = _model(data, host, request)
+    texts = data.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise _Invalid("input", "'input' must be a string or a non-empty list of strings.")
+    encoding = data.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise _Invalid("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
+    vectors, tokens = await host.embed(name, texts)
+    items = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(vectors)]
+    return JSONResponse({
+        "object": "list", "data": items, "model": name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })  # fmt: skip
+
+
+def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return [float(x) for x in vector]
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+    ]
