@@ -196,14 +196,16 @@ def test_a_client_that_goes_away_frees_its_slot(api: tuple[str, Host]) -> None:
     url, host = api
     engine = host.models["smol-one"].engine
     assert engine is not None
-    body = {"model": "smol-one", "messages": QUESTION, "max_tokens": 400, "stream": True, "temperature": 1}
+    body = {"model": "smol-one", "messages": LONG, "max_tokens": 300, "stream": True, "temperature": 0}
     with httpx.Client(base_url=url, timeout=60) as http, http.stream("POST", "/v1/chat/completions", json=body) as r:
-        next(r.iter_lines())
+        lines = r.iter_lines()
+        while '"content": "' not in next(lines) or engine.active == 0:  # generating
+            pass
         assert engine.active == 1
-    deadline = time.monotonic() + 5
-    while engine.active and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert engine.active == 0
+    closed = time.monotonic()
+    while engine.active and time.monotonic() < closed + 5:
+        time.sleep(0.01)
+    assert engine.active == 0 and time.monotonic() - closed < 1.0  # 300 tokens would take seconds
     with httpx.Client(base_url=url, timeout=60) as http:  # and the slot serves the next request
         answer = http.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 4})
     assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] <= 4
