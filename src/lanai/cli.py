@@ -81,6 +81,10 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("chat", "load-test streamed chat completions of a language model instead")
+    g.add_argument("--chat", metavar="MODEL", help="the language model to chat with")
+    g.add_argument("--prompt", default="Write a short story about a robot who learns to paint.")
+    g.add_argument("--max-tokens", type=int, default=64)
     p.set_defaults(run=_bench)
 
 

@@ -48,6 +48,8 @@ def _request(args: argparse.Namespace) -> RequestSpec:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None or args.requests is not None else 10.0
+    if args.chat:
+        return _run_chat(args, duration)
     try:
         config = BenchConfig(
             args.url, _request(args), args.concurrency, duration=duration, requests=args.requests,
@@ -65,4 +67,21 @@ def run_bench_command(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(result.format_text())
+    return 0 if result.ok else 1
+
+
+def _run_chat(args: argparse.Namespace, duration: float | None) -> int:
+    import asyncio
+
+    from lanai.bench.chat import ChatBenchConfig, run_chat
+
+    try:
+        config = ChatBenchConfig(
+            args.url, args.chat, args.prompt, args.max_tokens, args.concurrency, duration=duration,
+            requests=args.requests, timeout=args.timeout,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    result = asyncio.run(run_chat(config))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format_text())
     return 0 if result.ok else 1
