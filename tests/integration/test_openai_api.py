@@ -256,3 +256,15 @@ def test_generation_metrics_are_exported(api: tuple[str, Host], client: openai.O
     assert 'lanai_llm_time_to_first_token_seconds_count{model="tiny"}' in text
     assert 'lanai_llm_completion_tokens_total{model="tiny"}' in text
     assert 'lanai_requests_total{endpoint="/v1/completions",model="tiny",status="200"}' in text
+
+
+def test_lanai_bench_load_tests_chat_completions(api: tuple[str, Host], capsys: pytest.CaptureFixture[str]) -> None:
+    from lanai.cli import main
+
+    code = main(["bench", api[0], "--chat", "tiny", "--max-tokens", "8", "-c", "2", "-n", "6", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["requests"] == 6 and result["errors"] == 0
+    assert result["completion_tokens"] == 48 and result["ttft_ms"]["p50"] > 0
+    assert result["total_tokens_per_s"] > 0 and result["stream_tokens_per_s"]["p50"] > 0
+    code = main(["bench", api[0], "--chat", "nope", "-n", "1"])
+    assert code == 1 and "HTTP 404" in capsys.readouterr().out
