@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -170,3 +171,34 @@ def smollm2_path() -> Path | None:
         return None
     path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     return path if path.is_file() else None
+
+
+MEDIAPIPE_WHEEL = "mediapipe==0.10.21"
+
+
+def mediapipe_model(member: str) -> Path | None:
+    """A .tflite model out of mediapipe's wheel (ASSETS.md), fetched once from PyPI into a cache and never
+    installed (that mediapipe needs numpy < 2). None if it cannot be had (no network, no pip)."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    cache = Path(os.environ.get("LANAI_TEST_CACHE", Path.home() / ".cache" / "lanai-tests")) / "mediapipe-0.10.21"
+    target = cache / member
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        fetch = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", MEDIAPIPE_WHEEL, "-d", tmp]
+        if subprocess.run(fetch, capture_output=True).returncode != 0:
+            return None
+        wheel = next(Path(tmp).glob("mediapipe-*.whl"), None)
+        if wheel is None:
+            return None
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(member)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target

@@ -39,7 +39,7 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("file", type=Path)
     add.add_argument("--name", required=True)
     add.add_argument("--task", required=True, choices=["classify", "infer", "chat", "completion", "embed"])
-    add.add_argument("--backend", help="onnx or llamacpp (default: llamacpp for .gguf files, else onnx)")
+    add.add_argument("--backend", help="onnx, llamacpp or litert (default: by suffix: .gguf, .tflite, else onnx)")
     add.add_argument(
         "--option",
         action="append",

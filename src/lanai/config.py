@@ -44,6 +44,8 @@ class Settings:
     """Model that /v1/infer and /predict use; None: the bundled default model, else the only one."""
     providers: tuple[str, ...] = ("tensorrt", "cuda", "openvino", "cpu")
     """ONNX Runtime execution providers in priority order; those not installed are skipped."""
+    litert_delegates: tuple[str, ...] = ()
+    """LiteRT delegate libraries to try, in order, for .tflite models (e.g. libedgetpu.so.1); the CPU if none loads."""
     intra_op_threads: int = 0
     """Threads one model run may use; 0: one per core."""
     inter_op_threads: int = 1

@@ -377,7 +377,7 @@ def _backend_options(manifest: Manifest, settings: Settings, instances: int) -> 
         inter_op_threads=int(given.get("inter_op_threads", settings.inter_op_threads)),
         graph_optimization=str(given.get("graph_optimization", settings.graph_optimization)),
         allow_spinning=bool(given.get("allow_spinning", settings.allow_spinning)),
-        extra=dict(given),
+        extra={"delegates": settings.litert_delegates, **given} if settings.litert_delegates else dict(given),
     )
 
 

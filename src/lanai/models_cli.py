@@ -93,7 +93,7 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
     if args.task == "classify" and preprocess is None:
         preprocess = ImagePreprocess()
-    backend = args.backend or ("llamacpp" if args.file.suffix.lower() == ".gguf" else "onnx")
+    backend = args.backend or {".gguf": "llamacpp", ".tflite": "litert"}.get(args.file.suffix.lower(), "onnx")
     options = parse_options(args.option or [])
     manifest = store.add(
         args.file,

@@ -13,6 +13,7 @@ __all__ = ["Backend", "BackendOptions", "BACKENDS", "backend_class"]
 BACKENDS: dict[str, tuple[str, str]] = {
     "onnx": ("lanai.backends.onnx:OnnxBackend", "lanai"),
     "llamacpp": ("lanai.backends.llamacpp:LlamaCppBackend", "lanai[llm]"),
+    "litert": ("lanai.backends.litert:LiteRTBackend", "lanai[litert]"),
 }
 
 
