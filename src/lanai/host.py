@@ -20,6 +20,7 @@ from lanai.backends import Backend, BackendOptions, backend_class
 from lanai.batching import Batcher, Timing
 from lanai.config import Settings
 from lanai.errors import BadInput, LanaiError, ModelLoadError, ModelNotFound, NotReady, VersionNotFound
+from lanai.pipelines import Pipeline, PipelineResult, load_pipelines, run_pipeline
 from lanai.store import Manifest, Store
 from lanai.tasks.classify import load_labels, top_k
 from lanai.tasks.image import image_to_tensor
@@ -86,6 +87,9 @@ class Host:
         self.models: dict[str, LoadedModel] = {}
         self.failed: dict[str, str] = {}
         """Models whose active version did not load, with the reason."""
+        self.pipelines: dict[str, Pipeline] = {}
+        self.failed_pipelines: dict[str, str] = {}
+        """Pipeline files that could not be read, with the reason."""
         self.started_at = time.time()
         self.ready = False
         self._swap_lock = asyncio.Lock()
@@ -101,6 +105,7 @@ class Host:
                 await self.load(summary.name)
             except LanaiError as exc:
                 log.error("model %s did not load: %s", summary.name, exc)
+        self.pipelines, self.failed_pipelines = load_pipelines(self.store.root / "pipelines")
         release_free_memory()
         self.ready = True
 
@@ -318,6 +323,17 @@ class Host:
         if model.manifest.task == "embed":
             raise BadInput(f"model {name!r} is an embedding model; it does not generate text.")
         return _engine(model).submit(request)
+
+    async def run_pipeline(self, name: str, image: bytes) -> PipelineResult:
+        """Run the pipeline ``name`` on ``image`` (see ``lanai.pipelines``)."""
+        self._check_ready()
+        pipeline = self.pipelines.get(name)
+        if pipeline is None:
+            if name in self.failed_pipelines:
+                raise ModelNotFound(f"pipeline {name!r} could not be read: {self.failed_pipelines[name]}")
+            known = ", ".join(sorted(self.pipelines)) or "none"
+            raise ModelNotFound(f"no pipeline named {name!r}.", hint=f"pipelines: {known}.")
+        return await run_pipeline(self, pipeline, image)
 
     async def embed(self, name: str, texts: list[str]) -> tuple[list[np.ndarray], int]:
         """One embedding per text, and the number of tokens read."""

@@ -200,3 +200,15 @@ class Classification:
     version: str
     predictions: list[Prediction]
     timing: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The classify endpoint's answer: the best label and score first, then every prediction."""
+        best = self.predictions[0]
+        return {
+            "model": self.model,
+            "version": self.version,
+            "label": best.label,
+            "score": best.score,
+            "predictions": [{"label": p.label, "index": p.index, "score": p.score} for p in self.predictions],
+            "timing": self.timing,
+        }

@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.host import Host
-from lanai.http import openai, ops, tasks, v2
+from lanai.http import openai, ops, pipelines, tasks, v2
 from lanai.http.auth import ApiKeyAuth
 from lanai.http.errors import EXCEPTION_HANDLERS
 from lanai.telemetry.metrics import Metrics
@@ -67,7 +67,7 @@ def create_app(host: Host, *, manage_host: bool = True) -> Starlette:
     from lanai.http import openapi
 
     app = Starlette(
-        routes=[*v2.routes(), *openai.routes(), *tasks.routes(), *ops.routes(), *openapi.routes()],
+        routes=[*v2.routes(), *openai.routes(), *tasks.routes(), *pipelines.routes(), *ops.routes(), *openapi.routes()],
         middleware=[
             Middleware(RequestMetrics, metrics=host.metrics),
             *([Middleware(ApiKeyAuth, api_key=host.settings.api_key)] if host.settings.api_key else []),

@@ -94,7 +94,15 @@ def _task_paths() -> Doc:
         ),
         "/v1/infer": _classify("ClassifyDefault", "Classify an image with the default model", [], _DEFAULT_MODEL),
         "/predict": _classify("Predict", "Classify an image with the default model (alias)", [], _DEFAULT_MODEL),
-    }
+        "/v1/pipelines": {"get": _op("ListPipelines", "tasks", "The pipelines in the store",
+                                     _json("Pipelines, and files that could not be read.", ref("PipelineList")))},
+        "/v1/pipelines/{pipeline}": {"post": _op(
+            "RunPipeline", "tasks", "Run an image through a pipeline of models",
+            _json("Each step's result; status partial when a later step failed.", ref("PipelineResult")),
+            errors=(400, 404, 413, 503), requestBody=_IMAGE_BODY,
+            description="The first step takes the image; later steps prompt language models with earlier results.",
+            parameters=[{"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string"}}])},
+    }  # fmt: skip
 
 
 # -- Open Inference Protocol v2 ------------------------------------------------------------------------

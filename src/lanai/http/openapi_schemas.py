@@ -339,4 +339,23 @@ _OPENAI = {
     }, ("object", "model", "data", "usage")),
 }  # fmt: skip
 
-SCHEMAS: dict[str, Schema] = {**_V2, **_TASKS, **_OPS, **_OPENAI}
+_PIPELINES = {
+    "PipelineList": obj("The pipelines in the store, and the files that could not be read.", {
+        "pipelines": array(obj("", {"name": string(), "steps": array(obj("", {
+            "name": string(), "model": string(), "task": string(enum=["classify", "chat", "completion"])},
+            ("name", "model", "task")))}, ("name", "steps"))),
+        "failed": array(ref("FailedModel")),
+    }, ("pipelines", "failed")),
+    "PipelineResult": obj("Every step that ran, in order; a failed or timed-out step is the last.", {
+        "pipeline": string(),
+        "status": string("partial: a step after the first failed; the earlier results stand.", enum=["ok", "partial"]),
+        "failed_step": nullable(string()),
+        "steps": array(obj("", {
+            "name": string(), "status": string(enum=["ok", "error", "timeout"]), "ms": number(),
+            "output": {"type": "object", "description": "A classify step's Classification, or a chat step's "
+                       "{model, prompt, text, finish_reason, completion_tokens}."},
+            "error": string()}, ("name", "status", "ms"))),
+    }, ("pipeline", "status", "failed_step", "steps")),
+}  # fmt: skip
+
+SCHEMAS: dict[str, Schema] = {**_V2, **_TASKS, **_OPS, **_OPENAI, **_PIPELINES}

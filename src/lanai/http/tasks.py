@@ -10,9 +10,8 @@ from lanai.errors import BadInput
 from lanai.host import Host
 from lanai.http.body import image_from_request
 from lanai.tasks.classify import MAX_TOP_K
-from lanai.types import Classification
 
-__all__ = ["routes", "classification_json"]
+__all__ = ["routes"]
 
 
 def _top_k(request: Request) -> int:
@@ -22,18 +21,6 @@ def _top_k(request: Request) -> int:
     return int(raw)
 
 
-def classification_json(result: Classification) -> dict:
-    best = result.predictions[0]
-    return {
-        "model": result.model,
-        "version": result.version,
-        "label": best.label,
-        "score": best.score,
-        "predictions": [{"label": p.label, "index": p.index, "score": p.score} for p in result.predictions],
-        "timing": result.timing,
-    }
-
-
 async def _classify(request: Request, name: str, version: str | None) -> Response:
     host: Host = request.app.state.host
     k = _top_k(request)
@@ -41,7 +28,7 @@ async def _classify(request: Request, name: str, version: str | None) -> Respons
     request.scope["lanai.model"] = name
     image = await image_from_request(request, host.settings.max_body_bytes)
     result = await host.classify(name, image, k, version)
-    return JSONResponse(classification_json(result))
+    return JSONResponse(result.to_dict())
 
 
 async def classify(request: Request) -> Response:
