@@ -81,7 +81,7 @@ _DEFAULT_MODEL = "Uses the default model (the setting default_model, else the on
 
 def _classify(op_id: str, summary: str, params: list[Doc], description: str | None = None) -> Doc:
     ok = _json("The best classes, best first.", ref("Classification"))
-    extra = {"description": description} if description else {}
+    extra: Doc = {"description": description} if description else {}
     return {"post": _op(op_id, "tasks", summary, ok, errors=(400, 404, 413, 503), **extra,
                         parameters=[*params, _param("TopK")], requestBody=_IMAGE_BODY)}  # fmt: skip
 

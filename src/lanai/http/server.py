@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 
 import uvicorn
@@ -42,7 +43,7 @@ def build_server(host: Host, settings: Settings) -> uvicorn.Server:
         log_config=None,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         server_header=False,
         ssl_certfile=settings.tls_certfile,
         ssl_keyfile=settings.tls_keyfile,

@@ -23,6 +23,7 @@ _HINT = "see the Open Inference Protocol: inputs are {name, shape, datatype, dat
 
 def parse_infer_request(body: bytes, header_length: int | None) -> tuple[InferRequest, set[str], bool]:
     """Parse a body; returns the request, the outputs asked for as binary, and 'all outputs binary'."""
+    binary: bytes | memoryview
     if header_length is None:
         header, binary = body, b""
     else:
