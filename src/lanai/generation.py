@@ -6,6 +6,10 @@ the waiting prompts as the batch has room for. So a dozen users share each forwa
 queueing behind one another, a new prompt is read while others keep generating, and no request can cut
 another short. Tokens travel to the event loop one ``call_soon_threadsafe`` at a time; a client that
 goes away cancels its request, and its slot is freed at the next step.
+
+A finished request leaves its prompt in its sequence's cache. A new request goes to the free sequence
+whose cached prompt shares the longest beginning with its own and reads only the rest: apps on a LAN
+send the same system prompt over and over, and a chat resends the whole conversation every turn.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class GenerateRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int
     queue_s: float
     time_to_first_token_s: float
     decode_s: float
@@ -98,7 +103,9 @@ class _Slot:
     started: float = 0.0
     first_token: float = 0.0
     prompt_done: int = 0
-    """Prompt tokens decoded so far."""
+    """Prompt tokens in the cache so far (read now, or kept from an earlier request)."""
+    cached: int = 0
+    """Prompt tokens found in the cache, not read again."""
     last_token: int | None = None
     produced: int = 0
     pending: bytes = b""
@@ -131,6 +138,8 @@ class Engine:
         self._embeds: deque[tuple[Sequence[int], Future[np.ndarray]]] = deque()
         self._active: dict[int, _Slot] = {}
         self._free = list(range(model.parallel))
+        self._cached: dict[int, Sequence[int]] = {}
+        """Per free sequence, the prompt tokens its cache still holds."""
         self._wake = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -230,16 +239,37 @@ class Engine:
                 log.exception("generation step failed")
                 for slot in list(self._active.values()):
                     self._finish(slot, "error", error=f"generation failed: {exc}")
+                for seq in list(self._cached):  # a failed decode may have left any cache half-written
+                    self.model.clear(seq)
+                self._cached.clear()
 
     def _admit(self) -> None:
         while self._waiting and self._free:
             slot = self._waiting.popleft()
             if slot.generation.cancelled:
                 continue
-            slot.seq = self._free.pop(0)
+            slot.seq, reuse = self._pick_sequence(slot.request.prompt)
+            self._free.remove(slot.seq)
             slot.started = time.perf_counter()
-            self.model.start(slot.seq, slot.request.sampling)
+            self.model.start(slot.seq, slot.request.sampling, keep=reuse)
+            slot.prompt_done = slot.cached = reuse
             self._active[slot.seq] = slot
+
+    def _pick_sequence(self, prompt: Sequence[int]) -> tuple[int, int]:
+        """The free sequence whose cache shares the longest beginning with ``prompt``, and how many of its
+        tokens can be kept (never the whole prompt: its last token must be read to get the next one)."""
+        best, reuse = self._free[0], 0
+        for seq in self._free:
+            cached = self._cached.get(seq, ())
+            same = 0
+            for a, b in zip(cached, prompt):
+                if a != b:
+                    break
+                same += 1
+            same = min(same, len(prompt) - 1)
+            if same > reuse:
+                best, reuse = seq, same
+        return best, reuse
 
     def _drop_cancelled(self) -> None:
         for slot in list(self._active.values()):
@@ -313,6 +343,7 @@ class Engine:
         usage = Usage(
             prompt_tokens=len(slot.request.prompt),
             completion_tokens=slot.produced,
+            cached_tokens=slot.cached,
             queue_s=slot.started - slot.enqueued,
             time_to_first_token_s=first - slot.enqueued,
             decode_s=now - first,
@@ -320,11 +351,16 @@ class Engine:
         slot.generation._put(Chunk(tail, reason, usage, error))
         if self._observer is not None and reason != "error":
             self._observer(usage)
-        self._release(slot)
+        self._release(slot, keep_cache=reason != "error")
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: _Slot, *, keep_cache: bool = True) -> None:
         self._active.pop(slot.seq, None)
-        self.model.clear(slot.seq)
+        if keep_cache:
+            self.model.release(slot.seq)
+            self._cached[slot.seq] = slot.request.prompt[: slot.prompt_done]
+        else:
+            self.model.clear(slot.seq)
+            self._cached.pop(slot.seq, None)
         self._free.append(slot.seq)
         self._free.sort()
 

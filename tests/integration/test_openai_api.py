@@ -268,3 +268,21 @@ def test_lanai_bench_load_tests_chat_completions(api: tuple[str, Host], capsys: 
     assert result["total_tokens_per_s"] > 0 and result["stream_tokens_per_s"]["p50"] > 0
     code = main(["bench", api[0], "--chat", "nope", "-n", "1"])
     assert code == 1 and "HTTP 404" in capsys.readouterr().out
+
+
+def test_a_repeated_prompt_beginning_is_not_read_again(client: openai.OpenAI) -> None:
+    system = {"role": "system", "content": "You are a helpful assistant who answers in one short sentence."}
+    first = client.chat.completions.create(
+        model="smol-one", messages=[system, {"role": "user", "content": "Name a colour."}], max_tokens=8, temperature=0
+    )
+    second = client.chat.completions.create(
+        model="smol-one", messages=[system, {"role": "user", "content": "Name a fruit."}], max_tokens=8, temperature=0
+    )
+    again = client.chat.completions.create(
+        model="smol-one", messages=[system, {"role": "user", "content": "Name a fruit."}], max_tokens=8, temperature=0
+    )  # one slot: it holds the last prompt
+    assert second.usage.prompt_tokens_details.cached_tokens >= 15  # the system prompt and its markup
+    assert second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens
+    assert again.usage.prompt_tokens_details.cached_tokens == again.usage.prompt_tokens - 1
+    assert again.choices[0].message.content == second.choices[0].message.content  # the cache changes nothing
+    assert first.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens_details.cached_tokens

@@ -238,10 +238,12 @@ class LlamaCppBackend:
             raise RuntimeError(f"llama_decode failed with status {status}")
         return wanted
 
-    def start(self, seq: int, sampling: Sampling) -> None:
-        """Give sequence ``seq`` a fresh sampler (and an empty cache)."""
+    def start(self, seq: int, sampling: Sampling, keep: int = 0) -> None:
+        """Give sequence ``seq`` a fresh sampler, keeping only the first ``keep`` positions of its cache
+        (a prompt that begins with the same tokens as the last one in this sequence need not read them again)."""
         lib = self._lib
-        self.clear(seq)
+        self.release(seq)
+        lib.llama_memory_seq_rm(self._memory, seq, keep, -1)
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
@@ -256,12 +258,16 @@ class LlamaCppBackend:
     def sample(self, seq: int, index: int) -> int:
         return int(self._lib.llama_sampler_sample(self._samplers[seq], self._ctx, index))
 
-    def clear(self, seq: int) -> None:
-        """Forget sequence ``seq``: its cache and its sampler."""
-        self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+    def release(self, seq: int) -> None:
+        """Free sequence ``seq``'s sampler; its cache stays for a later prompt with the same beginning."""
         chain = self._samplers.pop(seq, None)
         if chain is not None:
             self._lib.llama_sampler_free(chain)
+
+    def clear(self, seq: int) -> None:
+        """Forget sequence ``seq``: its cache and its sampler."""
+        self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        self.release(seq)
 
     def embed(self, tokens: Sequence[int]) -> np.ndarray:
         """The mean-pooled, L2-normalised embedding of ``tokens``."""
