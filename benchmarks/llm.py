@@ -37,16 +37,13 @@ def smollm2() -> Path:
     return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def in_process(llm: object, max_tokens: int) -> tuple[float, float, int]:
-    """TTFT (s), decode tokens/s after the first, tokens: one greedy stream. The model forgets the last
-    prompt first: llama-cpp-python would otherwise skip the prompt it has just read (lanai's server, like
-    a fresh request from another app, reads it)."""
-    llm.reset()  # type: ignore[attr-defined]
+def in_process(llm: object, prompt: str, max_tokens: int) -> tuple[float, float, int]:
+    """TTFT (s), decode tokens/s after the first, tokens: one greedy stream."""
     start = time.perf_counter()
     first = last = 0.0
     pieces = 0
     for chunk in llm.create_chat_completion(  # type: ignore[attr-defined]
-        messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens, temperature=0.0, stream=True
+        messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0, stream=True
     ):
         if chunk["choices"][0]["delta"].get("content"):
             last = time.perf_counter()
@@ -55,8 +52,8 @@ def in_process(llm: object, max_tokens: int) -> tuple[float, float, int]:
     return first - start, (pieces - 1) / (last - first), pieces
 
 
-def through_server(url: str, streams: int, max_tokens: int) -> dict:
-    config = ChatBenchConfig(url, "smol", PROMPT, max_tokens, streams, requests=streams)
+def through_server(url: str, prompt: str, streams: int, max_tokens: int) -> dict:
+    config = ChatBenchConfig(url, "smol", prompt, max_tokens, streams, requests=streams)
     return asyncio.run(run_chat(config)).to_dict()
 
 
@@ -80,12 +77,15 @@ def main() -> int:
     rows: dict[str, list[float]] = {k: [] for k in ("ip_ttft", "ip_tps", "s1_ttft", "s1_tps", "sn_total", "s1_total")}
     incomplete = 0
     try:
-        through_server(server.url, 1, 8)  # warm-up both
-        in_process(llm, 8)
+        through_server(server.url, PROMPT, 1, 8)  # warm-up both
+        in_process(llm, PROMPT, 8)
         for r in range(args.rounds):
-            ttft, tps, tokens = in_process(llm, args.max_tokens)
-            one = through_server(server.url, 1, args.max_tokens)
-            many = through_server(server.url, args.streams, args.max_tokens)
+            # A new question each round, the same for both: each side reuses only what both can, the chat
+            # template's opening (llama-cpp-python keeps its last prompt; lanai keeps one per sequence).
+            prompt = f"({r + 1}) {PROMPT}"
+            ttft, tps, tokens = in_process(llm, prompt, args.max_tokens)
+            one = through_server(server.url, prompt, 1, args.max_tokens)
+            many = through_server(server.url, prompt, args.streams, args.max_tokens)
             incomplete += many["errors"] + one["errors"]
             rows["ip_ttft"].append(ttft * 1e3)
             rows["ip_tps"].append(tps)
