@@ -81,7 +81,10 @@ class Generation:
         self.cancelled = True
 
     def _put(self, chunk: Chunk) -> None:  # engine thread
-        self._loop.call_soon_threadsafe(self._chunks.put_nowait, chunk)
+        try:
+            self._loop.call_soon_threadsafe(self._chunks.put_nowait, chunk)
+        except RuntimeError:  # the reader's event loop has closed: nobody is left to tell
+            self.cancelled = True
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         try:
@@ -206,6 +209,8 @@ class Engine:
             time.sleep(0.01)
         with self._wake:
             for slot in [*self._waiting, *self._active.values()]:
+                if not slot.generation.cancelled:  # its reader is still there: tell it, don't leave it waiting
+                    slot.generation._put(Chunk("", "error", error="the model was unloaded before this finished."))
                 slot.generation.cancel()
             self._wake.notify()
         self._thread.join(5)
