@@ -352,9 +352,6 @@ class Host:
         return vectors, sum(len(t) for t in tokens)
 
 
-_MAX_AUTO_INSTANCES = 5
-
-
 def _engine(model: LoadedModel) -> Engine:
     if model.engine is None:
         raise BadInput(
@@ -371,6 +368,9 @@ def _batcher(model: LoadedModel) -> Batcher:
             hint="use POST /v1/chat/completions, /v1/completions or /v1/embeddings.",
         )
     return model.batcher
+
+
+_MAX_AUTO_INSTANCES = 5
 
 
 def _instances(config: BatchingConfig) -> BatchingConfig:

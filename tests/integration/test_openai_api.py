@@ -286,3 +286,16 @@ def test_a_repeated_prompt_beginning_is_not_read_again(client: openai.OpenAI) ->
     assert again.usage.prompt_tokens_details.cached_tokens == again.usage.prompt_tokens - 1
     assert again.choices[0].message.content == second.choices[0].message.content  # the cache changes nothing
     assert first.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens_details.cached_tokens
+
+
+def test_a_client_that_stops_waiting_for_a_whole_answer_frees_its_slot(api: tuple[str, Host]) -> None:
+    url, host = api
+    engine = host.models["smol-one"].engine
+    assert engine is not None
+    body = {"model": "smol-one", "messages": LONG, "max_tokens": 300, "temperature": 0}
+    with httpx.Client(base_url=url, timeout=0.5) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/chat/completions", json=body)  # an app with a short timeout gives up
+    gave_up = time.monotonic()
+    while engine.active and time.monotonic() < gave_up + 5:
+        time.sleep(0.01)
+    assert engine.active == 0 and time.monotonic() - gave_up < 1.0  # 300 tokens would take seconds more

@@ -7,6 +7,7 @@ stream has begun travels in-band as an event with an ``error`` key, which those 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -28,6 +29,7 @@ from lanai.tasks.chat import ROLES, message_text
 __all__ = ["routes"]
 
 _MAX_STOPS = 4
+_DISCONNECT_POLL_S = 0.25
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -162,7 +164,7 @@ async def chat_completions(request: Request) -> Response:
     name = _model(data, host, request)
     _unsupported(data, "tools", "functions", "logprobs", "response_format")
     prompt = host.chat_tokens(name, _messages(data))
-    return await _respond(host, name, data, prompt, chat=True)
+    return await _respond(request, host, name, data, prompt, chat=True)
 
 
 @_openai_errors
@@ -176,10 +178,12 @@ async def completions(request: Request) -> Response:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise _Invalid("prompt", "'prompt' must be a string (one prompt per request).")
-    return await _respond(host, name, data, host.text_tokens(name, prompt), chat=False)
+    return await _respond(request, host, name, data, host.text_tokens(name, prompt), chat=False)
 
 
-async def _respond(host: Host, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool) -> Response:
+async def _respond(
+    request: Request, host: Host, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool
+) -> Response:
     generation = host.generate(name, _request(data, prompt))
     ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -188,11 +192,10 @@ async def _respond(host: Host, name: str, data: dict[str, Any], prompt: list[int
         usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
         events = _stream(generation, ident, created, name, chat=chat, include_usage=usage)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    texts, last = [], None
-    async for chunk in generation:
-        texts.append(chunk.text)
-        last = chunk
-    assert last is not None
+    chunks = await _collect(request, generation)
+    if chunks is None:  # the client went away; its slot is free again
+        return Response(status_code=499)
+    texts, last = [c.text for c in chunks], chunks[-1]
     if last.error:
         return openai_error(500, last.error, "server_error")
     text = "".join(texts)
@@ -204,6 +207,25 @@ async def _respond(host: Host, name: str, data: dict[str, Any], prompt: list[int
         "id": ident, "object": "chat.completion" if chat else "text_completion", "created": created, "model": name,
         "choices": [choice], "usage": _usage(last.usage),
     })  # fmt: skip
+
+
+async def _collect(request: Request, generation: Any) -> list[Any] | None:
+    """Every chunk of a whole (not streamed) answer; None if the client disconnects first, which stops
+    the generation: an app that gave up waiting should not keep a slot busy."""
+
+    async def read() -> list[Any]:
+        return [chunk async for chunk in generation]
+
+    reader = asyncio.ensure_future(read())
+    while True:
+        done, _ = await asyncio.wait({reader}, timeout=_DISCONNECT_POLL_S)
+        if done:
+            return reader.result()
+        if await request.is_disconnected():
+            generation.cancel()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            return None
 
 
 async def _stream(
