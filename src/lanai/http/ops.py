@@ -18,7 +18,7 @@ from lanai.telemetry.metrics import CONTENT_TYPE
 
 __all__ = ["routes", "health_document"]
 
-_RUNTIMES = ("onnxruntime", "numpy", "pillow", "starlette", "uvicorn")
+_RUNTIMES = ("onnxruntime", "numpy", "pillow", "starlette", "uvicorn", "llama-cpp-python", "ai-edge-litert")
 
 
 @cache
