@@ -7,9 +7,9 @@ queueing behind one another, a new prompt is read while others keep generating, 
 another short. Tokens travel to the event loop one ``call_soon_threadsafe`` at a time; a client that
 goes away cancels its request, and its slot is freed at the next step.
 
-A finished request leaves its prompt in its sequence's cache. A new request goes to the free sequence
-whose cached prompt shares the longest beginning with its own and reads only the rest: apps on a LAN
-send the same system prompt over and over, and a chat resends the whole conversation every turn.
+A finished request leaves its prompt and answer in its sequence's cache. A new request goes to the free
+sequence whose cached tokens share the longest beginning with its prompt and reads only the rest: apps on
+a LAN send the same system prompt over and over, and a chat resends the whole conversation every turn.
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ class _Slot:
     """Prompt tokens in the cache so far (read now, or kept from an earlier request)."""
     cached: int = 0
     """Prompt tokens found in the cache, not read again."""
+    answer: list[int] = field(default_factory=list)
+    """Generated tokens decoded into the cache (all but the last one sampled)."""
     last_token: int | None = None
     produced: int = 0
     pending: bytes = b""
@@ -300,6 +302,8 @@ class Engine:
             slot = self._active[entry.seq]
             if slot.last_token is None:
                 slot.prompt_done += len(entry.tokens)
+            else:
+                slot.answer.append(slot.last_token)  # now in the cache too
         for seq, index in wanted.items():
             self._advance(self._active[seq], self.model.sample(seq, index))
 
@@ -362,7 +366,11 @@ class Engine:
         self._active.pop(slot.seq, None)
         if keep_cache:
             self.model.release(slot.seq)
-            self._cached[slot.seq] = slot.request.prompt[: slot.prompt_done]
+            prompt = slot.request.prompt
+            # the answer stays too: the next turn of a chat resends it inside its prompt
+            self._cached[slot.seq] = (
+                [*prompt, *slot.answer] if slot.prompt_done == len(prompt) else prompt[: slot.prompt_done]
+            )
         else:
             self.model.clear(slot.seq)
             self._cached.pop(slot.seq, None)

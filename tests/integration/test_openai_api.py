@@ -299,3 +299,16 @@ def test_a_client_that_stops_waiting_for_a_whole_answer_frees_its_slot(api: tupl
     while engine.active and time.monotonic() < gave_up + 5:
         time.sleep(0.01)
     assert engine.active == 0 and time.monotonic() - gave_up < 1.0  # 300 tokens would take seconds more
+
+
+def test_the_next_turn_of_a_chat_reuses_the_last_answer_from_the_cache(client: openai.OpenAI) -> None:
+    turn = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Name a colour."},
+    ]
+    first = client.chat.completions.create(model="smol-one", messages=turn, max_tokens=12, temperature=0)
+    answer = first.choices[0].message.content
+    turn += [{"role": "assistant", "content": answer}, {"role": "user", "content": "And another one?"}]
+    second = client.chat.completions.create(model="smol-one", messages=turn, max_tokens=4, temperature=0)
+    # more than the first prompt was found in the cache: the answer's tokens too
+    assert second.usage.prompt_tokens_details.cached_tokens > first.usage.prompt_tokens + 2
