@@ -144,7 +144,7 @@ class Engine:
         self._active: dict[int, _Slot] = {}
         self._free = list(range(model.parallel))
         self._cached: dict[int, Sequence[int]] = {}
-        """Per free sequence, the prompt tokens its cache still holds."""
+        """Per free sequence, the tokens (prompt, then answer) its cache still holds."""
         self._wake = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
