@@ -67,6 +67,18 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_models)
 
 
+def _pipelines_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipelines", help="manage pipelines (several models behind one request)")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = psub.add_parser("add", help="check a pipeline file and put it in the store")
+    add.add_argument("file", type=Path)
+    add.add_argument("--name", help="default: the file's name without .toml")
+    psub.add_parser("list", help="pipelines, and files that could not be read")
+    psub.add_parser("remove", help="remove a pipeline").add_argument("name")
+    p.set_defaults(run=_pipelines)
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="load-test a running lanai server")
     p.add_argument("url", nargs="?", default="http://127.0.0.1:8000", help="server base URL")
@@ -105,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _models_parser(sub)
+    _pipelines_parser(sub)
     _bench_parser(sub)
     _optimize_parser(sub)
     return parser
@@ -130,6 +143,12 @@ def _models(args: argparse.Namespace) -> int:
     from lanai.models_cli import run_models_command
 
     return run_models_command(args)
+
+
+def _pipelines(args: argparse.Namespace) -> int:
+    from lanai.pipelines_cli import run_pipelines_command
+
+    return run_pipelines_command(args)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -87,9 +87,10 @@ class Host:
         self.models: dict[str, LoadedModel] = {}
         self.failed: dict[str, str] = {}
         """Models whose active version did not load, with the reason."""
-        self.pipelines: dict[str, Pipeline] = {}
-        self.failed_pipelines: dict[str, str] = {}
-        """Pipeline files that could not be read, with the reason."""
+        self._pipelines: dict[str, Pipeline] = {}
+        self._failed_pipelines: dict[str, str] = {}
+        self._pipelines_seen: tuple[float, int] | None = None
+        """The pipelines folder's state when last read (see ``pipelines``)."""
         self.started_at = time.time()
         self.ready = False
         self._swap_lock = asyncio.Lock()
@@ -105,7 +106,6 @@ class Host:
                 await self.load(summary.name)
             except LanaiError as exc:
                 log.error("model %s did not load: %s", summary.name, exc)
-        self.pipelines, self.failed_pipelines = load_pipelines(self.store.root / "pipelines")
         release_free_memory()
         self.ready = True
 
@@ -326,6 +326,29 @@ class Host:
         if model.manifest.task == "embed":
             raise BadInput(f"model {name!r} is an embedding model; it does not generate text.")
         return _engine(model).submit(request)
+
+    @property
+    def pipelines(self) -> dict[str, Pipeline]:
+        """The pipelines in ``<store>/pipelines``, read again whenever a file there changes."""
+        self._refresh_pipelines()
+        return self._pipelines
+
+    @property
+    def failed_pipelines(self) -> dict[str, str]:
+        """Pipeline files that could not be read, with the reason."""
+        self._refresh_pipelines()
+        return self._failed_pipelines
+
+    def _refresh_pipelines(self) -> None:
+        folder = self.store.root / "pipelines"
+        try:
+            stamps = [p.stat().st_mtime_ns for p in folder.glob("*.toml")]
+            seen = (folder.stat().st_mtime, sum(stamps) + len(stamps))
+        except FileNotFoundError:
+            seen = (0.0, 0)
+        if seen != self._pipelines_seen:
+            self._pipelines, self._failed_pipelines = load_pipelines(folder)
+            self._pipelines_seen = seen
 
     async def run_pipeline(self, name: str, image: bytes) -> PipelineResult:
         """Run the pipeline ``name`` on ``image`` (see ``lanai.pipelines``)."""

