@@ -94,6 +94,13 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     if args.task == "classify" and preprocess is None:
         preprocess = ImagePreprocess()
     backend = args.backend or {".gguf": "llamacpp", ".tflite": "litert"}.get(args.file.suffix.lower(), "onnx")
+    language = args.task in ("chat", "completion", "embed")
+    if language != (backend == "llamacpp"):
+        raise BadInput(
+            f"task {args.task!r} does not go with backend {backend!r}.",
+            hint="GGUF language models (backend llamacpp) take --task chat, completion or embed; "
+            "ONNX and TFLite models take --task classify or infer.",
+        )
     options = parse_options(args.option or [])
     manifest = store.add(
         args.file,

@@ -109,3 +109,5 @@ def test_a_gguf_file_is_added_on_llama_cpp_with_its_options(capsys: pytest.Captu
     assert 'backend = "llamacpp"' in out and "n_ctx = 64" in out and "parallel = 2" in out
     code, _, err = lanai(capsys, home, "add", str(gguf), "--name", "t2", "--task", "chat", "--option", "oops")
     assert code == 1 and "--option 'oops' is not KEY=VALUE" in err
+    code, _, err = lanai(capsys, home, "add", str(gguf), "--name", "t3", "--task", "classify")
+    assert code == 1 and "task 'classify' does not go with backend 'llamacpp'" in err
