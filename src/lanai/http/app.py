@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +19,8 @@ from lanai.telemetry.metrics import Metrics
 
 __all__ = ["create_app"]
 
+_MAX_CHILDREN = 4096  # distinct (model, endpoint, status) series kept at hand
+
 
 class RequestMetrics:
     """Counts requests by model, endpoint (the route's template) and status, and times them."""
@@ -25,6 +28,7 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,8 +51,15 @@ class RequestMetrics:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
             model = scope.get("lanai.model", "")
-            self.metrics.requests.labels(model, endpoint, str(status)).inc()
-            self.metrics.request_seconds.labels(model, endpoint).observe(time.perf_counter() - start)
+            key = (model, endpoint, status)
+            children = self._children.get(key)
+            if children is None:  # labels() builds and locks on every call; keep the children per key
+                if len(self._children) > _MAX_CHILDREN:
+                    self._children.clear()
+                requests = self.metrics.requests.labels(model, endpoint, str(status))
+                children = self._children[key] = (requests, self.metrics.request_seconds.labels(model, endpoint))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
 
 
 def create_app(host: Host, *, manage_host: bool = True) -> Starlette:
@@ -67,7 +78,8 @@ def create_app(host: Host, *, manage_host: bool = True) -> Starlette:
     from lanai.http import openapi
 
     app = Starlette(
-        routes=[*v2.routes(), *openai.routes(), *tasks.routes(), *pipelines.routes(), *ops.routes(), *openapi.routes()],
+        # the task routes first: the router tries routes in order, and classify is the busiest
+        routes=[*tasks.routes(), *v2.routes(), *openai.routes(), *pipelines.routes(), *ops.routes(), *openapi.routes()],
         middleware=[
             Middleware(RequestMetrics, metrics=host.metrics),
             *([Middleware(ApiKeyAuth, api_key=host.settings.api_key)] if host.settings.api_key else []),
