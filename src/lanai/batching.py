@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _MAX_BUFFERS = 8
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+FinishFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class _Item:
     future: asyncio.Future
     enqueued_ns: int
     prepare: Callable[[], dict[str, np.ndarray]] | None = None
+    finish: FinishFn | None = None
 
 
 def _fail(items: Iterable[_Item], error: BaseException) -> None:
@@ -131,18 +133,25 @@ class Batcher:
         return await self._enqueue(inputs, rows, _shape_key(inputs), None)
 
     async def submit_prepared(
-        self, prepare: Callable[[], dict[str, np.ndarray]], key: object = None
+        self, prepare: Callable[[], dict[str, np.ndarray]], key: object = None, finish: FinishFn | None = None
     ) -> tuple[dict[str, np.ndarray], Timing]:
         """Run ``prepare()`` (one row of inputs) on the worker thread, then the model on its batch.
 
         The request skips a thread hand-off (e.g. image decoding on a pool of its own), and its inputs
         are made on the core that runs the model. Prepared requests with the same ``key`` (one whose
-        ``prepare`` makes inputs of the same shapes) may share a batch; without a key, a request runs alone.
+        ``prepare`` makes inputs of the same shapes, and whose ``finish`` is the same) may share a batch;
+        without a key, a request runs alone. ``finish``, if given, turns the whole batch's outputs into
+        the rows the requests get, on the worker thread too (e.g. softmax and ranking, once per batch).
         """
-        return await self._enqueue({}, 1, object() if key is None else key, prepare)
+        return await self._enqueue({}, 1, object() if key is None else key, prepare, finish)
 
     async def _enqueue(
-        self, inputs: dict[str, np.ndarray], rows: int, key: object, prepare: Callable[[], dict[str, np.ndarray]] | None
+        self,
+        inputs: dict[str, np.ndarray],
+        rows: int,
+        key: object,
+        prepare: Callable[[], dict[str, np.ndarray]] | None,
+        finish: FinishFn | None = None,
     ) -> tuple[dict[str, np.ndarray], Timing]:
         if self._closing:
             raise NotReady("the model is being unloaded.", hint="retry; another version may be loading.")
@@ -152,7 +161,7 @@ class Batcher:
                 hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
             )
         loop = asyncio.get_running_loop()
-        item = _Item(inputs, rows, key, loop.create_future(), time.perf_counter_ns(), prepare)
+        item = _Item(inputs, rows, key, loop.create_future(), time.perf_counter_ns(), prepare, finish)
         self._queue.append(item)
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name="lanai-batcher")
@@ -269,6 +278,8 @@ class Batcher:
             joined = {name: self._join([one[name] for one in inputs]) for name in inputs[0]}
         prepared = time.perf_counter_ns()
         outputs = run(joined)
+        if batch[0].finish is not None:  # a batch shares its key, so its requests share their finish
+            outputs = batch[0].finish(outputs)
         return outputs, prepared - start, time.perf_counter_ns() - prepared
 
     def _join(self, arrays: list[np.ndarray]) -> np.ndarray:

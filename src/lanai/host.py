@@ -22,7 +22,7 @@ from lanai.config import Settings
 from lanai.errors import BadInput, LanaiError, ModelLoadError, ModelNotFound, NotReady, VersionNotFound
 from lanai.pipelines import Pipeline, PipelineResult, load_pipelines, run_pipeline
 from lanai.store import Manifest, Store
-from lanai.tasks.classify import load_labels, top_k
+from lanai.tasks.classify import load_labels, rank, ranked
 from lanai.tasks.image import image_to_tensor
 from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
@@ -292,9 +292,15 @@ class Host:
 
         # Images are decoded on the thread that then runs their batch: one hand-off per request, and the
         # pixels stay in that core's cache (measured: 5–25 % more images/s than a separate decode pool).
-        outputs, timing = await _batcher(model).submit_prepared(prepare, key=("image", spec))
+        output_name = model.info.outputs[0].name
+
+        def finish(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            probs, order = rank(outputs[output_name])  # the whole batch at once, off the event loop
+            return {"probabilities": probs, "order": order}
+
+        outputs, timing = await _batcher(model).submit_prepared(prepare, key=("image", spec), finish=finish)
         self.metrics.preprocess_seconds.labels(model.name).observe(decode_ns / 1e9)
-        predictions = top_k(outputs[model.info.outputs[0].name][0], model.labels, k)
+        predictions = ranked(outputs["probabilities"][0], outputs["order"][0], model.labels, k)
         timing_ms = {
             "preprocess_ms": round(decode_ns / 1e6, 3),
             # waiting for the batch to start, and for the other images of the batch to be decoded

@@ -31,3 +31,15 @@ def test_bad_k(k: int) -> None:
 def test_load_labels() -> None:
     assert load_labels("cat\ndog\n") == ["cat", "dog"]
     assert load_labels("") == []
+
+
+def test_ranking_a_batch_at_once_gives_each_image_what_top_k_gives_it() -> None:
+    from lanai.tasks.classify import rank, ranked
+
+    scores = np.random.default_rng(3).standard_normal((6, 40)).astype(np.float32)
+    labels = [f"class {i}" for i in range(40)]
+    probs, order = rank(scores)
+    for row in range(6):
+        for k in (1, 5, 40):
+            assert ranked(probs[row], order[row], labels, k) == top_k(scores[row], labels, k)
+    assert order.shape == (6, 40) and np.allclose(probs.sum(axis=1), 1.0)
