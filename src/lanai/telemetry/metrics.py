@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.exposition import generate_latest
@@ -25,6 +25,7 @@ class Metrics:
 
     def __init__(self) -> None:
         disable_created_metrics()  # the *_created series only double the exposition size
+        self._batch_children: dict[str, tuple[Any, Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         r = self.registry
@@ -110,9 +111,16 @@ class Metrics:
         self.completion_tokens.labels(model).inc(usage.completion_tokens)
 
     def observe_batch(self, model: str, stats: BatchStats) -> None:
-        self.batch_size.labels(model).observe(stats.batch_size)
-        self.compute_seconds.labels(model).observe(stats.compute_ns / 1e9)
-        queue = self.queue_seconds.labels(model)
+        children = self._batch_children.get(model)
+        if children is None:  # labels() builds a key and takes a lock on every call: once per model
+            children = self._batch_children[model] = (
+                self.batch_size.labels(model),
+                self.compute_seconds.labels(model),
+                self.queue_seconds.labels(model),
+            )
+        batch_size, compute, queue = children
+        batch_size.observe(stats.batch_size)
+        compute.observe(stats.compute_ns / 1e9)
         for ns in stats.queue_ns:
             queue.observe(ns / 1e9)
 
@@ -121,6 +129,7 @@ class Metrics:
         self.model_info.labels(model, version, backend, provider).set(1)
 
     def model_unloaded(self, model: str) -> None:
+        self._batch_children.pop(model, None)
         for labels in [s.labels for m in self.model_info.collect() for s in m.samples]:
             if labels.get("model") == model:
                 self.model_info.remove(labels["model"], labels["version"], labels["backend"], labels["provider"])
