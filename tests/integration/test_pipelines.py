@@ -143,6 +143,10 @@ def test_pipelines_added_by_the_cli_are_served_without_a_restart(
     source.write_text(CLASSIFY, encoding="utf-8")
     assert main(["pipelines", "--home", str(home), "add", str(source)]) == 0
     assert "added pipeline label-only: classify (efficientnet-lite0)" in capsys.readouterr().out
+    assert main(["pipelines", "--home", str(home), "list"]) == 1  # 1: one file in the folder does not load
+    listing = capsys.readouterr().out
+    assert "label-only" in listing and "classify on efficientnet-lite0" in listing
+    assert "upside-down" in listing and "NOT LOADED" in listing
     body = post(server, "label-only", photos["coffee"]).json()  # no restart
     assert body["status"] == "ok" and body["steps"][0]["output"]["label"].startswith("espresso")
     broken = tmp_path / "broken.toml"

@@ -33,3 +33,9 @@ def test_explicit_config_file_and_errors(tmp_path: Path) -> None:
         load_settings(environ={"LANAI_PORT": "eighty"})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "missing.toml", environ={})
+
+
+def test_litert_delegates_come_from_the_environment_as_a_list(tmp_path: Path) -> None:
+    env = {"LANAI_HOME": str(tmp_path), "LANAI_LITERT_DELEGATES": "libedgetpu.so.1, libother.so"}
+    assert load_settings(environ=env).litert_delegates == ("libedgetpu.so.1", "libother.so")
+    assert load_settings(environ={"LANAI_HOME": str(tmp_path)}).litert_delegates == ()
