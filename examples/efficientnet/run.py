@@ -109,7 +109,9 @@ def main() -> int:
         if a[ia] >= CONFIDENT:
             confident += 1
             confident_same += ia == ib
-    print(f"\nsame top-1: {same}/{len(PHOTOS)} photos; {confident_same}/{confident} of those FP32 gives p ≥ {CONFIDENT}")
+    print(
+        f"\nsame top-1: {same}/{len(PHOTOS)} photos; {confident_same}/{confident} of those FP32 gives p ≥ {CONFIDENT}"
+    )
     rounds = [latency_ms([fp32, int8], photos.x[:1]) for _ in range(5)]
     f, i = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
     print(f"batch-1 latency, medians of 5 alternating rounds: FP32 {f:.2f} ms, INT8 {i:.2f} ms ({f / i:.2f}× faster)")
