@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.requests import ClientDisconnect, Request
 
 from lanai.errors import BadInput, PayloadTooLarge
 
-__all__ = ["read_body", "image_from_request", "multipart_file"]
+__all__ = ["read_body", "json_object", "image_from_request", "multipart_file"]
 
 _FILE_FIELDS = (b"file", b"image")
 
@@ -36,6 +39,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         raise BadInput("the client closed the connection before sending the whole body.") from None
     return b"".join(chunks)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """``body`` parsed as a JSON object; BadInput for anything else."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"the body is not valid JSON: {exc}.", hint="send a JSON object.") from None
+    if not isinstance(doc, dict):
+        raise BadInput("the body must be a JSON object.")
+    return doc
 
 
 def _boundary(content_type: str) -> bytes:

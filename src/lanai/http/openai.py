@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from lanai.errors import BadInput, LanaiError, NotReady, Overloaded
 from lanai.host import Host
-from lanai.http.body import read_body
+from lanai.http.body import json_object, read_body
 from lanai.http.errors import status_of
 from lanai.tasks.chat import ROLES, message_text
 
@@ -71,14 +71,7 @@ class _Invalid(BadInput):
 
 
 async def _json(request: Request, host: Host) -> dict[str, Any]:
-    body = await read_body(request, host.settings.max_body_bytes)
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"the body is not valid JSON ({exc}).", hint="send a JSON object.") from None
-    if not isinstance(data, dict):
-        raise BadInput("the body must be a JSON object.")
-    return data
+    return json_object(await read_body(request, host.settings.max_body_bytes))
 
 
 def _model(data: dict[str, Any], host: Host, request: Request) -> str:

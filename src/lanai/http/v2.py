@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -12,7 +9,7 @@ from starlette.routing import Route
 import lanai
 from lanai.errors import BadInput
 from lanai.host import Host, LoadedModel
-from lanai.http.body import read_body
+from lanai.http.body import json_object, read_body
 from lanai.http.v2_codec import encode_infer_response, parse_infer_request, parse_raw_request
 
 __all__ = ["routes"]
@@ -102,7 +99,7 @@ async def infer(request: Request) -> Response:
 async def repository_index(request: Request) -> Response:
     host = _host(request)
     body = await read_body(request, host.settings.max_body_bytes)
-    only_ready = bool(_json_object(body).get("ready", False)) if body.strip() else False
+    only_ready = bool(json_object(body).get("ready", False)) if body.strip() else False
     entries = []
     for summary in host.store.list():
         loaded = host.models.get(summary.name)
@@ -125,16 +122,6 @@ async def repository_unload(request: Request) -> Response:
     name = request.path_params["model"]
     await _host(request).unload(name)
     return JSONResponse({"name": name, "unload": True})
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"the body is not valid JSON: {exc}.") from None
-    if not isinstance(doc, dict):
-        raise BadInput("the body must be a JSON object.")
-    return doc
 
 
 def routes() -> list[Route]:
