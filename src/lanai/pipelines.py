@@ -34,16 +34,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lanai.errors import BadInput, ConfigError, LanaiError
+from lanai.store.names import validate_name
 
 if TYPE_CHECKING:
     from lanai.host import Host
 
-__all__ = ["Pipeline", "Step", "load_pipelines", "run_pipeline", "PIPELINE_TASKS"]
+__all__ = ["Pipeline", "Step", "read_pipeline", "load_pipelines", "run_pipeline", "PIPELINE_TASKS"]
 
 log = logging.getLogger(__name__)
 
 PIPELINE_TASKS = ("classify", "chat", "completion")
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _REFERENCE = re.compile(r"\{([a-zA-Z0-9_-]+)\.([a-zA-Z0-9_]+)\}")
 
 
@@ -135,13 +135,23 @@ def parse_pipeline(name: str, data: dict[str, Any]) -> Pipeline:
     return Pipeline(name, tuple(steps))
 
 
-def load_pipelines(folder: Path) -> tuple[dict[str, Pipeline], dict[str, str]]:
-    """Every ``*.toml`` pipeline in ``folder``, and the errors of those that could not be read."""
+def read_pipeline(name: str, text: str) -> Pipeline:
+    """The pipeline ``name`` from the text of its TOML file; ConfigError (or InvalidName) says what is wrong."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
 
+    validate_name(name)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"pipeline {name!r} is not valid TOML: {exc}") from None
+    return parse_pipeline(name, data)
+
+
+def load_pipelines(folder: Path) -> tuple[dict[str, Pipeline], dict[str, str]]:
+    """Every ``*.toml`` pipeline in ``folder``, and the errors of those that could not be read."""
     pipelines: dict[str, Pipeline] = {}
     failed: dict[str, str] = {}
     if not folder.is_dir():
@@ -149,11 +159,8 @@ def load_pipelines(folder: Path) -> tuple[dict[str, Pipeline], dict[str, str]]:
     for path in sorted(folder.glob("*.toml")):
         name = path.stem
         try:
-            if not _NAME.fullmatch(name):
-                raise ConfigError(f"{path.name}: a pipeline name is lower-case letters, digits, '.', '_' and '-'.")
-            with path.open("rb") as file:
-                pipelines[name] = parse_pipeline(name, tomllib.load(file))
-        except (ConfigError, tomllib.TOMLDecodeError, OSError) as exc:
+            pipelines[name] = read_pipeline(name, path.read_text(encoding="utf-8"))
+        except (LanaiError, OSError, UnicodeDecodeError) as exc:
             failed[name] = str(exc)
             log.error("pipeline %s not loaded: %s", name, exc)
     return pipelines, failed

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from lanai.config import load_settings
 from lanai.errors import ConfigError
-from lanai.pipelines import load_pipelines, parse_pipeline
+from lanai.pipelines import load_pipelines, read_pipeline
 from lanai.store import validate_name
+from lanai.store._fs import replace_atomic
 
 __all__ = ["run_pipelines_command"]
 
@@ -21,26 +20,15 @@ def _folder(args: argparse.Namespace) -> Path:
 
 
 def _add(folder: Path, source: Path, name: str | None) -> int:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-
-    name = validate_name(name or source.stem)
+    name = name or source.stem
     try:
         text = source.read_text(encoding="utf-8")
-        pipeline = parse_pipeline(name, tomllib.loads(text))
     except OSError as exc:
         raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    pipeline = read_pipeline(name, text)  # checked before it goes anywhere near the store
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")  # not *.toml: never read half
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, folder / f"{name}.toml")
+    # the temp file is named tmp-…, not *.toml, so a running server never reads it half-written
+    replace_atomic(folder / f"{name}.toml", text.encode("utf-8"), staging=folder)
     steps = " → ".join(f"{s.name} ({s.model})" for s in pipeline.steps)
     print(f"added pipeline {name}: {steps}; a running server serves it at POST /v1/pipelines/{name}")
     return 0
