@@ -142,7 +142,7 @@ def read_pipeline(name: str, text: str) -> Pipeline:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
 
-    validate_name(name)
+    validate_name(name, "pipeline")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

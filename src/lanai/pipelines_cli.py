@@ -46,7 +46,7 @@ def _list(folder: Path) -> int:
 
 
 def _remove(folder: Path, name: str) -> int:
-    path = folder / f"{validate_name(name)}.toml"
+    path = folder / f"{validate_name(name, 'pipeline')}.toml"
     if not path.exists():
         raise ConfigError(f"no pipeline named {name!r}.", hint="lanai pipelines list shows them.")
     path.unlink()

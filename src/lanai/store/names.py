@@ -16,16 +16,16 @@ _HINT = (
 )
 
 
-def validate_name(name: object) -> str:
-    """Return ``name`` if it is a valid model name, else raise :class:`InvalidName`.
+def validate_name(name: object, what: str = "model") -> str:
+    """Return ``name`` if it is a valid ``what`` (model, pipeline) name, else raise :class:`InvalidName`.
 
     A valid name matches ``[a-z0-9][a-z0-9._-]{0,63}``, so it can never be empty, ``.``, ``..``,
     contain a path separator, or start with a dot or a dash.
     """
     if not isinstance(name, str):
-        raise InvalidName(f"a model name must be a string, not {type(name).__name__}", hint=_HINT)
+        raise InvalidName(f"a {what} name must be a string, not {type(name).__name__}", hint=_HINT)
     if _NAME.fullmatch(name) is None:
-        raise InvalidName(f"{name!r} is not a valid model name", hint=_hint_for(name))
+        raise InvalidName(f"{name!r} is not a valid {what} name", hint=_hint_for(name))
     return name
 
 
