@@ -27,6 +27,7 @@ from lanai.tasks.image import image_to_tensor
 from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
 from lanai.types import (
+    LANGUAGE_TASKS,
     BatchingConfig,
     Classification,
     ImagePreprocess,
@@ -40,9 +41,7 @@ from lanai.types import (
 if TYPE_CHECKING:
     from lanai.generation import Engine, GenerateRequest, Generation
 
-__all__ = ["Host", "LoadedModel", "LANGUAGE_TASKS"]
-
-LANGUAGE_TASKS = ("chat", "completion", "embed")
+__all__ = ["Host", "LoadedModel"]
 
 log = logging.getLogger(__name__)
 
@@ -333,19 +332,9 @@ class Host:
             raise BadInput(f"model {name!r} is an embedding model; it does not generate text.")
         return _engine(model).submit(request)
 
-    @property
-    def pipelines(self) -> dict[str, Pipeline]:
-        """The pipelines in ``<store>/pipelines``, read again whenever a file there changes."""
-        self._refresh_pipelines()
-        return self._pipelines
-
-    @property
-    def failed_pipelines(self) -> dict[str, str]:
-        """Pipeline files that could not be read, with the reason."""
-        self._refresh_pipelines()
-        return self._failed_pipelines
-
-    def _refresh_pipelines(self) -> None:
+    def pipelines(self) -> tuple[dict[str, Pipeline], dict[str, str]]:
+        """The pipelines in ``<store>/pipelines``, and the files there that could not be read (with the
+        reason); the folder is read again whenever a file in it has changed."""
         folder = self.store.root / "pipelines"
         try:
             stamps = [p.stat().st_mtime_ns for p in folder.glob("*.toml")]
@@ -355,15 +344,17 @@ class Host:
         if seen != self._pipelines_seen:
             self._pipelines, self._failed_pipelines = load_pipelines(folder)
             self._pipelines_seen = seen
+        return self._pipelines, self._failed_pipelines
 
     async def run_pipeline(self, name: str, image: bytes) -> PipelineResult:
         """Run the pipeline ``name`` on ``image`` (see ``lanai.pipelines``)."""
         self._check_ready()
-        pipeline = self.pipelines.get(name)
+        pipelines, failed = self.pipelines()
+        pipeline = pipelines.get(name)
         if pipeline is None:
-            if name in self.failed_pipelines:
-                raise ModelNotFound(f"pipeline {name!r} could not be read: {self.failed_pipelines[name]}")
-            known = ", ".join(sorted(self.pipelines)) or "none"
+            if name in failed:
+                raise ModelNotFound(f"pipeline {name!r} could not be read: {failed[name]}")
+            known = ", ".join(sorted(pipelines)) or "none"
             raise ModelNotFound(f"no pipeline named {name!r}.", hint=f"pipelines: {known}.")
         return await run_pipeline(self, pipeline, image)
 

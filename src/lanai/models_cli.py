@@ -11,7 +11,7 @@ from typing import Any
 from lanai.config import load_settings
 from lanai.errors import BadInput
 from lanai.store import Manifest, Store
-from lanai.types import BatchingConfig, ImagePreprocess
+from lanai.types import LANGUAGE_TASKS, BatchingConfig, ImagePreprocess
 
 __all__ = ["run_models_command", "parse_preprocess"]
 
@@ -94,7 +94,7 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     if args.task == "classify" and preprocess is None:
         preprocess = ImagePreprocess()
     backend = args.backend or {".gguf": "llamacpp", ".tflite": "litert"}.get(args.file.suffix.lower(), "onnx")
-    language = args.task in ("chat", "completion", "embed")
+    language = args.task in LANGUAGE_TASKS
     if language != (backend == "llamacpp"):
         raise BadInput(
             f"task {args.task!r} does not go with backend {backend!r}.",

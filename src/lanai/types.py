@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = [
     "DATATYPES",
+    "LANGUAGE_TASKS",
     "TensorSpec",
     "ImagePreprocess",
     "BatchingConfig",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 # Open Inference Protocol datatype → numpy dtype. BYTES travels as an object array of ``bytes``.
+LANGUAGE_TASKS = ("chat", "completion", "embed")
+"""Tasks of language models (GGUF on llama.cpp); every other task is a tensor model's."""
+
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),

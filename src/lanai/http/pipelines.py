@@ -14,12 +14,14 @@ __all__ = ["routes"]
 
 async def list_pipelines(request: Request) -> Response:
     host: Host = request.app.state.host
-    pipelines = [
-        {"name": p.name, "steps": [{"name": s.name, "model": s.model, "task": s.task} for s in p.steps]}
-        for p in host.pipelines.values()
-    ]
-    failed = [{"name": name, "error": error} for name, error in host.failed_pipelines.items()]
-    return JSONResponse({"pipelines": pipelines, "failed": failed})
+    pipelines, failed = host.pipelines()
+    return JSONResponse({
+        "pipelines": [
+            {"name": p.name, "steps": [{"name": s.name, "model": s.model, "task": s.task} for s in p.steps]}
+            for p in pipelines.values()
+        ],
+        "failed": [{"name": name, "error": error} for name, error in failed.items()],
+    })  # fmt: skip
 
 
 async def run(request: Request) -> Response:
