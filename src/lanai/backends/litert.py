@@ -48,6 +48,8 @@ class _Tensor:
     def __init__(self, detail: dict[str, Any]) -> None:
         self.index = detail["index"]
         self.dtype = np.dtype(detail["dtype"])
+        self.allocated = tuple(int(d) for d in detail["shape"])
+        """The shape a fresh interpreter allocates this tensor with."""
         scale, zero = detail["quantization"]
         self.scale, self.zero = float(scale), int(zero)
         signature = detail.get("shape_signature")
@@ -132,6 +134,8 @@ class LiteRTBackend:
         if interpreter is None:
             interpreter, _ = self._interpreter()
             self._local.interpreter = interpreter
+        if not hasattr(self._local, "shapes"):
+            self._local.shapes = {t.index: t.allocated for t in self._inputs}
         return interpreter
 
     def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -140,13 +144,15 @@ class LiteRTBackend:
             rows = [self.run({k: v[i : i + 1] for k, v in inputs.items()}, outputs) for i in range(batch)]
             return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
         interpreter = self._mine()
+        shapes: dict[int, tuple[int, ...]] = self._local.shapes  # this thread's interpreter's input shapes
         for tensor in self._inputs:
             if tensor.spec.name not in inputs:
                 raise BadInput(f"input {tensor.spec.name!r} is missing.")
             array = inputs[tensor.spec.name]
-            if tuple(interpreter.get_input_details()[self._inputs.index(tensor)]["shape"]) != array.shape:
+            if shapes[tensor.index] != array.shape:
                 interpreter.resize_tensor_input(tensor.index, array.shape)
                 interpreter.allocate_tensors()
+                shapes[tensor.index] = array.shape
             interpreter.set_tensor(tensor.index, tensor.to_model(array))
         interpreter.invoke()
         wanted = set(outputs or [t.spec.name for t in self._outputs])
