@@ -25,7 +25,7 @@ from lanai.errors import OptimizeError
 from lanai.optimize.data import Dataset, load_dataset
 from lanai.optimize.evaluate import Model, accuracy, measure_speed, resolve_metric
 from lanai.optimize.fold import fold_preprocessing, to_pixels
-from lanai.optimize.quantize import RECIPES, QuantizeConfig, choose_mode, model_kind, quantize
+from lanai.optimize.quantize import RECIPES, QuantizeConfig, choose_mode, model_kind, pre_process, quantize
 from lanai.optimize.report import REPORT_FILES, Report, StepResult
 from lanai.optimize.train import Progress, TrainConfig
 from lanai.store import Manifest, Store
@@ -211,14 +211,16 @@ class _Run:
         samples = calibration.x if mode == "static" else None
         target = self.work / "quantize.onnx"
         log.info("quantize: %s", mode)
+        start, prepared = pre_process(current, self.work / "quantize-prepared.onnx")
         if mode == "dynamic" or config.method != "auto":
-            description = quantize(current, target, mode, samples, replace(config, mode=mode))
+            description = quantize(start, target, mode, samples, replace(config, mode=mode), prepared=prepared)
             return self._add("quantize", target, description, notes=notes)
         best: tuple[float, Path, str] | None = None
         tried = []
         for i, recipe in enumerate(RECIPES):
             path = self.work / f"quantize-{i}.onnx"
-            description = quantize(current, path, mode, samples, replace(recipe, samples=config.samples))
+            recipe = replace(recipe, samples=config.samples)
+            description = quantize(start, path, mode, samples, recipe, prepared=prepared)
             score = self._score(path)
             tried.append(f"{_recipe_name(recipe)}: {score:.2f} %")
             if best is None or score > best[0]:

@@ -22,7 +22,7 @@ import numpy as np
 from lanai.errors import OptimizeError
 from lanai.optimize.choices import CALIBRATIONS, METHODS, MODES
 
-__all__ = ["QuantizeConfig", "RECIPES", "model_kind", "choose_mode", "quantize"]
+__all__ = ["QuantizeConfig", "RECIPES", "model_kind", "choose_mode", "pre_process", "quantize"]
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,13 @@ def choose_mode(mode: str, kind: str) -> tuple[str, list[str]]:
     return mode, []
 
 
-def quantize(source: Path, target: Path, mode: str, calibration: np.ndarray | None, config: QuantizeConfig) -> str:
-    """Write the INT8 model of ``source`` to ``target``; return a one-line description of what was done."""
+def quantize(
+    start: Path, target: Path, mode: str, calibration: np.ndarray | None, config: QuantizeConfig, *, prepared: bool
+) -> str:
+    """Write the INT8 model of ``start`` (``pre_process``'s result; ``prepared`` says whether that worked)
+    to ``target``; return a one-line description of what was done."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    prepared = target.with_name(target.stem + "-prepared.onnx")
-    pre_processed = _pre_process(source, prepared)
-    start = prepared if pre_processed else source
     try:
         # onnxruntime's calibrators print their progress; keep stdout for the report
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -132,9 +132,7 @@ def quantize(source: Path, target: Path, mode: str, calibration: np.ndarray | No
             f"onnxruntime could not quantise the model: {str(exc).splitlines()[0] if str(exc) else exc!r}",
             hint="try the other --quantize mode, or skip quantisation for this model.",
         ) from exc
-    finally:
-        prepared.unlink(missing_ok=True)
-    steps = "quant_pre_process, then " if pre_processed else ""
+    steps = "quant_pre_process, then " if prepared else ""
     ends = ", first Conv and last dense layer kept in float" if config.keep_float_ends else ""
     return (
         f"static INT8 QDQ ({steps}per-channel int8 weights, uint8 activations, "
@@ -152,8 +150,14 @@ def _end_nodes(path: Path) -> list[str]:
     return convs[:1] + dense[-1:]
 
 
+def pre_process(source: Path, target: Path) -> tuple[Path, bool]:
+    """onnxruntime's recommended preparation (shape inference, graph optimisation) of ``source`` into
+    ``target``, done once for every recipe tried: the model to quantise, and whether preparing worked
+    (if it did not, ``source`` is quantised as it is)."""
+    return (target, True) if _pre_process(source, target) else (source, False)
+
+
 def _pre_process(source: Path, target: Path) -> bool:
-    """onnxruntime's recommended preparation (shape inference, graph optimisation); False if it fails."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     for skip_symbolic in (False, True):
