@@ -17,7 +17,7 @@ from lanai.errors import (
     PayloadTooLarge,
 )
 
-__all__ = ["error_response", "status_of", "EXCEPTION_HANDLERS"]
+__all__ = ["error_response", "status_of", "retry_headers", "EXCEPTION_HANDLERS"]
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,18 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(body, status, headers=headers, media_type="application/json")
 
 
+def retry_headers(exc: LanaiError) -> dict[str, str] | None:
+    """``Retry-After`` for the errors a client should simply retry (a full queue, a server starting)."""
+    if isinstance(exc, Overloaded):
+        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if isinstance(exc, NotReady):
+        return {"Retry-After": "1"}
+    return None
+
+
 async def _lanai_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LanaiError)
-    headers = None
-    if isinstance(exc, Overloaded):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-    elif isinstance(exc, NotReady):
-        headers = {"Retry-After": "1"}
-    return error_response(status_of(exc), str(exc), headers)
+    return error_response(status_of(exc), str(exc), retry_headers(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

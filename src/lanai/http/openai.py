@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from lanai.errors import BadInput, LanaiError, NotReady, Overloaded
+from lanai.errors import BadInput, LanaiError
 from lanai.host import Host
 from lanai.http.body import json_object, read_body
-from lanai.http.errors import status_of
+from lanai.http.errors import retry_headers, status_of
 from lanai.tasks.chat import ROLES, message_text
 
 __all__ = ["routes"]
@@ -47,11 +47,7 @@ def _openai_errors(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except LanaiError as exc:
             status = status_of(exc)
-            headers = None
-            if isinstance(exc, Overloaded):
-                headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-            elif isinstance(exc, NotReady):
-                headers = {"Retry-After": "1"}
+            headers = retry_headers(exc)
             kind = {404: "not_found_error", 413: "invalid_request_error", 503: "server_error"}.get(
                 status, "invalid_request_error"
             )
