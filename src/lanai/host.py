@@ -194,13 +194,15 @@ class Host:
         from lanai.generation import Engine
 
         options = _backend_options(manifest, self.settings, 1)
-        path = self.store.file_path(manifest, "model")
-        try:
-            backend = LlamaCppBackend.load(path, options, manifest.task)
-        except LanaiError:
-            raise
-        except Exception as exc:
-            raise ModelLoadError(f"{manifest.name} version {manifest.version} did not load: {exc}") from exc
+        if manifest.task == "embed":  # one sequence at a time, and pooled outputs instead of logits
+            options = replace(options, extra={"parallel": 1, **options.extra, "embeddings": True})
+        backend = self._load_backend(manifest, options)
+        if not isinstance(backend, LlamaCppBackend):
+            backend.close()
+            raise ModelLoadError(
+                f"{manifest.name} is a {manifest.task} model on backend {manifest.backend!r}.",
+                hint="language models run on the llamacpp backend (a .gguf file).",
+            )
         name = manifest.name
         engine = Engine(
             backend, max_queue=manifest.batching.max_queue_size, name=f"lanai-{name}",

@@ -53,17 +53,17 @@ class LlamaOptions:
     embeddings: bool = False
 
     @classmethod
-    def from_backend_options(cls, options: BackendOptions, task: str = "") -> LlamaOptions:
+    def from_backend_options(cls, options: BackendOptions) -> LlamaOptions:
         extra = options.extra
         default = cls()
         threads = int(extra.get("n_threads", options.intra_op_threads or 0)) or (os.cpu_count() or 1)
         return cls(
             n_ctx=int(extra.get("n_ctx", default.n_ctx)),
-            parallel=int(extra.get("parallel", 1 if task == "embed" else default.parallel)),
+            parallel=int(extra.get("parallel", default.parallel)),
             n_batch=int(extra.get("n_batch", default.n_batch)),
             n_threads=threads,
             n_gpu_layers=int(extra.get("n_gpu_layers", default.n_gpu_layers)),
-            embeddings=task == "embed" or bool(extra.get("embeddings", False)),
+            embeddings=bool(extra.get("embeddings", False)),
         )
 
 
@@ -149,9 +149,9 @@ class LlamaCppBackend:
         self.add_bos = bool(lib.llama_vocab_get_add_bos(self._vocab))
 
     @classmethod
-    def load(cls, path: Path, options: BackendOptions, task: str = "") -> LlamaCppBackend:
+    def load(cls, path: Path, options: BackendOptions) -> LlamaCppBackend:
         lib = _require()
-        opts = LlamaOptions.from_backend_options(options, task)
+        opts = LlamaOptions.from_backend_options(options)
         if min(opts.n_ctx, opts.parallel, opts.n_batch) < 1:
             raise ModelLoadError(f"invalid llama.cpp options {opts}.", hint="n_ctx, parallel and n_batch must be ≥ 1.")
         model_params = lib.llama_model_default_params()
