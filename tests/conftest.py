@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from lanai.config import Settings
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 
 from support import RunningServer, ServerThread, encode, make_store, photo, write_tiny_classifier
 
@@ -39,6 +39,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path
     """One server for the integration tests that do not change its models."""
     store = make_store(tmp_path_factory.mktemp("store"), model_files)
     settings = Settings(home=store.root, max_body_bytes=2 * 2**20, max_image_pixels=20_000_000, intra_op_threads=2)
-    host = Host(store, settings)
+    host = DataPlane(store, settings)
     with ServerThread(host, settings) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield RunningServer(url, host, client)

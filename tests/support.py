@@ -15,8 +15,8 @@ from PIL import Image
 
 from lanai.bundled import ensure_default_model, inspector
 from lanai.config import Settings
-from lanai.host import Host
-from lanai.http.server import bind, build_server
+from lanai.dataplane import DataPlane
+from lanai.serve import Service, run_loop
 from lanai.store import Store
 from lanai.types import BatchingConfig, ImagePreprocess
 
@@ -81,32 +81,50 @@ def make_store(root: Path, model_files: dict[str, Path]) -> Store:
 @dataclass
 class RunningServer:
     url: str
-    host: Host
+    plane: DataPlane
     client: httpx.Client
 
 
 class ServerThread:
-    """The real uvicorn server on 127.0.0.1 and a free port, in a background thread."""
+    """The real service (data plane, HTTP door and, where grpcio is installed, the gRPC door) on
+    127.0.0.1 and free ports, on its own event loop in a background thread."""
 
-    def __init__(self, host: Host, settings: Settings) -> None:
-        self.server = build_server(host, settings)
-        self.sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+    def __init__(self, plane: DataPlane, settings: Settings) -> None:
+        from dataclasses import replace
+
+        import importlib.util
+
+        has_grpc = importlib.util.find_spec("lanai.grpc.server") is not None  # TODO: drop once it has landed
+        settings = replace(settings, host="127.0.0.1", port=0, grpc_port=0, grpc=settings.grpc and has_grpc)
+        self.service = Service(plane, settings)
+        self.url = f"http://127.0.0.1:{self.service.http_port}"
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            run_loop(self.service.run())
+        except BaseException as exc:  # reported by __enter__
+            self.error = exc
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.service.grpc_port}"
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
+        deadline = time.monotonic() + 60
+        while not self.service.started.is_set():
+            if self.service.finished.is_set() or time.monotonic() > deadline:
+                self.service.stop()
+                self.thread.join(30)
+                raise RuntimeError("the test server did not start") from self.error
+            time.sleep(0.005)
         return self.url
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
+        self.service.stop()
         self.thread.join(30)
-        self.sock.close()
 
 
 def write_tiny_gguf(path: Path, *, context: int = 256) -> Path:

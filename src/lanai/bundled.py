@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lanai.backends import BackendOptions, backend_class
 from lanai.store import Store
-from lanai.types import ImagePreprocess, TensorSpec
+from lanai.tasks import get_task
+from lanai.types import ImagePreprocess, ModelInfo, TensorSpec
 
 __all__ = ["DEFAULT_MODEL", "bundled_model_dir", "ensure_default_model", "inspector"]
 
@@ -23,8 +24,9 @@ def bundled_model_dir() -> Path:
     return Path(str(resources.files("lanai") / "assets" / DEFAULT_MODEL))
 
 
-def inspector(backend: str):  # type: ignore[no-untyped-def]
-    """The store's import hook: load the file on ``backend`` (CPU) and report its inputs and outputs."""
+def inspector(backend: str, task: str | None = None):  # type: ignore[no-untyped-def]
+    """The store's import hook: load the file on ``backend`` (CPU) and report its inputs and outputs;
+    with ``task``, also check that the model fits that task (ModelLoadError says why not)."""
 
     # a language model is checked with a small context: loading is the test, not its size
     extra = {"n_ctx": 256, "parallel": 1} if backend == "llamacpp" else {}
@@ -33,7 +35,11 @@ def inspector(backend: str):  # type: ignore[no-untyped-def]
         options = BackendOptions(providers=("cpu",), intra_op_threads=1, extra=extra)
         loaded = backend_class(backend).load(path, options)
         try:
-            return loaded.inputs, loaded.outputs
+            inputs, outputs = getattr(loaded, "inputs", ()), getattr(loaded, "outputs", ())  # tensor models only
+            if task is not None:
+                info = ModelInfo(path.name, "0", task, backend, loaded.platform, inputs, outputs, "cpu", 1)
+                get_task(task).check(info)
+            return inputs, outputs
         finally:
             loaded.close()
 
@@ -54,7 +60,7 @@ def ensure_default_model(store: Store) -> bool:
         labels=source / "labels.txt",
         preprocess=DEFAULT_PREPROCESS,
         provenance={"source": "bundled with lanai", "details": "see PROVENANCE.md in lanai/assets"},
-        inspect=inspector("onnx"),
+        inspect=inspector("onnx", "classify"),
         activate=True,
     )
     return True

@@ -14,11 +14,13 @@ __all__ = ["main"]
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the store's active models over HTTP")
+    p = sub.add_parser("serve", help="serve the store's active models over HTTP and gRPC")
     p.add_argument("--config", type=Path, help="a lanai.toml (default: <home>/lanai.toml if present)")
     p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
     p.add_argument("--host", help="address to listen on (default 0.0.0.0: the whole LAN)")
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--grpc-port", type=int, help="Open Inference Protocol gRPC port (default 8001; 0: a free one)")
+    p.add_argument("--no-grpc", action="store_false", dest="grpc", default=None, help="serve HTTP only")
     p.add_argument("--default-model", help="model used by /v1/infer and /predict")
     p.add_argument("--providers", help="execution providers in priority order, e.g. tensorrt,cuda,cpu")
     p.add_argument("--threads", type=int, dest="intra_op_threads", help="threads per model run (0: one per core)")
@@ -32,13 +34,15 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _models_parser(sub: argparse._SubParsersAction) -> None:
+    from lanai.tasks import TASKS
+
     p = sub.add_parser("models", help="manage the model store")
     p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
     msub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = msub.add_parser("add", help="import a model file as a new version")
     add.add_argument("file", type=Path)
     add.add_argument("--name", required=True)
-    add.add_argument("--task", required=True, choices=["classify", "infer", "chat", "completion", "embed"])
+    add.add_argument("--task", required=True, choices=list(TASKS))
     add.add_argument("--backend", help="onnx, llamacpp or litert (default: by suffix: .gguf, .tflite, else onnx)")
     add.add_argument(
         "--option",
@@ -133,7 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
     from lanai.serve import serve
 
     cli = {k: getattr(args, k, None) for k in (
-        "home", "host", "port", "default_model", "providers", "intra_op_threads", "max_body_bytes",
+        "home", "host", "port", "grpc_port", "grpc", "default_model", "providers", "intra_op_threads", "max_body_bytes",
         "log_level", "access_log", "api_key", "tls_certfile", "tls_keyfile",
     )}  # fmt: skip
     return serve(config_file=args.config, cli=cli)

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from lanai.errors import ConfigError
-from lanai.tasks.image import DEFAULT_MAX_PIXELS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Settings", "load_settings", "default_home"]
+__all__ = ["Settings", "load_settings", "default_home", "DEFAULT_MAX_PIXELS"]
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""Images larger than this (by their header, before decoding) are refused: decompression bombs."""
 
 ENV_PREFIX = "LANAI_"
 
@@ -40,6 +42,10 @@ class Settings:
     host: str = "0.0.0.0"
     """Address to listen on; 0.0.0.0 serves the whole LAN, 127.0.0.1 only this machine."""
     port: int = 8000
+    grpc_port: int = 8001
+    """The Open Inference Protocol gRPC port; 0 picks a free one."""
+    grpc: bool = True
+    """Serve gRPC too (when its runtime, the grpc extra, is installed)."""
     default_model: str | None = None
     """Model that /v1/infer and /predict use; None: the bundled default model, else the only one."""
     providers: tuple[str, ...] = ("tensorrt", "cuda", "openvino", "cpu")

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "LanaiError",
     "BadInput",
+    "WrongTask",
     "PayloadTooLarge",
     "ModelNotFound",
     "VersionNotFound",
@@ -39,6 +40,16 @@ class LanaiError(Exception):
 
 class BadInput(LanaiError):
     """The client sent something lanai cannot use: a corrupt image, a wrong shape, malformed JSON."""
+
+
+class WrongTask(BadInput):
+    """The model serves another task than the one asked of it. Doors add where that task is served."""
+
+    def __init__(self, message: str, *, model: str, task: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+        self.task = task
+        """The task the model does serve."""
 
 
 class PayloadTooLarge(BadInput):

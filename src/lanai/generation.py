@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lanai.backends.llamacpp import BatchEntry, LlamaCppBackend, Sampling
+from lanai.backends.base import BatchEntry, LanguageBackend, Sampling
 from lanai.errors import BadInput, NotReady, Overloaded
 
 __all__ = ["Engine", "Generation", "Chunk", "Usage", "GenerateRequest"]
@@ -130,7 +130,7 @@ class Engine:
 
     def __init__(
         self,
-        model: LlamaCppBackend,
+        model: LanguageBackend,
         *,
         max_queue: int = 64,
         observer: Callable[[Usage], None] | None = None,
@@ -284,7 +284,7 @@ class Engine:
                 self._release(slot)
 
     def _step(self) -> None:
-        budget = self.model.options.n_batch
+        budget = self.model.n_batch
         entries = []
         for slot in self._active.values():  # every generating request advances one token
             if slot.last_token is not None:

@@ -11,7 +11,8 @@ from typing import Any
 from lanai.config import load_settings
 from lanai.errors import BadInput
 from lanai.store import Manifest, Store
-from lanai.types import LANGUAGE_TASKS, BatchingConfig, ImagePreprocess
+from lanai.tasks import TASKS, get_task
+from lanai.types import BatchingConfig, ImagePreprocess
 
 __all__ = ["run_models_command", "parse_preprocess"]
 
@@ -94,13 +95,9 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     if args.task == "classify" and preprocess is None:
         preprocess = ImagePreprocess()
     backend = args.backend or {".gguf": "llamacpp", ".tflite": "litert"}.get(args.file.suffix.lower(), "onnx")
-    language = args.task in LANGUAGE_TASKS
-    if language != (backend == "llamacpp"):
-        raise BadInput(
-            f"task {args.task!r} does not go with backend {backend!r}.",
-            hint="GGUF language models (backend llamacpp) take --task chat, completion or embed; "
-            "ONNX and TFLite models take --task classify or infer.",
-        )
+    if backend not in get_task(args.task).backends:
+        pairs = "; ".join(f"{name} on {', '.join(t.backends)}" for name, t in TASKS.items())
+        raise BadInput(f"task {args.task!r} does not go with backend {backend!r}.", hint=f"tasks run: {pairs}.")
     options = parse_options(args.option or [])
     manifest = store.add(
         args.file,
@@ -112,7 +109,7 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         preprocess=preprocess,
         batching=batching,
         provenance={"source_file": str(args.file.resolve())},
-        inspect=inspector(backend),
+        inspect=inspector(backend, args.task),
         activate=True if args.activate else None,
     )
     active = store.active(manifest.name)

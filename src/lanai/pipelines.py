@@ -21,30 +21,35 @@ image; later steps are language-model prompts that may quote earlier results as 
 A step that fails or runs out of time ends the run: the answer keeps every earlier step's result and
 says which step failed and why. Only a bad input to the first step (say, a corrupt image) fails the
 request as a whole, the same way the classify endpoint would.
+
+This module reads and checks pipeline files and holds the wire values of their answers; the data plane
+runs them (``lanai.dataplane.pipelines``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from lanai.errors import BadInput, ConfigError, LanaiError
+from lanai.protocol.health import FailedModel
+from lanai.protocol.wire import Wire, doc
 from lanai.store.names import validate_name
+from lanai.tasks import TASKS
+from lanai.tasks.base import parse_params
 
-if TYPE_CHECKING:
-    from lanai.host import Host
-
-__all__ = ["Pipeline", "Step", "read_pipeline", "load_pipelines", "run_pipeline", "PIPELINE_TASKS"]
+__all__ = ["Pipeline", "Step", "read_pipeline", "load_pipelines", "fill", "PipelineResult", "StepResult",
+           "PipelineList", "PROMPT_TASKS"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-PIPELINE_TASKS = ("classify", "chat", "completion")
-_REFERENCE = re.compile(r"\{([a-zA-Z0-9_-]+)\.([a-zA-Z0-9_]+)\}")
+PROMPT_TASKS = ("chat", "completion")
+"""Tasks a later step may run: they take a prompt made from earlier results."""
+REFERENCE = re.compile(r"\{([a-zA-Z0-9_-]+)\.([a-zA-Z0-9_]+)\}")
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,9 @@ class Step:
     system: str = ""
     max_tokens: int = 64
     temperature: float = 0.0
-    top_k: int = 5
     timeout_s: float = 30.0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """The first step's task parameters (e.g. ``top_k = 3`` for classify), checked by the task."""
 
 
 @dataclass(frozen=True)
@@ -66,41 +72,65 @@ class Pipeline:
     steps: tuple[Step, ...]
 
 
-@dataclass
-class StepResult:
-    name: str
-    status: str
-    """ok, error or timeout."""
-    output: dict[str, Any] | None = None
-    error: str | None = None
-    ms: float = 0.0
+@dataclass(frozen=True)
+class StepResult(Wire):
+    """One step that ran."""
 
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": self.name, "status": self.status, "ms": round(self.ms, 3)}
-        if self.output is not None:
-            body["output"] = self.output
-        if self.error is not None:
-            body["error"] = self.error
-        return body
+    name: str = doc("The step's name.")
+    status: Literal["ok", "error", "timeout"] = doc("How it ended.")
+    ms: float = doc("How long it took.")
+    output: dict[str, Any] | None = doc(
+        "A classify step's Classification (as the task returns it), or a chat step's "
+        "{model, prompt, text, finish_reason, completion_tokens}.", default=None, omit_none=True)
+    error: str | None = doc("Why it failed.", default=None, omit_none=True)
 
 
-@dataclass
-class PipelineResult:
-    pipeline: str
-    steps: list[StepResult] = field(default_factory=list)
+@dataclass(frozen=True)
+class PipelineResult(Wire):
+    """Every step that ran, in order; a failed or timed-out step is the last."""
 
-    @property
-    def failed_step(self) -> str | None:
-        return next((s.name for s in self.steps if s.status != "ok"), None)
+    pipeline: str = doc("The pipeline's name.")
+    status: Literal["ok", "partial"] = doc("partial: a step after the first failed; the earlier results stand.")
+    failed_step: str | None = doc("The step that failed, if one did.")
+    steps: tuple[StepResult, ...] = doc("The steps that ran.")
 
-    def to_dict(self) -> dict[str, Any]:
-        failed = self.failed_step
-        return {
-            "pipeline": self.pipeline,
-            "status": "ok" if failed is None else "partial",
-            "failed_step": failed,
-            "steps": [s.to_dict() for s in self.steps],
-        }
+    @classmethod
+    def of(cls, pipeline: str, steps: list[StepResult]) -> PipelineResult:
+        failed = next((s.name for s in steps if s.status != "ok"), None)
+        return cls(pipeline, "ok" if failed is None else "partial", failed, tuple(steps))
+
+
+@dataclass(frozen=True)
+class PipelineStepInfo(Wire):
+    """A step of a pipeline."""
+
+    name: str = doc("The step's name.")
+    model: str = doc("The model it runs.")
+    task: str = doc("The task it runs.")
+
+
+@dataclass(frozen=True)
+class PipelineInfo(Wire):
+    """A pipeline."""
+
+    name: str = doc("The pipeline's name.")
+    steps: tuple[PipelineStepInfo, ...] = doc("Its steps, in order.")
+
+
+@dataclass(frozen=True)
+class PipelineList(Wire):
+    """The pipelines in the store, and the files that could not be read."""
+
+    pipelines: tuple[PipelineInfo, ...] = doc("The pipelines that can run.")
+    failed: tuple[FailedModel, ...] = doc("Files that could not be read, with the reason.")
+
+    @classmethod
+    def of(cls, pipelines: Mapping[str, Pipeline], failed: Mapping[str, str]) -> PipelineList:
+        infos = tuple(
+            PipelineInfo(p.name, tuple(PipelineStepInfo(s.name, s.model, s.task) for s in p.steps))
+            for p in pipelines.values()
+        )
+        return cls(infos, tuple(FailedModel(name, error) for name, error in failed.items()))
 
 
 def parse_pipeline(name: str, data: dict[str, Any]) -> Pipeline:
@@ -109,30 +139,43 @@ def parse_pipeline(name: str, data: dict[str, Any]) -> Pipeline:
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ConfigError(f"pipeline {name!r} has no [[step]] tables.", hint="see lanai/pipelines.py for an example.")
     steps: list[Step] = []
-    known = set(Step.__dataclass_fields__)
+    known = set(Step.__dataclass_fields__) - {"params"}
     for i, raw in enumerate(raw_steps):
         where = f"pipeline {name!r}, step {i + 1}"
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(unknown))}.")
-        try:
-            step = Step(**raw)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: {exc}.", hint="every step needs name, model and task.") from None
-        if step.task not in PIPELINE_TASKS:
-            raise ConfigError(f"{where}: task {step.task!r} is not one of {', '.join(PIPELINE_TASKS)}.")
-        if step.task == "classify" and i != 0:
-            raise ConfigError(f"{where}: only the first step can take the image.", hint="move the classify step first.")
-        if step.task != "classify" and not step.prompt:
-            raise ConfigError(f"{where}: a {step.task} step needs a prompt.")
+        step = _parse_step(where, i, raw, known)
         earlier = {s.name for s in steps}
         if step.name in earlier:
             raise ConfigError(f"{where}: the name {step.name!r} is used twice.")
-        for ref, _ in _REFERENCE.findall(step.prompt + step.system):
+        for ref, _ in REFERENCE.findall(step.prompt + step.system):
             if ref not in earlier:
                 raise ConfigError(f"{where}: the prompt quotes {{{ref}.…}}, which is not an earlier step.")
         steps.append(step)
     return Pipeline(name, tuple(steps))
+
+
+def _parse_step(where: str, index: int, raw: dict[str, Any], known: set[str]) -> Step:
+    missing = [key for key in ("name", "model", "task") if key not in raw]
+    if missing:
+        raise ConfigError(f"{where} has no {', '.join(missing)}.", hint="every step needs name, model and task.")
+    task = TASKS.get(str(raw.get("task")))
+    if task is None or not (task.routed or task.name in PROMPT_TASKS):
+        choices = [t.name for t in TASKS.values() if t.routed or t.name in PROMPT_TASKS]
+        raise ConfigError(f"{where}: task {raw.get('task')!r} is not one of {', '.join(choices)}.")
+    params = {k: v for k, v in raw.items() if k not in known}
+    if params and (task.name in PROMPT_TASKS or set(params) - {f for f in task.params.__dataclass_fields__}):
+        raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(params))}.")
+    try:
+        step = Step(**{k: v for k, v in raw.items() if k in known}, params=params)
+        parse_params(task.params, params, task=task.name)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}.", hint="every step needs name, model and task.") from None
+    except BadInput as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if task.name not in PROMPT_TASKS and index != 0:
+        raise ConfigError(f"{where}: only the first step can take the image.", hint=f"move the {task.name} step first.")
+    if task.name in PROMPT_TASKS and not step.prompt:
+        raise ConfigError(f"{where}: a {task.name} step needs a prompt.")
+    return step
 
 
 def read_pipeline(name: str, text: str) -> Pipeline:
@@ -166,63 +209,9 @@ def load_pipelines(folder: Path) -> tuple[dict[str, Pipeline], dict[str, str]]:
     return pipelines, failed
 
 
-async def run_pipeline(host: Host, pipeline: Pipeline, image: bytes) -> PipelineResult:
-    """Run every step; stop at the first that fails. Raises only for a bad input to the first step."""
-    result = PipelineResult(pipeline.name)
-    outputs: dict[str, dict[str, Any]] = {}
-    for index, step in enumerate(pipeline.steps):
-        start = time.perf_counter()
-        try:
-            output = await asyncio.wait_for(_run_step(host, step, image, outputs), step.timeout_s)
-        except asyncio.TimeoutError:
-            result.steps.append(StepResult(step.name, "timeout", error=f"no answer within {step.timeout_s:g} s",
-                                           ms=(time.perf_counter() - start) * 1e3))  # fmt: skip
-            break
-        except LanaiError as exc:
-            if index == 0 and isinstance(exc, BadInput):
-                raise
-            result.steps.append(StepResult(step.name, "error", error=str(exc), ms=(time.perf_counter() - start) * 1e3))
-            break
-        outputs[step.name] = output
-        result.steps.append(StepResult(step.name, "ok", output, ms=(time.perf_counter() - start) * 1e3))
-    return result
+def fill(template: str, outputs: Mapping[str, Mapping[str, Any]]) -> str:
+    """``template`` with each ``{step.field}`` replaced by that earlier step's output field."""
 
-
-async def _run_step(host: Host, step: Step, image: bytes, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    if step.task == "classify":
-        return (await host.classify(step.model, image, step.top_k)).to_dict()
-    from lanai.backends.llamacpp import Sampling
-    from lanai.generation import GenerateRequest
-
-    prompt = _fill(step.prompt, outputs)
-    if step.task == "chat":
-        messages = ([{"role": "system", "content": _fill(step.system, outputs)}] if step.system else []) + [
-            {"role": "user", "content": prompt}
-        ]
-        tokens = host.chat_tokens(step.model, messages)
-    else:
-        tokens = host.text_tokens(step.model, prompt)
-    generation = host.generate(step.model, GenerateRequest(tokens, step.max_tokens, Sampling(step.temperature)))
-    texts, last = [], None
-    try:
-        async for chunk in generation:
-            texts.append(chunk.text)
-            last = chunk
-    finally:
-        generation.cancel()  # on a timeout, free the slot
-    if last is not None and last.error:
-        raise LanaiError(last.error)
-    usage = last.usage if last is not None else None
-    return {
-        "model": step.model,
-        "prompt": prompt,
-        "text": "".join(texts).strip(),
-        "finish_reason": last.finish_reason if last is not None else None,
-        "completion_tokens": usage.completion_tokens if usage else 0,
-    }
-
-
-def _fill(template: str, outputs: dict[str, dict[str, Any]]) -> str:
     def value(match: re.Match[str]) -> str:
         step, key = match.groups()
         found = outputs.get(step, {}).get(key)
@@ -230,4 +219,4 @@ def _fill(template: str, outputs: dict[str, dict[str, Any]]) -> str:
             raise LanaiError(f"the prompt quotes {{{step}.{key}}}, but step {step!r} has no {key!r}.")
         return f"{found:.3f}" if isinstance(found, float) else str(found)
 
-    return _REFERENCE.sub(value, template)
+    return REFERENCE.sub(value, template)

@@ -1,39 +1,131 @@
-"""``lanai serve``: wire settings, store, host and HTTP server together and run until SIGTERM."""
+"""``lanai serve``: one process, one event loop, the data plane and its doors.
+
+:class:`Service` owns the lifecycle: it starts the data plane (loading the models), then the HTTP door
+and the gRPC door side by side; on SIGTERM or Ctrl-C it stops both doors from accepting, lets the
+requests in flight finish (up to ``shutdown_timeout``), and shuts the data plane down.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["serve"]
+from lanai.config import Settings
+from lanai.dataplane import DataPlane
+from lanai.http.server import HttpDoor, bind
+
+__all__ = ["serve", "Service"]
 
 log = logging.getLogger("lanai")
+
+
+class Service:
+    """The data plane and its doors. ``run()`` serves until ``stop()`` (from any thread) or a signal."""
+
+    def __init__(self, plane: DataPlane, settings: Settings, *, http_host: str | None = None) -> None:
+        self.plane = plane
+        self.settings = settings
+        self.http = HttpDoor(plane, settings, bind(http_host or settings.host, settings.port))
+        self.http_port: int = self.http.sock.getsockname()[1]
+        self.grpc_port: int | None = None
+        self.started = threading.Event()
+        """Set once every door is serving."""
+        self.finished = threading.Event()
+        """Set once ``run()`` has returned (or failed)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Begin a drained shutdown; safe to call from any thread or a signal handler."""
+        if self._loop is not None and self._stop is not None and not self.finished.is_set():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop closed meanwhile: it has stopped already
+                pass
+
+    async def run(self, *, handle_signals: bool = False) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._stop.set)
+        grpc = None
+        try:
+            await self.plane.start()
+            grpc = await self._start_grpc()
+            http = asyncio.create_task(self.http.serve(), name="lanai-http")
+            while not self.http.started and not http.done():
+                await asyncio.sleep(0.005)
+            self._log_addresses()
+            self.started.set()
+            stopped = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({http, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("draining: finishing the requests in flight")
+            self.http.stop()
+            await asyncio.gather(http, grpc.stop(self.settings.shutdown_timeout) if grpc else _nothing())
+            stopped.cancel()
+        finally:
+            self.http.sock.close()
+            await self.plane.shutdown()
+            self.finished.set()
+
+    async def _start_grpc(self) -> Any:
+        if not self.settings.grpc:
+            return None
+        from lanai.grpc import available
+
+        if not available():
+            log.info("gRPC is off: its runtime is not installed (pip install 'lanai[grpc]').")
+            return None
+        from lanai.grpc.server import GrpcDoor
+
+        door = GrpcDoor(self.plane, self.settings)
+        self.grpc_port = await door.start(self.settings.host, self.settings.grpc_port)
+        return door
+
+    def _log_addresses(self) -> None:
+        address = self.http.sock.getsockname()[0]
+        shown = f"[{address}]" if ":" in address else address
+        scheme = "https" if self.settings.tls_certfile else "http"
+        log.info("lanai listening on %s://%s:%d (store: %s)", scheme, shown, self.http_port, self.plane.store.root)
+        if self.grpc_port is not None:
+            log.info("gRPC (Open Inference Protocol) on %s:%d", shown, self.grpc_port)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def run_loop(main: Any) -> None:
+    """Run the coroutine ``main`` on uvloop where it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main)
+    else:  # pragma: no cover
+        uvloop.install()
+        asyncio.run(main)
 
 
 def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None) -> int:
     """Serve until SIGTERM or Ctrl-C; in-flight requests finish first (up to shutdown_timeout)."""
     from lanai.bundled import ensure_default_model
     from lanai.config import load_settings
-    from lanai.host import Host
-    from lanai.http.server import bind, build_server
     from lanai.store import Store
 
     settings = load_settings(config_file, cli)
     logging.getLogger().setLevel(settings.log_level.upper())
     store = Store(settings.home)
     ensure_default_model(store)
-    host = Host(store, settings)
-    server = build_server(host, settings)
-    sock = bind(settings.host, settings.port)
-    address, port = sock.getsockname()[:2]
-    scheme = "https" if settings.tls_certfile else "http"
-    shown = f"[{address}]" if ":" in address else address
-    log.info("lanai listening on %s://%s:%d (store: %s)", scheme, shown, port, store.root)
-    # uvicorn drains, then re-raises the signal it caught under the handler that was there before it;
-    # a SIGTERM handler of our own makes a drained shutdown end with exit status 0, not "killed".
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    server.run(sockets=[sock])
+    service = Service(DataPlane(store, settings), settings)
+    run_loop(service.run(handle_signals=True))
     return 0

@@ -7,25 +7,21 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lanai.protocol.wire import Wire, doc
+
 __all__ = [
     "DATATYPES",
-    "LANGUAGE_TASKS",
     "TensorSpec",
     "ImagePreprocess",
     "BatchingConfig",
     "ModelInfo",
     "InferRequest",
     "InferResponse",
-    "Prediction",
-    "Classification",
     "datatype_of",
     "dtype_of",
 ]
 
 # Open Inference Protocol datatype → numpy dtype. BYTES travels as an object array of ``bytes``.
-LANGUAGE_TASKS = ("chat", "completion", "embed")
-"""Tasks of language models (GGUF on llama.cpp); every other task is a tensor model's."""
-
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
@@ -57,19 +53,12 @@ def dtype_of(datatype: str) -> np.dtype:
 
 
 @dataclass(frozen=True)
-class TensorSpec:
+class TensorSpec(Wire):
     """One model input or output. ``-1`` in ``shape`` is a variable dimension (the batch axis first)."""
 
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
-        return cls(str(data["name"]), str(data["datatype"]), tuple(int(d) for d in data["shape"]))
+    name: str = doc("The tensor's name.")
+    datatype: str = doc("An Open Inference Protocol datatype.", enum=list(DATATYPES))
+    shape: tuple[int, ...] = doc("Dimensions; -1 is any size (batch axis first).", examples=[[-1, 3, 224, 224]])
 
 
 @dataclass(frozen=True)
@@ -187,32 +176,3 @@ class InferResponse:
     outputs: dict[str, np.ndarray]
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    index: int
-    score: float
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The answer of the classify task, with where the time went (milliseconds)."""
-
-    model: str
-    version: str
-    predictions: list[Prediction]
-    timing: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The classify endpoint's answer: the best label and score first, then every prediction."""
-        best = self.predictions[0]
-        return {
-            "model": self.model,
-            "version": self.version,
-            "label": best.label,
-            "score": best.score,
-            "predictions": [{"label": p.label, "index": p.index, "score": p.score} for p in self.predictions],
-            "timing": self.timing,
-        }

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from lanai.config import Settings
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.store import Store
 
 from support import ServerThread, make_store
@@ -24,7 +24,7 @@ def store(tmp_path: Path, model_files: dict[str, Path]) -> Store:
 
 def test_api_key_guards_everything_but_health(store: Store, photos: dict[str, bytes]) -> None:
     settings = Settings(home=store.root, api_key="s3cret")
-    with ServerThread(Host(store, settings), settings) as url, httpx.Client(base_url=url) as client:
+    with ServerThread(DataPlane(store, settings), settings) as url, httpx.Client(base_url=url) as client:
         classify = "/v1/models/efficientnet-lite0/classify"
         r = client.post(classify, files={"file": ("c.jpg", photos["chelsea"])})
         assert r.status_code == 401 and "API key" in r.json()["error"]
@@ -51,7 +51,7 @@ def test_tls(store: Store, tmp_path: Path, photos: dict[str, bytes]) -> None:
         check=True, capture_output=True,
     )  # fmt: skip
     settings = Settings(home=store.root, tls_certfile=cert, tls_keyfile=key)
-    with ServerThread(Host(store, settings), settings) as url:
+    with ServerThread(DataPlane(store, settings), settings) as url:
         https = url.replace("http://", "https://")
         context = ssl.create_default_context(cafile=str(cert))
         r = httpx.post(https + "/predict", files={"file": ("c.jpg", photos["chelsea"])}, verify=context)

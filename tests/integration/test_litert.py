@@ -13,7 +13,7 @@ from lanai.backends import BackendOptions
 from lanai.backends.litert import _Tensor
 from lanai.bundled import inspector
 from lanai.config import Settings
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.store import Store
 
 from support import ServerThread, mediapipe_model, photo
@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.add(model, name="blazeface", task="infer", backend="litert", inspect=inspector("litert"),
               backend_options={"delegates": ["libedgetpu.so.1"]})  # fmt: skip
     settings = Settings(home=store.root)
-    with ServerThread(Host(store, settings), settings) as url:
+    with ServerThread(DataPlane(store, settings), settings) as url:
         yield url
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from lanai.bundled import inspector
 from lanai.config import Settings
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.store import Store
 from lanai.types import BatchingConfig
 
@@ -38,7 +38,7 @@ LONG = [  # SmolLM2 answers this with well over 300 tokens (greedy)
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Host]]:
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, DataPlane]]:
     root = tmp_path_factory.mktemp("llm")
     smol = smollm2_path()
     if smol is None:
@@ -56,13 +56,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Host]]:
     add(smol, "smol-embed", "embed", n_ctx=256)
     store.add(write_tiny_classifier(root / "tiny.onnx"), name="vision", task="classify", inspect=inspector("onnx"))
     settings = Settings(home=store.root)
-    host = Host(store, settings)
+    host = DataPlane(store, settings)
     with ServerThread(host, settings) as url:
         yield url, host
 
 
 @pytest.fixture()
-def client(api: tuple[str, Host]) -> Iterator[openai.OpenAI]:
+def client(api: tuple[str, DataPlane]) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=api[0] + "/v1", api_key="unused", max_retries=0, timeout=60) as client:
         yield client
 
@@ -99,7 +99,7 @@ def test_a_stream_says_the_same_as_the_whole_answer(client: openai.OpenAI) -> No
     assert len({c.id for c in chunks}) == 1
 
 
-def test_raw_server_sent_events_end_with_done(api: tuple[str, Host]) -> None:
+def test_raw_server_sent_events_end_with_done(api: tuple[str, DataPlane]) -> None:
     body = {"model": "tiny", "prompt": "abc", "max_tokens": 5, "stream": True, "temperature": 0}
     with httpx.Client(base_url=api[0]) as http:
         response = http.post("/v1/completions", json=body)
@@ -145,7 +145,7 @@ def test_prompt_longer_than_the_context_is_refused_with_the_limit(client: openai
     ],
 )
 def test_bad_requests_get_openai_style_errors(
-    api: tuple[str, Host], path: str, body: dict, status: int, words: str
+    api: tuple[str, DataPlane], path: str, body: dict, status: int, words: str
 ) -> None:
     with httpx.Client(base_url=api[0]) as http:
         response = http.post(path, json=body)
@@ -154,16 +154,16 @@ def test_bad_requests_get_openai_style_errors(
     assert words in error["message"] and error["type"] in ("invalid_request_error", "not_found_error")
 
 
-def test_malformed_json_and_classify_on_a_language_model(api: tuple[str, Host]) -> None:
+def test_malformed_json_and_classify_on_a_language_model(api: tuple[str, DataPlane]) -> None:
     with httpx.Client(base_url=api[0]) as http:
         bad = http.post("/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"})
         assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
         image = http.post("/v1/models/smol/classify", content=b"\x89PNG", headers={"content-type": "image/png"})
-        assert image.status_code == 400 and "is a chat model, not a classifier" in image.json()["error"]
+        assert image.status_code == 400 and "is a chat model, not a classify model" in image.json()["error"]
         assert "/v1/chat/completions" in image.json()["error"]
 
 
-def test_concurrent_streams_all_finish_and_a_new_one_never_cuts_another_short(api: tuple[str, Host]) -> None:
+def test_concurrent_streams_all_finish_and_a_new_one_never_cuts_another_short(api: tuple[str, DataPlane]) -> None:
     async def run() -> list[tuple[str, str, int]]:
         async with openai.AsyncOpenAI(base_url=api[0] + "/v1", api_key="unused", max_retries=0, timeout=120) as c:
             return await both(c)
@@ -192,7 +192,7 @@ def test_concurrent_streams_all_finish_and_a_new_one_never_cuts_another_short(ap
     assert all(finish in ("length", "stop") and text for text, finish, _ in results)
 
 
-def test_a_client_that_goes_away_frees_its_slot(api: tuple[str, Host]) -> None:
+def test_a_client_that_goes_away_frees_its_slot(api: tuple[str, DataPlane]) -> None:
     url, host = api
     engine = host.models["smol-one"].engine
     assert engine is not None
@@ -211,7 +211,7 @@ def test_a_client_that_goes_away_frees_its_slot(api: tuple[str, Host]) -> None:
     assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] <= 4
 
 
-def test_a_full_queue_answers_503_with_retry_after(api: tuple[str, Host]) -> None:
+def test_a_full_queue_answers_503_with_retry_after(api: tuple[str, DataPlane]) -> None:
     url, host = api
     body = {"model": "smol-one", "messages": LONG, "max_tokens": 300, "temperature": 0}
     engine = host.models["smol-one"].engine
@@ -238,7 +238,7 @@ def test_a_full_queue_answers_503_with_retry_after(api: tuple[str, Host]) -> Non
     assert [r.status_code for r in responses] == [200, 200]
 
 
-def test_embeddings_through_the_openai_client(client: openai.OpenAI, api: tuple[str, Host]) -> None:
+def test_embeddings_through_the_openai_client(client: openai.OpenAI, api: tuple[str, DataPlane]) -> None:
     result = client.embeddings.create(model="smol-embed", input=["a cat", "a kitten", "tax law"])  # base64 on the wire
     vectors = [d.embedding for d in result.data]
     assert len(vectors) == 3 and len(vectors[0]) == 576
@@ -249,7 +249,7 @@ def test_embeddings_through_the_openai_client(client: openai.OpenAI, api: tuple[
     assert result.usage.prompt_tokens > 3
 
 
-def test_generation_metrics_are_exported(api: tuple[str, Host], client: openai.OpenAI) -> None:
+def test_generation_metrics_are_exported(api: tuple[str, DataPlane], client: openai.OpenAI) -> None:
     client.completions.create(model="tiny", prompt="abc", max_tokens=3)
     with httpx.Client(base_url=api[0]) as http:
         text = http.get("/metrics").text
@@ -258,7 +258,7 @@ def test_generation_metrics_are_exported(api: tuple[str, Host], client: openai.O
     assert 'lanai_requests_total{endpoint="/v1/completions",model="tiny",status="200"}' in text
 
 
-def test_lanai_bench_load_tests_chat_completions(api: tuple[str, Host], capsys: pytest.CaptureFixture[str]) -> None:
+def test_lanai_bench_load_tests_chat_completions(api: tuple[str, DataPlane], capsys: pytest.CaptureFixture[str]) -> None:
     from lanai.cli import main
 
     code = main(["bench", api[0], "--chat", "tiny", "--max-tokens", "8", "-c", "2", "-n", "6", "--json"])
@@ -288,7 +288,7 @@ def test_a_repeated_prompt_beginning_is_not_read_again(client: openai.OpenAI) ->
     assert first.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens_details.cached_tokens
 
 
-def test_a_client_that_stops_waiting_for_a_whole_answer_frees_its_slot(api: tuple[str, Host]) -> None:
+def test_a_client_that_stops_waiting_for_a_whole_answer_frees_its_slot(api: tuple[str, DataPlane]) -> None:
     url, host = api
     engine = host.models["smol-one"].engine
     assert engine is not None

@@ -10,7 +10,7 @@ import pytest
 
 from lanai.bundled import inspector
 from lanai.config import Settings
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.store import Store
 from lanai.types import BatchingConfig
 
@@ -47,7 +47,7 @@ def test_full_queue_answers_503_with_retry_after(
                 for _ in range(24)
             ))  # fmt: skip
 
-    with ServerThread(Host(own_store, settings), settings) as url:
+    with ServerThread(DataPlane(own_store, settings), settings) as url:
         responses = asyncio.run(burst(url))
         codes = [r.status_code for r in responses]
         assert set(codes) == {200, 503}, codes
@@ -64,7 +64,7 @@ def test_full_queue_answers_503_with_retry_after(
 
 def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, model_files: dict[str, Path]) -> None:
     settings = Settings(home=own_store.root)
-    host = Host(own_store, settings)
+    host = DataPlane(own_store, settings)
     with ServerThread(host, settings) as url, httpx.Client(base_url=url, timeout=30) as client:
         assert client.get("/v2/models/tiny").json()["versions"] == ["1"]
         v2 = own_store.add(model_files["tiny"], name="tiny", task="classify", preprocess=TINY_PREPROCESS,

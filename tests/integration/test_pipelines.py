@@ -12,7 +12,7 @@ import pytest
 from lanai.bundled import ensure_default_model, inspector
 from lanai.config import Settings
 from lanai.errors import ConfigError
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.pipelines import parse_pipeline
 from lanai.store import Store
 
@@ -48,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     for name, text in PIPELINES.items():
         (folder / f"{name}.toml").write_text(text, encoding="utf-8")
     settings = Settings(home=store.root)
-    with ServerThread(Host(store, settings), settings) as url:
+    with ServerThread(DataPlane(store, settings), settings) as url:
         yield url, store.root
 
 

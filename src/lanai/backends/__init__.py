@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import importlib
 
-from lanai.backends.base import Backend, BackendOptions
+from typing import Any, Literal
+
+from lanai.backends.base import BackendOptions, LanguageBackend, TensorBackend
 from lanai.errors import BackendUnavailable, ConfigError
 
-__all__ = ["Backend", "BackendOptions", "BACKENDS", "backend_class"]
+__all__ = ["TensorBackend", "LanguageBackend", "BackendOptions", "BACKENDS", "backend_class", "backend_kind"]
 
-# name → ("module:Class", the extra that installs its runtime)
-BACKENDS: dict[str, tuple[str, str]] = {
-    "onnx": ("lanai.backends.onnx:OnnxBackend", "lanai"),
-    "llamacpp": ("lanai.backends.llamacpp:LlamaCppBackend", "lanai[llm]"),
-    "litert": ("lanai.backends.litert:LiteRTBackend", "lanai[litert]"),
+# name → ("module:Class", the extra that installs its runtime, the kind of model it runs)
+BACKENDS: dict[str, tuple[str, str, Literal["tensor", "language"]]] = {
+    "onnx": ("lanai.backends.onnx:OnnxBackend", "lanai", "tensor"),
+    "litert": ("lanai.backends.litert:LiteRTBackend", "lanai[litert]", "tensor"),
+    "llamacpp": ("lanai.backends.llamacpp:LlamaCppBackend", "lanai[llm]", "language"),
 }
 
 
-def backend_class(name: str) -> type[Backend]:
+def backend_kind(name: str) -> Literal["tensor", "language"]:
+    """Whether the backend called ``name`` runs tensor models or language models."""
+    _known(name)
+    return BACKENDS[name][2]
+
+
+def _known(name: str) -> None:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}.", hint=f"use one of: {', '.join(sorted(BACKENDS))}.")
+
+
+def backend_class(name: str) -> Any:
+    """The class of the backend called ``name`` (a TensorBackend or LanguageBackend), imported now."""
     """The class of the backend called ``name``, imported now."""
-    try:
-        target, extra = BACKENDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}.", hint=f"use one of: {', '.join(sorted(BACKENDS))}.") from None
+    _known(name)
+    target, extra, _ = BACKENDS[name]
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -30,4 +42,4 @@ def backend_class(name: str) -> type[Backend]:
         raise BackendUnavailable(
             f"the {name!r} backend cannot be imported ({exc}).", hint=f"pip install '{extra}'"
         ) from exc
-    return getattr(module, class_name)  # type: ignore[no-any-return]
+    return getattr(module, class_name)

@@ -1,7 +1,13 @@
-"""The contract every backend fulfils, and the options the host hands it."""
+"""The contracts backends fulfil, and the options the data plane hands them.
+
+There are two kinds. A **tensor backend** (ONNX Runtime, LiteRT, …) runs batches of named tensors and
+sits behind a batcher. A **language backend** (llama.cpp) holds a context of several sequences that the
+generation engine decodes together, token by token. Neither pretends to be the other.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,7 +16,7 @@ import numpy as np
 
 from lanai.types import TensorSpec
 
-__all__ = ["Backend", "BackendOptions"]
+__all__ = ["TensorBackend", "LanguageBackend", "BackendOptions", "Sampling", "BatchEntry"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,8 @@ class BackendOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Backend(Protocol):
-    """A loaded model on one runtime. ``run`` is called from one worker thread at a time."""
+class TensorBackend(Protocol):
+    """A loaded tensor model on one runtime. ``run`` is called from one worker thread at a time."""
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
@@ -44,10 +50,84 @@ class Backend(Protocol):
     """1 when the model's batch axis is fixed at 1; 0 when it takes any batch size."""
 
     @classmethod
-    def load(cls, path: Path, options: BackendOptions) -> Backend: ...
+    def load(cls, path: Path, options: BackendOptions) -> TensorBackend: ...
 
     def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run one batch; every input has the batch axis first. Releases the GIL while computing."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick each next token: ``temperature`` ≤ 0 is greedy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """Tokens of one sequence to decode at positions ``pos``, ``pos + 1``, …; ``logits`` asks for the
+    next-token scores after the last of them."""
+
+    seq: int
+    tokens: Sequence[int]
+    pos: int
+    logits: bool
+
+
+class LanguageBackend(Protocol):
+    """A language model with one context of ``parallel`` sequences of ``n_ctx`` tokens each.
+
+    Tokenising may happen on any thread; everything that computes (``decode``, ``sample``, ``embed``)
+    is called from the generation engine's one thread.
+    """
+
+    platform: str
+    execution_provider: str
+    runtime_version: str
+    parallel: int
+    n_ctx: int
+    n_batch: int
+    """Tokens one ``decode`` call may carry."""
+    chat_template: str | None
+    bos_text: str
+    eos_text: str
+
+    @classmethod
+    def load(cls, path: Path, options: BackendOptions) -> LanguageBackend: ...
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = False) -> list[int]: ...
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of ``token`` (a piece of a UTF-8 character, possibly)."""
+        ...
+
+    def is_end(self, token: int) -> bool: ...
+
+    def start(self, seq: int, sampling: Sampling, keep: int = 0) -> None:
+        """Begin a request on sequence ``seq``, keeping its first ``keep`` cached tokens."""
+        ...
+
+    def decode(self, entries: Sequence[BatchEntry]) -> dict[int, int]:
+        """Decode every entry in one pass; returns, per sequence that asked for logits, its logits row."""
+        ...
+
+    def sample(self, seq: int, index: int) -> int: ...
+
+    def release(self, seq: int) -> None:
+        """The request on ``seq`` ended; its cache stays for the next one."""
+        ...
+
+    def clear(self, seq: int) -> None:
+        """Forget everything sequence ``seq`` holds."""
+        ...
+
+    def embed(self, tokens: Sequence[int]) -> np.ndarray:
+        """The L2-normalised, mean-pooled embedding of ``tokens``."""
         ...
 
     def close(self) -> None: ...

@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from lanai.backends.base import BackendOptions
-from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
+from lanai.backends.base import BackendOptions, BatchEntry, Sampling
+from lanai.errors import BackendUnavailable, ModelLoadError
 
 try:
     import llama_cpp as _llama
 except ImportError:  # pragma: no cover - depends on the extra
     _llama = None
 
-__all__ = ["LlamaCppBackend", "LlamaOptions", "Sampling", "BatchEntry"]
+__all__ = ["LlamaCppBackend", "LlamaOptions", "Sampling", "BatchEntry"]  # the last two re-exported from base
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +67,6 @@ class LlamaOptions:
         )
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """How to pick each next token: ``temperature`` ≤ 0 is greedy."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class BatchEntry:
-    """Tokens of one sequence to decode at positions ``pos``, ``pos + 1``, …; ``logits`` asks for the
-    next-token scores after the last of them."""
-
-    seq: int
-    tokens: Sequence[int]
-    pos: int
-    logits: bool
-
-
 def _require() -> Any:
     if _llama is None:
         raise BackendUnavailable(
@@ -120,9 +100,6 @@ class LlamaCppBackend:
     """A GGUF model and one context for ``parallel`` sequences."""
 
     platform = "llama_cpp"
-    inputs: tuple = ()
-    outputs: tuple = ()
-    max_batch_size = 0
 
     def __init__(self, model: Any, ctx: Any, options: LlamaOptions, path: Path) -> None:
         lib = _require()
@@ -139,6 +116,7 @@ class LlamaCppBackend:
         )
         self.n_ctx = lib.llama_n_ctx_seq(ctx) if hasattr(lib, "llama_n_ctx_seq") else options.n_ctx
         self.parallel = options.parallel
+        self.n_batch = options.n_batch
         self.n_embd = lib.llama_model_n_embd(model)
         self._batch = lib.llama_batch_init(options.n_batch, 0, 1)
         self._samplers: dict[int, Any] = {}
@@ -282,9 +260,6 @@ class LlamaCppBackend:
         self.clear(0)
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector
-
-    def run(self, inputs: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        raise BadInput("a language model takes text, not tensors.", hint="use /v1/chat/completions or /v1/completions.")
 
     def close(self) -> None:
         lib = self._lib

@@ -1,17 +1,17 @@
-"""The ASGI application: routes, error mapping, request metrics, and the host's lifespan."""
+"""The ASGI application of the HTTP door: routes, error mapping, request metrics, authentication.
+
+It holds a data plane but does not start or stop it: ``lanai.serve`` owns the lifecycle."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.http import openai, ops, pipelines, tasks, v2
 from lanai.http.auth import ApiKeyAuth
 from lanai.http.errors import EXCEPTION_HANDLERS
@@ -62,30 +62,18 @@ class RequestMetrics:
             children[1].observe(time.perf_counter() - start)
 
 
-def create_app(host: Host, *, manage_host: bool = True) -> Starlette:
-    """The HTTP API over ``host``. With ``manage_host``, the app starts and shuts down the host."""
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if manage_host:
-            await host.start()
-        try:
-            yield
-        finally:
-            if manage_host:
-                await host.shutdown()
-
+def create_app(plane: DataPlane) -> Starlette:
+    """The HTTP API over ``plane``."""
     from lanai.http import openapi
 
     app = Starlette(
         # the task routes first: the router tries routes in order, and classify is the busiest
         routes=[*tasks.routes(), *v2.routes(), *openai.routes(), *pipelines.routes(), *ops.routes(), *openapi.routes()],
         middleware=[
-            Middleware(RequestMetrics, metrics=host.metrics),
-            *([Middleware(ApiKeyAuth, api_key=host.settings.api_key)] if host.settings.api_key else []),
+            Middleware(RequestMetrics, metrics=plane.metrics),
+            *([Middleware(ApiKeyAuth, api_key=plane.settings.api_key)] if plane.settings.api_key else []),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        lifespan=lifespan,
     )
-    app.state.host = host
+    app.state.plane = plane
     return app

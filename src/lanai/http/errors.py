@@ -15,9 +15,10 @@ from lanai.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    WrongTask,
 )
 
-__all__ = ["error_response", "status_of", "retry_headers", "EXCEPTION_HANDLERS"]
+__all__ = ["error_response", "status_of", "retry_headers", "describe", "EXCEPTION_HANDLERS"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,23 @@ def status_of(exc: LanaiError) -> int:
     if isinstance(exc, (Overloaded, NotReady)):
         return 503
     return 400  # BadInput, and the store, load and configuration errors a request can trigger
+
+
+# Where each task is served over HTTP: the hint for a request that asked a model for another task.
+_TASK_ROUTES = {
+    "chat": "POST /v1/chat/completions",
+    "completion": "POST /v1/completions",
+    "embed": "POST /v1/embeddings",
+    "infer": "POST /v2/models/{model}/infer",
+}
+
+
+def describe(exc: LanaiError) -> str:
+    """The error's message and hint, with this door's own hint where the core has none to give."""
+    if isinstance(exc, WrongTask) and exc.hint is None:
+        route = _TASK_ROUTES.get(exc.task, f"POST /v1/models/{{model}}/{exc.task}").format(model=exc.model)
+        return f"{exc.message} Hint: send its requests to {route}."
+    return str(exc)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -48,7 +66,7 @@ def retry_headers(exc: LanaiError) -> dict[str, str] | None:
 
 async def _lanai_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LanaiError)
-    return error_response(status_of(exc), str(exc), retry_headers(exc))
+    return error_response(status_of(exc), describe(exc), retry_headers(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -21,10 +21,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from lanai.errors import BadInput, LanaiError
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.http.body import json_object, read_body
-from lanai.http.errors import retry_headers, status_of
-from lanai.tasks.chat import ROLES, message_text
+from lanai.http.errors import describe, retry_headers, status_of
+from lanai.tasks.chat_template import ROLES, message_text
 
 __all__ = ["routes"]
 
@@ -52,7 +52,7 @@ def _openai_errors(endpoint: Endpoint) -> Endpoint:
                 status, "invalid_request_error"
             )
             code = "model_not_found" if status == 404 else ("overloaded" if status == 503 else None)
-            return openai_error(status, str(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers)
+            return openai_error(status, describe(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers)
 
     return wrapped
 
@@ -66,16 +66,16 @@ class _Invalid(BadInput):
 # -- request parsing ----------------------------------------------------------------------------------
 
 
-async def _json(request: Request, host: Host) -> dict[str, Any]:
-    return json_object(await read_body(request, host.settings.max_body_bytes))
+async def _json(request: Request, plane: DataPlane) -> dict[str, Any]:
+    return json_object(await read_body(request, plane.settings.max_body_bytes))
 
 
-def _model(data: dict[str, Any], host: Host, request: Request) -> str:
+def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> str:
     name = data.get("model")
     if not isinstance(name, str) or not name:
         raise _Invalid("model", "'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
     request.scope["lanai.model"] = name
-    host.get(name)  # 404 for an unknown model
+    plane.get(name)  # 404 for an unknown model
     return name
 
 
@@ -89,7 +89,7 @@ def _number(data: dict[str, Any], key: str, default: float, low: float, high: fl
 
 
 def _request(data: dict[str, Any], prompt: list[int]) -> Any:
-    from lanai.backends.llamacpp import Sampling
+    from lanai.backends.base import Sampling
     from lanai.generation import GenerateRequest
 
     max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
@@ -138,42 +138,42 @@ def _unsupported(data: dict[str, Any], *keys: str) -> None:
 
 
 async def list_models(request: Request) -> Response:
-    host: Host = request.app.state.host
+    plane: DataPlane = request.app.state.plane
     data = [
         {"id": m.name, "object": "model", "created": int(m.loaded_at), "owned_by": "lanai", "task": m.info.task}
-        for m in host.models.values()
+        for m in plane.models.values()
     ]
     return JSONResponse({"object": "list", "data": data})
 
 
 @_openai_errors
 async def chat_completions(request: Request) -> Response:
-    host: Host = request.app.state.host
-    data = await _json(request, host)
-    name = _model(data, host, request)
+    plane: DataPlane = request.app.state.plane
+    data = await _json(request, plane)
+    name = _model(data, plane, request)
     _unsupported(data, "tools", "functions", "logprobs", "response_format")
-    prompt = host.chat_tokens(name, _messages(data))
-    return await _respond(request, host, name, data, prompt, chat=True)
+    prompt = plane.chat_prompt(name, _messages(data))
+    return await _respond(request, plane, name, data, prompt, chat=True)
 
 
 @_openai_errors
 async def completions(request: Request) -> Response:
-    host: Host = request.app.state.host
-    data = await _json(request, host)
-    name = _model(data, host, request)
+    plane: DataPlane = request.app.state.plane
+    data = await _json(request, plane)
+    name = _model(data, plane, request)
     _unsupported(data, "echo", "logprobs", "suffix")
     prompt = data.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise _Invalid("prompt", "'prompt' must be a string (one prompt per request).")
-    return await _respond(request, host, name, data, host.text_tokens(name, prompt), chat=False)
+    return await _respond(request, plane, name, data, plane.text_prompt(name, prompt), chat=False)
 
 
 async def _respond(
-    request: Request, host: Host, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool
+    request: Request, plane: DataPlane, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool
 ) -> Response:
-    generation = host.generate(name, _request(data, prompt))
+    generation = plane.generate(name, _request(data, prompt))
     ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if data.get("stream"):
@@ -263,9 +263,9 @@ def _usage(usage: Any) -> dict[str, Any]:
 
 @_openai_errors
 async def embeddings(request: Request) -> Response:
-    host: Host = request.app.state.host
-    data = await _json(request, host)
-    name = _model(data, host, request)
+    plane: DataPlane = request.app.state.plane
+    data = await _json(request, plane)
+    name = _model(data, plane, request)
     texts = data.get("input")
     if isinstance(texts, str):
         texts = [texts]
@@ -274,7 +274,7 @@ async def embeddings(request: Request) -> Response:
     encoding = data.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise _Invalid("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
-    vectors, tokens = await host.embed(name, texts)
+    vectors, tokens = await plane.embed(name, texts)
     items = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(vectors)]
     return JSONResponse({
         "object": "list", "data": items, "model": name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the HTTP API, served at /openapi.json, and a readable page of it at /docs.
 
-The document is written by hand (its schemas live in ``openapi_schemas``) so that client generators such
-as NSwag and Kiota get stable operation ids and the exact bodies the handlers send. A unit test checks
-that every route of the app is in the document and every operation in the document is routed.
+The bodies' schemas come from their wire values (``protocol.wire.schema``) and the task endpoints from
+the task registry, so the document cannot drift from what the handlers send; the rest of the bodies are
+in ``openapi_schemas``. The paths are written here so that client generators such as NSwag and Kiota get
+stable operation ids. A unit test checks that every route of the app is in the document and every
+operation in the document is routed, and validates served bodies against the schemas.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from starlette.routing import Route
 import lanai
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
-from lanai.tasks.classify import MAX_TOP_K
+from lanai.pipelines import PipelineList, PipelineResult
+from lanai.protocol import health, v2
+from lanai.protocol.wire import Wire, schema
+from lanai.tasks import TASKS, Task
 
 __all__ = ["openapi_document", "routes"]
 
@@ -76,33 +81,47 @@ _IMAGE_BODY = {
         "application/octet-stream": {"schema": _BINARY},
     },
 }
+_TEXT_BODY = {"required": True, "description": "The text, UTF-8.", "content": {"text/plain": {"schema": {"type": "string"}}}}
 _DEFAULT_MODEL = "Uses the default model (the setting default_model, else the only or the first classifier)."
 
 
-def _classify(op_id: str, summary: str, params: list[Doc], description: str | None = None) -> Doc:
-    ok = _json("The best classes, best first.", ref("Classification"))
+def _task_op(task: Task, op_id: str, summary: str, params: list[Doc], description: str | None = None) -> Doc:
+    assert task.result is not None
+    ok = _json(f"The {task.name} result.", ref(task.result.__name__))
+    query = [
+        {"name": name, "in": "query", "required": False, **({"description": prop["description"]} if "description" in prop else {}),
+         "schema": {k: v for k, v in prop.items() if k != "description"}}
+        for name, prop in schema(task.params)["properties"].items()
+    ]
     extra: Doc = {"description": description} if description else {}
+    body = _IMAGE_BODY if task.accepts == "image" else _TEXT_BODY
     return {"post": _op(op_id, "tasks", summary, ok, errors=(400, 404, 413, 503), **extra,
-                        parameters=[*params, _param("TopK")], requestBody=_IMAGE_BODY)}  # fmt: skip
+                        parameters=[*params, *query], requestBody=body)}  # fmt: skip
 
 
 def _task_paths() -> Doc:
-    return {
-        "/v1/models/{model}/classify": _classify("Classify", "Classify an image", _model_params(False)),
-        "/v1/models/{model}/versions/{version}/classify": _classify(
-            "ClassifyVersion", "Classify an image with one version of a model", _model_params(True)
-        ),
-        "/v1/infer": _classify("ClassifyDefault", "Classify an image with the default model", [], _DEFAULT_MODEL),
-        "/predict": _classify("Predict", "Classify an image with the default model (alias)", [], _DEFAULT_MODEL),
-        "/v1/pipelines": {"get": _op("ListPipelines", "tasks", "The pipelines in the store",
-                                     _json("Pipelines, and files that could not be read.", ref("PipelineList")))},
-        "/v1/pipelines/{pipeline}": {"post": _op(
-            "RunPipeline", "tasks", "Run an image through a pipeline of models",
-            _json("Each step's result; status partial when a later step failed.", ref("PipelineResult")),
-            errors=(400, 404, 413, 503), requestBody=_IMAGE_BODY,
-            description="The first step takes the image; later steps prompt language models with earlier results.",
-            parameters=[{"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string"}}])},
-    }  # fmt: skip
+    paths: Doc = {}
+    for task in TASKS.values():
+        if not task.routed:
+            continue
+        op = task.name.title().replace("-", "").replace("_", "")
+        paths[f"/v1/models/{{model}}/{task.name}"] = _task_op(task, op, task.summary, _model_params(False))
+        paths[f"/v1/models/{{model}}/versions/{{version}}/{task.name}"] = _task_op(
+            task, f"{op}Version", f"{task.summary} with one version of a model", _model_params(True))
+    classify = TASKS["classify"]
+    paths["/v1/infer"] = _task_op(classify, "ClassifyDefault", "Classify an image with the default model", [],
+                                  _DEFAULT_MODEL)
+    paths["/predict"] = _task_op(classify, "Predict", "Classify an image with the default model (alias)", [],
+                                 _DEFAULT_MODEL)
+    paths["/v1/pipelines"] = {"get": _op("ListPipelines", "tasks", "The pipelines in the store",
+                                         _json("Pipelines, and files that could not be read.", ref("PipelineList")))}
+    paths["/v1/pipelines/{pipeline}"] = {"post": _op(
+        "RunPipeline", "tasks", "Run an image through a pipeline of models",
+        _json("Each step's result; status partial when a later step failed.", ref("PipelineResult")),
+        errors=(400, 404, 413, 503), requestBody=_IMAGE_BODY,
+        description="The first step takes the image; later steps prompt language models with earlier results.",
+        parameters=[{"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string"}}])}
+    return paths  # fmt: skip
 
 
 # -- Open Inference Protocol v2 ------------------------------------------------------------------------
@@ -159,7 +178,7 @@ def _v2_paths() -> Doc:
 
 
 def _repository_paths() -> Doc:
-    index = _json("Every model in the store, loaded or not.", {"type": "array", "items": ref("RepositoryIndexEntry")})
+    index = _json("Every model in the store, loaded or not.", {"type": "array", "items": ref("RepositoryEntry")})
     index_body = {"required": False, "content": {"application/json": {"schema": ref("RepositoryIndexRequest")}}}
     load = "Loads the model's active version; a loaded model keeps serving until the new one is ready."
     unload = "Lets queued requests finish, then frees the model."
@@ -168,10 +187,10 @@ def _repository_paths() -> Doc:
                                              errors=(400, 413), requestBody=index_body)},
         "/v2/repository/models/{model}/load": {"post": _op(
             "RepositoryModelLoad", "repository", "Load or reload a model",
-            _json("Loaded.", ref("RepositoryLoadResult")),
+            _json("Loaded.", ref("LoadResult")),
             errors=(400, 404), description=load + " Any body is ignored.", parameters=_model_params(False))},
         "/v2/repository/models/{model}/unload": {"post": _op(
-            "RepositoryModelUnload", "repository", "Unload a model", _json("Unloaded.", ref("RepositoryUnloadResult")),
+            "RepositoryModelUnload", "repository", "Unload a model", _json("Unloaded.", ref("UnloadResult")),
             errors=(404,), description=unload + " Any body is ignored.", parameters=_model_params(False))},
     }  # fmt: skip
 
@@ -228,7 +247,7 @@ def _openai_paths() -> Doc:
 
 
 def _ops_paths() -> Doc:
-    health = _json("healthy, or degraded when a model failed to load or none is loaded.", ref("Health"))
+    health = _json("healthy, or degraded when a model failed to load or none is loaded.", ref("HealthReport"))
     return {
         "/health": {"get": _op("Health", "health", "Server, models and device status", health,
                                also={"503": {**health, "description": "Starting or draining."}})},
@@ -245,12 +264,10 @@ def _components() -> Doc:
     retry = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
     error = {"content": {"application/json": {"schema": ref("Error")}}}
     return {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **_wire_schemas()},
         "parameters": {
             "Model": {"name": "model", **path, "description": "The model's name."},
             "Version": {"name": "version", **path, "description": "The model version; it must be the one loaded."},
-            "TopK": {"name": "top_k", "in": "query", "required": False, "description": "How many classes to return.",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5}},
             "InferenceHeaderContentLength": {
                 "name": _HEADER_LENGTH, "in": "header", "required": False, "schema": {"type": "integer", "minimum": 0},
                 "description": "Binary tensor extension: bytes of JSON at the start of the body; 0: a raw body.",
@@ -268,6 +285,37 @@ def _components() -> Doc:
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         },
     }  # fmt: skip
+
+
+def _wire_schemas() -> Doc:
+    """The schema of every wire value a path refers to, and of the values inside them."""
+    roots: list[type[Wire]] = [
+        v2.ServerMetadata, v2.ServerLive, v2.ServerReady, v2.ModelReady, v2.ModelMetadata, v2.RepositoryEntry,
+        v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, PipelineList, PipelineResult,
+        *(task.result for task in TASKS.values() if task.routed and task.result is not None),
+    ]  # fmt: skip
+    found: Doc = {}
+    while roots:
+        cls = roots.pop()
+        if cls.__name__ in found:
+            continue
+        found[cls.__name__] = schema(cls, ref)
+        roots.extend(_nested(cls))
+    return dict(sorted(found.items()))
+
+
+def _nested(cls: type[Wire]) -> list[type[Wire]]:
+    import typing
+
+    out = []
+    for kind in typing.get_type_hints(cls).values():
+        stack = [kind]
+        while stack:
+            k = stack.pop()
+            if isinstance(k, type) and issubclass(k, Wire):
+                out.append(k)
+            stack.extend(typing.get_args(k))
+    return out
 
 
 def openapi_document() -> Doc:

@@ -1,7 +1,8 @@
-"""The JSON Schemas of lanai's HTTP bodies, for the OpenAPI document's ``components/schemas``.
+"""The JSON Schemas of the HTTP bodies that are not wire values (see ``protocol.wire``).
 
-Each schema mirrors what a handler really sends or accepts (``http/v2.py``, ``http/v2_codec.py``,
-``http/tasks.py``, ``http/ops.py``); keep them in step when a body changes.
+Wire values describe themselves; what is left here is the Open Inference Protocol's inference bodies
+(parsed by ``protocol.infer``: free-form tensors with the binary extension), the error body, and the
+OpenAI-compatible bodies (parsed in ``http/openai.py``). A test validates served bodies against them.
 """
 
 from __future__ import annotations
@@ -64,49 +65,6 @@ _TENSOR_DATA = array(
 
 _V2 = {
     "Datatype": string("An Open Inference Protocol tensor datatype.", enum=list(DATATYPES)),
-    "ServerMetadata": obj(
-        "Who the server is and which protocol extensions it speaks.",
-        {
-            "name": string(examples=["lanai"]),
-            "version": string("The lanai version."),
-            "extensions": array(string(), examples=[["binary_tensor_data", "model_repository"]]),
-        },
-        ("name", "version", "extensions"),
-    ),
-    "ServerLive": obj("The server process answers.", {"live": boolean()}, ("live",)),
-    "ServerReady": obj("Whether the server takes requests.", {"ready": boolean()}, ("ready",)),
-    "ModelReady": obj("A loaded model is ready.", {"name": string(), "ready": boolean()}, ("name", "ready")),
-    "TensorMetadata": obj(
-        "One model input or output.",
-        {
-            "name": string(),
-            "datatype": ref("Datatype"),
-            "shape": array(integer(), "Dimensions; -1 is any size (batch axis first).", examples=[[-1, 3, 224, 224]]),
-        },
-        ("name", "datatype", "shape"),
-    ),
-    "ModelParameters": obj(
-        "How lanai runs the model.",
-        {
-            "task": string("What the model does, e.g. classify."),
-            "backend": string("The runtime, e.g. onnx."),
-            "execution_provider": string("Where it runs, e.g. cpu or cuda."),
-            "max_batch_size": integer("The largest batch the server forms (1: batching off)."),
-        },
-        ("task", "backend", "execution_provider", "max_batch_size"),
-    ),
-    "ModelMetadata": obj(
-        "A loaded model's inputs and outputs.",
-        {
-            "name": string(),
-            "versions": array(string(), "The version loaded (one)."),
-            "platform": string("Informational, e.g. onnx_onnxv1."),
-            "inputs": array(ref("TensorMetadata")),
-            "outputs": array(ref("TensorMetadata")),
-            "parameters": ref("ModelParameters"),
-        },
-        ("name", "versions", "platform", "inputs", "outputs"),
-    ),
     "InferParameters": {
         "type": "object",
         "description": "Free-form parameters; values are strings, numbers or booleans.",
@@ -172,101 +130,9 @@ _V2 = {
         },
         ("model_name", "model_version", "outputs"),
     ),
-    "RepositoryIndexRequest": obj("", {"ready": boolean("List only the models that are loaded.")}),
-    "RepositoryIndexEntry": obj(
-        "A model in the store.",
-        {
-            "name": string(),
-            "version": string("The loaded version, else the active one; empty when there is none."),
-            "state": string(enum=["READY", "UNAVAILABLE"]),
-            "reason": string("Why it is unavailable; empty when ready."),
-        },
-        ("name", "version", "state", "reason"),
-    ),
-    "RepositoryLoadResult": obj("", {"name": string(), "load": boolean()}, ("name", "load")),
-    "RepositoryUnloadResult": obj("", {"name": string(), "unload": boolean()}, ("name", "unload")),
 }
 
-_TASKS = {
-    "Prediction": obj(
-        "One class.",
-        {
-            "label": string("The class label (its index when the model has no labels)."),
-            "index": integer("The class index in the model's output."),
-            "score": number("Probability, 0–1.", minimum=0, maximum=1),
-        },
-        ("label", "index", "score"),
-    ),
-    "Timing": obj(
-        "Where the time went, in milliseconds.",
-        {
-            "preprocess_ms": number("Decoding and resizing the image."),
-            "queue_ms": number("Waiting for a batch."),
-            "compute_ms": number("Running the batch."),
-            "batch_size": integer("Rows in the batch this image ran in."),
-            "total_ms": number(),
-        },
-        ("preprocess_ms", "queue_ms", "compute_ms", "batch_size", "total_ms"),
-    ),
-    "Classification": obj(
-        "The best classes of an image, best first.",
-        {
-            "model": string(),
-            "version": string(),
-            "label": string("The best label."),
-            "score": number("The best label's probability."),
-            "predictions": array(ref("Prediction")),
-            "timing": ref("Timing"),
-        },
-        ("model", "version", "label", "score", "predictions", "timing"),
-    ),
-}
-
-_OPS = {
-    "HealthModel": obj(
-        "A loaded model.",
-        {
-            "name": string(),
-            "version": string(),
-            "task": string(),
-            "backend": string(),
-            "execution_provider": string(),
-            "max_batch_size": integer(),
-            "queue_depth": integer("Requests waiting for this model."),
-        },
-        ("name", "version", "task", "backend", "execution_provider", "max_batch_size", "queue_depth"),
-    ),
-    "FailedModel": obj("A model that did not load.", {"name": string(), "error": string()}, ("name", "error")),
-    "DeviceStatus": obj(
-        "What the box is doing.",
-        {
-            "machine": string(examples=["aarch64"]),
-            "cpu_count": integer(),
-            "cpu_percent": number(),
-            "load_average": nullable(array(number(), minItems=3, maxItems=3)),
-            "memory_total_mb": number(),
-            "memory_available_mb": number(),
-            "process_rss_mb": number(),
-            "temperature_c": nullable(number("The hottest thermal zone; null without a sensor.")),
-            "throttled": nullable(array(string(), "Active throttling on a Raspberry Pi; null elsewhere.")),
-        },
-        ("machine", "cpu_count", "cpu_percent", "memory_total_mb", "memory_available_mb", "process_rss_mb"),
-    ),
-    "Health": obj(
-        "The server at a glance.",
-        {
-            "status": string(
-                "unavailable while starting or draining (HTTP 503).", enum=["healthy", "degraded", "unavailable"]
-            ),
-            "version": string(),
-            "uptime_s": number(),
-            "models": array(ref("HealthModel")),
-            "failed": array(ref("FailedModel")),
-            "runtimes": {"type": "object", "additionalProperties": string(), "description": "Package versions."},
-            "device": ref("DeviceStatus"),
-        },
-        ("status", "version", "uptime_s", "models", "failed", "runtimes", "device"),
-    ),
+_ERRORS = {
     "Error": obj(
         "What went wrong, and usually a 'Hint: …' saying what to do.",
         {"error": string(examples=["no model named 'x' is loaded. Hint: loaded models: tiny."])},
@@ -339,23 +205,4 @@ _OPENAI = {
     }, ("object", "model", "data", "usage")),
 }  # fmt: skip
 
-_PIPELINES = {
-    "PipelineList": obj("The pipelines in the store, and the files that could not be read.", {
-        "pipelines": array(obj("", {"name": string(), "steps": array(obj("", {
-            "name": string(), "model": string(), "task": string(enum=["classify", "chat", "completion"])},
-            ("name", "model", "task")))}, ("name", "steps"))),
-        "failed": array(ref("FailedModel")),
-    }, ("pipelines", "failed")),
-    "PipelineResult": obj("Every step that ran, in order; a failed or timed-out step is the last.", {
-        "pipeline": string(),
-        "status": string("partial: a step after the first failed; the earlier results stand.", enum=["ok", "partial"]),
-        "failed_step": nullable(string()),
-        "steps": array(obj("", {
-            "name": string(), "status": string(enum=["ok", "error", "timeout"]), "ms": number(),
-            "output": {"type": "object", "description": "A classify step's Classification, or a chat step's "
-                       "{model, prompt, text, finish_reason, completion_tokens}."},
-            "error": string()}, ("name", "status", "ms"))),
-    }, ("pipeline", "status", "failed_step", "steps")),
-}  # fmt: skip
-
-SCHEMAS: dict[str, Schema] = {**_V2, **_TASKS, **_OPS, **_OPENAI, **_PIPELINES}
+SCHEMAS: dict[str, Schema] = {**_V2, **_ERRORS, **_OPENAI}

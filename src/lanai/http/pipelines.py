@@ -6,32 +6,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.http.body import image_from_request
 
 __all__ = ["routes"]
 
 
 async def list_pipelines(request: Request) -> Response:
-    host: Host = request.app.state.host
-    pipelines, failed = host.pipelines()
-    return JSONResponse({
-        "pipelines": [
-            {"name": p.name, "steps": [{"name": s.name, "model": s.model, "task": s.task} for s in p.steps]}
-            for p in pipelines.values()
-        ],
-        "failed": [{"name": name, "error": error} for name, error in failed.items()],
-    })  # fmt: skip
+    plane: DataPlane = request.app.state.plane
+    return JSONResponse(plane.pipelines().to_dict())
 
 
 async def run(request: Request) -> Response:
     """The image (multipart field ``file`` or a raw body) through every step; 200 even when a later step
     fails: the answer then says ``"status": "partial"`` and which step failed."""
-    host: Host = request.app.state.host
+    plane: DataPlane = request.app.state.plane
     name = request.path_params["pipeline"]
     request.scope["lanai.model"] = name
-    image = await image_from_request(request, host.settings.max_body_bytes)
-    result = await host.run_pipeline(name, image)
+    image = await image_from_request(request, plane.settings.max_body_bytes)
+    result = await plane.run_pipeline(name, image)
     return JSONResponse(result.to_dict())
 
 

@@ -1,19 +1,25 @@
-"""Running the HTTP API under uvicorn on a socket we bind ourselves (so port 0 works)."""
+"""The HTTP door: the ASGI app under uvicorn, on a socket we bind ourselves (so port 0 works).
+
+uvicorn serves and drains connections; it does not own the process: signals and the data plane's
+lifecycle belong to ``lanai.serve``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import socket
+from collections.abc import Iterator
 
 import uvicorn
 
 from lanai.config import Settings
+from lanai.dataplane import DataPlane
 from lanai.errors import ConfigError
-from lanai.host import Host
 from lanai.http.app import create_app
 
-__all__ = ["bind", "build_server"]
+__all__ = ["bind", "HttpDoor"]
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +42,37 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build_server(host: Host, settings: Settings) -> uvicorn.Server:
-    config = uvicorn.Config(
-        create_app(host),
-        lifespan="on",
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
-        server_header=False,
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
-    )
-    return uvicorn.Server(config)
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # lanai.serve handles the signals and tells every door to stop
+
+
+class HttpDoor:
+    """The HTTP API over ``plane`` on ``sock``. ``serve()`` returns once ``stop()`` has drained it."""
+
+    def __init__(self, plane: DataPlane, settings: Settings, sock: socket.socket) -> None:
+        config = uvicorn.Config(
+            create_app(plane),
+            lifespan="off",
+            log_config=None,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+            server_header=False,
+            ssl_certfile=settings.tls_certfile,
+            ssl_keyfile=settings.tls_keyfile,
+        )
+        self._server = _Uvicorn(config)
+        self.sock = sock
+
+    @property
+    def started(self) -> bool:
+        return self._server.started
+
+    async def serve(self) -> None:
+        await self._server.serve(sockets=[self.sock])
+
+    def stop(self) -> None:
+        """Stop accepting connections, let the requests in flight finish (up to shutdown_timeout)."""
+        self._server.should_exit = True

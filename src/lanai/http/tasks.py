@@ -1,4 +1,5 @@
-"""Task endpoints for apps: classify an image, plus the aliases that edge tutorials' clients call."""
+"""Task endpoints for apps: ``POST /v1/models/{model}/{task}`` for every task of the registry that has
+one, plus the aliases that edge tutorials' clients call (``/v1/infer``, ``/predict``)."""
 
 from __future__ import annotations
 
@@ -6,45 +7,54 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lanai.dataplane import DataPlane
 from lanai.errors import BadInput
-from lanai.host import Host
-from lanai.http.body import image_from_request
-from lanai.tasks.classify import MAX_TOP_K
+from lanai.http.body import image_from_request, read_body
+from lanai.tasks import TASKS, Task
+from lanai.tasks.base import parse_params
 
 __all__ = ["routes"]
 
 
-def _top_k(request: Request) -> int:
-    raw = request.query_params.get("top_k", "5")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
-        raise BadInput(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {raw!r}.", hint="use e.g. ?top_k=5.")
-    return int(raw)
-
-
-async def _classify(request: Request, name: str, version: str | None) -> Response:
-    host: Host = request.app.state.host
-    k = _top_k(request)
-    host.get(name, version)  # an unknown model is reported before the body is read
+async def _run(request: Request, task: Task, name: str, version: str | None) -> Response:
+    plane: DataPlane = request.app.state.plane
+    # the parameters and the model are checked before the body is read
+    params = parse_params(task.params, request.query_params, task=task.name)
+    plane.get(name, version)
     request.scope["lanai.model"] = name
-    image = await image_from_request(request, host.settings.max_body_bytes)
-    result = await host.classify(name, image, k, version)
+    data = await _input(request, task, plane.settings.max_body_bytes)
+    result = await plane.run_task(name, task.name, data, params, version)
     return JSONResponse(result.to_dict())
 
 
-async def classify(request: Request) -> Response:
-    return await _classify(request, request.path_params["model"], request.path_params.get("version"))
+async def _input(request: Request, task: Task, limit: int) -> bytes | str:
+    if task.accepts == "image":
+        return await image_from_request(request, limit)
+    body = await read_body(request, limit)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("the text is not UTF-8.", hint="send the text as UTF-8.") from None
+
+
+def _endpoint(task: Task):  # type: ignore[no-untyped-def]
+    async def endpoint(request: Request) -> Response:
+        return await _run(request, task, request.path_params["model"], request.path_params.get("version"))
+
+    return endpoint
 
 
 async def default_classify(request: Request) -> Response:
     """``POST /v1/infer`` and ``POST /predict``: the default model, as tutorials' clients send it."""
-    model = request.app.state.host.default_model()
-    return await _classify(request, model.name, None)
+    model = request.app.state.plane.default_model()
+    return await _run(request, model.task, model.name, None)
 
 
 def routes() -> list[Route]:
-    return [
-        Route("/v1/models/{model}/classify", classify, methods=["POST"]),
-        Route("/v1/models/{model}/versions/{version}/classify", classify, methods=["POST"]),
-        Route("/v1/infer", default_classify, methods=["POST"]),
-        Route("/predict", default_classify, methods=["POST"]),
-    ]
+    found = []
+    for task in TASKS.values():
+        if task.routed:
+            endpoint = _endpoint(task)
+            found.append(Route(f"/v1/models/{{model}}/{task.name}", endpoint, methods=["POST"]))
+            found.append(Route(f"/v1/models/{{model}}/versions/{{version}}/{task.name}", endpoint, methods=["POST"]))
+    return [*found, Route("/v1/infer", default_classify, methods=["POST"]), Route("/predict", default_classify, methods=["POST"])]

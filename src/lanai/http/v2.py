@@ -6,65 +6,51 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import lanai
-from lanai.errors import BadInput
-from lanai.host import Host, LoadedModel
+from lanai.dataplane import DataPlane
+from lanai.errors import BadInput, ModelNotFound
 from lanai.http.body import json_object, read_body
-from lanai.http.v2_codec import encode_infer_response, parse_infer_request, parse_raw_request
+from lanai.protocol.infer import encode_infer_response, parse_infer_request, parse_raw_request
+from lanai.protocol.v2 import LoadResult, ModelReady, RepositoryIndexRequest, ServerLive, ServerReady, UnloadResult
+from lanai.protocol.wire import WireError
 
 __all__ = ["routes"]
 
-EXTENSIONS = ["binary_tensor_data", "model_repository"]
 HEADER_LENGTH = "inference-header-content-length"
 
 
-def _host(request: Request) -> Host:
-    return request.app.state.host  # type: ignore[no-any-return]
+def _plane(request: Request) -> DataPlane:
+    return request.app.state.plane  # type: ignore[no-any-return]
 
 
 async def server_metadata(request: Request) -> Response:
-    return JSONResponse({"name": "lanai", "version": lanai.__version__, "extensions": EXTENSIONS})
+    return JSONResponse(_plane(request).server_metadata().to_dict())
 
 
 async def live(request: Request) -> Response:
-    return JSONResponse({"live": True})
+    return JSONResponse(ServerLive(_plane(request).live()).to_dict())
 
 
 async def ready(request: Request) -> Response:
-    is_ready = _host(request).ready
-    return JSONResponse({"ready": is_ready}, 200 if is_ready else 503)
+    is_ready = _plane(request).ready()
+    return JSONResponse(ServerReady(is_ready).to_dict(), 200 if is_ready else 503)
 
 
-def _model(request: Request) -> LoadedModel:
-    params = request.path_params
-    model = _host(request).get(params["model"], params.get("version"))
-    request.scope["lanai.model"] = model.name
-    return model
+def _model_name(request: Request) -> tuple[str, str | None]:
+    name = request.path_params["model"]
+    request.scope["lanai.model"] = name
+    return name, request.path_params.get("version")
 
 
 async def model_metadata(request: Request) -> Response:
-    model = _model(request)
-    info = model.info
-    return JSONResponse(
-        {
-            "name": info.name,
-            "versions": [info.version],
-            "platform": info.platform,
-            "inputs": [spec.to_dict() for spec in info.inputs],
-            "outputs": [spec.to_dict() for spec in info.outputs],
-            "parameters": {
-                "task": info.task,
-                "backend": info.backend,
-                "execution_provider": info.execution_provider,
-                "max_batch_size": info.max_batch_size,
-            },
-        }
-    )
+    return JSONResponse(_plane(request).model_metadata(*_model_name(request)).to_dict())
 
 
 async def model_ready(request: Request) -> Response:
-    model = _model(request)
-    return JSONResponse({"name": model.name, "ready": True})
+    name, version = _model_name(request)
+    plane = _plane(request)
+    if not plane.model_ready(name, version):
+        plane.get(name, version)  # says why: not loaded, another version, or the server is starting
+    return JSONResponse(ModelReady(name, True).to_dict())
 
 
 def _header_length(request: Request) -> int | None:
@@ -77,9 +63,10 @@ def _header_length(request: Request) -> int | None:
 
 
 async def infer(request: Request) -> Response:
-    host = _host(request)
-    model = _model(request)
-    body = await read_body(request, host.settings.max_body_bytes)
+    plane = _plane(request)
+    name, version = _model_name(request)
+    model = plane.tensor_model(name, version)  # an unknown model is reported before the body is read
+    body = await read_body(request, plane.settings.max_body_bytes)
     header_length = _header_length(request)
     if header_length == 0:
         if len(model.info.inputs) != 1:
@@ -87,7 +74,7 @@ async def infer(request: Request) -> Response:
         infer_request, binary, all_binary = parse_raw_request(body, model.info.inputs[0]), set[str](), True
     else:
         infer_request, binary, all_binary = parse_infer_request(body, header_length)
-    response, _ = await host.infer(model.name, infer_request, model.version)
+    response = await plane.infer(model.name, infer_request, model.version)
     payload, json_length = encode_infer_response(response, binary, all_binary)
     if json_length is None:
         return Response(payload, media_type="application/json")
@@ -97,31 +84,30 @@ async def infer(request: Request) -> Response:
 
 
 async def repository_index(request: Request) -> Response:
-    host = _host(request)
-    body = await read_body(request, host.settings.max_body_bytes)
-    only_ready = bool(json_object(body).get("ready", False)) if body.strip() else False
-    entries = []
-    for summary in host.store.list():
-        loaded = host.models.get(summary.name)
-        if loaded is not None:
-            entries.append({"name": summary.name, "version": loaded.version, "state": "READY", "reason": ""})
-        elif not only_ready:
-            reason = host.failed.get(summary.name, "not loaded")
-            version = "" if summary.active is None else str(summary.active)
-            entries.append({"name": summary.name, "version": version, "state": "UNAVAILABLE", "reason": reason})
-    return JSONResponse(entries)
+    plane = _plane(request)
+    body = await read_body(request, plane.settings.max_body_bytes)
+    try:
+        wanted = RepositoryIndexRequest.from_dict(json_object(body)) if body.strip() else RepositoryIndexRequest()
+    except WireError as exc:
+        raise BadInput(f"the index request is malformed: {exc}", hint='send {"ready": true} or nothing.') from None
+    return JSONResponse([entry.to_dict() for entry in plane.repository_index(wanted.ready)])
 
 
 async def repository_load(request: Request) -> Response:
     name = request.path_params["model"]
-    await _host(request).load(name)
-    return JSONResponse({"name": name, "load": True})
+    try:
+        await _plane(request).load(name)
+    except ModelNotFound as exc:
+        if exc.hint is None:
+            exc.hint = "POST /v2/repository/index lists the models in the store."
+        raise
+    return JSONResponse(LoadResult(name, True).to_dict())
 
 
 async def repository_unload(request: Request) -> Response:
     name = request.path_params["model"]
-    await _host(request).unload(name)
-    return JSONResponse({"name": name, "unload": True})
+    await _plane(request).unload(name)
+    return JSONResponse(UnloadResult(name, True).to_dict())
 
 
 def routes() -> list[Route]:

@@ -13,12 +13,12 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lanai.config import DEFAULT_MAX_PIXELS
 from lanai.errors import BadInput, PayloadTooLarge
 from lanai.types import ImagePreprocess
 
 __all__ = ["decode_image", "preprocess", "image_to_tensor", "DEFAULT_MAX_PIXELS"]
 
-DEFAULT_MAX_PIXELS = 50_000_000
 _ORIENTATION = 0x0112
 _FORMATS = "JPEG, PNG, WebP, BMP, GIF or TIFF"
 

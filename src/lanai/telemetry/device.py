@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+
+from lanai.protocol.health import DeviceStatus
 
 __all__ = ["DeviceStatus", "read_device"]
 
@@ -20,22 +21,6 @@ _THROTTLE_BITS = {
     2: "throttled",
     3: "soft temperature limit",
 }
-
-
-@dataclass(frozen=True)
-class DeviceStatus:
-    machine: str
-    cpu_count: int
-    cpu_percent: float
-    load_average: tuple[float, float, float] | None
-    memory_total_mb: float
-    memory_available_mb: float
-    process_rss_mb: float
-    temperature_c: float | None
-    throttled: list[str] | None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _temperature() -> float | None:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 import lanai
 from lanai.bundled import inspector
 from lanai.config import Settings
-from lanai.host import Host
+from lanai.dataplane import DataPlane
 from lanai.http.app import create_app
 from lanai.http.openapi import openapi_document
 from lanai.http.openapi_docs import docs_html
@@ -33,14 +33,14 @@ def document() -> dict[str, Any]:
     return openapi_document()
 
 
-def make_host(root: Path, model_files: dict[str, Path] | None = None) -> Host:
+def make_host(root: Path, model_files: dict[str, Path] | None = None) -> DataPlane:
     store = Store(root)
     if model_files is not None:
         store.add(
             model_files["tiny"], name="tiny", task="classify", labels=model_files["labels"], preprocess=TINY,
             inspect=inspector("onnx"),
         )  # fmt: skip
-    return Host(store, Settings(home=root, intra_op_threads=1))
+    return DataPlane(store, Settings(home=root, intra_op_threads=1))
 
 
 Call = tuple[str, str, dict[str, Any]]
@@ -50,13 +50,13 @@ def call(method: str, url: str, **kwargs: Any) -> Call:
     return method, url, kwargs
 
 
-def exchange(host: Host, *calls: Call, start: bool = False) -> list[httpx.Response]:
+def exchange(host: DataPlane, *calls: Call, start: bool = False) -> list[httpx.Response]:
     """Send ``calls`` in turn to the app over ``host`` (started first if ``start``), in process."""
 
     async def main() -> list[httpx.Response]:
         if start:
             await host.start()
-        transport = httpx.ASGITransport(app=create_app(host, manage_host=False))
+        transport = httpx.ASGITransport(app=create_app(host))
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://lanai.test") as client:
                 return [await client.request(method, url, **kwargs) for method, url, kwargs in calls]
@@ -99,7 +99,7 @@ def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
 
 
 def test_every_route_is_documented_and_every_operation_is_routed(tmp_path: Path, document: dict[str, Any]) -> None:
-    app = create_app(make_host(tmp_path), manage_host=False)
+    app = create_app(make_host(tmp_path))
     routed = {
         (route.path, method.lower())
         for route in app.routes

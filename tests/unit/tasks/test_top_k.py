@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lanai.errors import BadInput
-from lanai.tasks.classify import load_labels, to_probabilities, top_k
+from lanai.tasks.classify import to_probabilities, top_k
 
 
 def test_top_k_orders_and_labels() -> None:
@@ -26,11 +26,6 @@ def test_probabilities_pass_through_and_k_is_capped() -> None:
 def test_bad_k(k: int) -> None:
     with pytest.raises(BadInput):
         top_k(np.zeros(3), [], k)
-
-
-def test_load_labels() -> None:
-    assert load_labels("cat\ndog\n") == ["cat", "dog"]
-    assert load_labels("") == []
 
 
 def test_ranking_a_batch_at_once_gives_each_image_what_top_k_gives_it() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lanai.errors import BadInput
-from lanai.http.v2_codec import encode_infer_response, parse_infer_request, parse_raw_request
+from lanai.protocol.infer import encode_infer_response, parse_infer_request, parse_raw_request
 from lanai.types import InferResponse, TensorSpec
 
 

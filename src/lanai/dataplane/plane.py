@@ -1,0 +1,353 @@
+"""The data plane: loaded models and every call a door makes, in protocol-neutral values.
+
+It knows nothing about HTTP or gRPC. It loads each model's active version from the store, owns the
+models' batchers and generation engines, validates requests against model metadata, runs tasks and
+pipelines, and swaps versions by loading the new one before draining and unloading the old. Every
+method takes and returns the values of ``lanai.types``, ``lanai.protocol`` and the task registry, and
+raises the errors of ``lanai.errors``; each door turns those into its own wire format and status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import lanai
+from lanai.config import Settings
+from lanai.dataplane.models import LanguageModel, Loaded, Observers, TensorModel, open_model
+from lanai.dataplane.pipelines import run_pipeline
+from lanai.dataplane.validate import validate
+from lanai.errors import LanaiError, ModelNotFound, NotReady, VersionNotFound, WrongTask
+from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
+from lanai.protocol.health import FailedModel, HealthReport, ModelStatus
+from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, RepositoryEntry, ServerMetadata
+from lanai.protocol.wire import Wire
+from lanai.store import Store
+from lanai.tasks import get_task
+from lanai.tasks.base import RunTiming, parse_params
+from lanai.telemetry.device import read_device
+from lanai.telemetry.memory import release_free_memory
+from lanai.telemetry.metrics import Metrics
+from lanai.types import InferRequest, InferResponse
+
+if TYPE_CHECKING:
+    from lanai.generation import GenerateRequest, Generation
+
+__all__ = ["DataPlane"]
+
+log = logging.getLogger(__name__)
+
+_RUNTIMES = ("onnxruntime", "numpy", "pillow", "starlette", "uvicorn", "grpcio", "llama-cpp-python", "ai-edge-litert")
+
+
+class DataPlane:
+    """Loads models from ``store`` and runs requests on them."""
+
+    def __init__(self, store: Store, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.models: dict[str, Loaded] = {}
+        self.failed: dict[str, str] = {}
+        """Models whose active version did not load, with the reason."""
+        self._pipelines: dict[str, Pipeline] = {}
+        self._failed_pipelines: dict[str, str] = {}
+        self._pipelines_seen: tuple[float, int] | None = None
+        """The pipelines folder's state when last read (see ``pipelines``)."""
+        self._observers = Observers(self.metrics.observe_batch, self.metrics.observe_generation)
+        self.started_at = time.time()
+        self._ready = False
+        self._swap_lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every model that has an active version. A model that fails is logged, not fatal."""
+        for summary in self.store.list():
+            if summary.active is None:
+                continue
+            try:
+                await self.load(summary.name)
+            except LanaiError as exc:
+                log.error("model %s did not load: %s", summary.name, exc)
+        release_free_memory()
+        self._ready = True
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop taking requests, let queued ones finish (up to ``timeout`` s), unload everything."""
+        self._ready = False
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        await asyncio.gather(*(m.close(timeout) for m in list(self.models.values())))
+        self.models.clear()
+
+    async def load(self, name: str) -> ModelMetadata:
+        """Load (or reload) the active version of ``name``; the old version serves until the new is ready."""
+        async with self._swap_lock:
+            manifest = self.store.manifest(name)
+            try:
+                model = await asyncio.to_thread(open_model, self.store, manifest, self.settings, self._observers)
+            except LanaiError as exc:
+                self.failed[name] = str(exc)
+                raise
+            old = self.models.get(name)
+            self.models[name] = model
+            self.failed.pop(name, None)
+            info = model.info
+            self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider)
+            log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
+        if old is not None:
+            await old.close(self.settings.shutdown_timeout)
+            release_free_memory()
+        return _metadata(model)
+
+    async def unload(self, name: str) -> None:
+        """Let the model's queued requests finish, then free it."""
+        async with self._swap_lock:
+            model = self.models.pop(name, None)
+            self.failed.pop(name, None)
+        if model is None:
+            raise ModelNotFound(f"model {name!r} is not loaded.", hint=f"loaded models: {self._loaded_list()}.")
+        self.metrics.model_unloaded(name)
+        await model.close(self.settings.shutdown_timeout)
+
+    # -- server ------------------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """The process answers (always true when anyone can ask)."""
+        return True
+
+    def ready(self) -> bool:
+        """Started and not draining."""
+        return self._ready
+
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata("lanai", lanai.__version__, EXTENSIONS)
+
+    def health(self) -> HealthReport:
+        if not self._ready:
+            status = "unavailable"
+        elif self.failed or not self.models:
+            status = "degraded"
+        else:
+            status = "healthy"
+        models = tuple(
+            ModelStatus(m.name, m.version, m.info.task, m.info.backend, m.info.execution_provider,
+                        m.info.max_batch_size, m.queue_depth)  # fmt: skip
+            for m in self.models.values()
+        )
+        failed = tuple(FailedModel(name, error) for name, error in self.failed.items())
+        uptime = round(time.time() - self.started_at, 1)
+        return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), read_device())
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus text exposition, with queue depths read now."""
+        for model in self.models.values():
+            self.metrics.queue_depth.labels(model.name).set(model.queue_depth)
+        return self.metrics.render()
+
+    # -- models ------------------------------------------------------------------------------------
+
+    def loaded_models(self) -> list[str]:
+        return list(self.models)
+
+    def get(self, name: str, version: str | None = None) -> Loaded:
+        """The loaded model ``name``; with ``version``, only if that is the version loaded."""
+        if not self._ready and not self.models:
+            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
+        model = self.models.get(name)
+        if model is None:
+            raise self._not_found(name)
+        if version not in (None, "", model.version):
+            raise VersionNotFound(
+                f"model {name!r} has version {model.version} loaded, not {version!r}.",
+                hint=f"activate it first: lanai models activate {name} {version}",
+            )
+        return model
+
+    def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
+        return _metadata(self.get(name, version))
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        model = self.models.get(name)
+        return self._ready and model is not None and version in (None, "", model.version)
+
+    def repository_index(self, ready_only: bool = False) -> list[RepositoryEntry]:
+        """Every model in the store, loaded or not (``ready_only``: the loaded ones)."""
+        entries = []
+        for summary in self.store.list():
+            loaded = self.models.get(summary.name)
+            if loaded is not None:
+                entries.append(RepositoryEntry(summary.name, loaded.version, "READY", ""))
+            elif not ready_only:
+                reason = self.failed.get(summary.name, "not loaded")
+                version = "" if summary.active is None else str(summary.active)
+                entries.append(RepositoryEntry(summary.name, version, "UNAVAILABLE", reason))
+        return entries
+
+    def default_model(self) -> Loaded:
+        """The model that tutorials' endpoints (/predict) use: the setting default_model, else the only
+        model, else the first classifier."""
+        name = self.settings.default_model
+        if name:
+            return self.get(name)
+        if not self._ready and not self.models:
+            self.get("")  # NotReady
+        if len(self.models) == 1:
+            return next(iter(self.models.values()))
+        for model in self.models.values():
+            if model.info.task == "classify":
+                return model
+        raise ModelNotFound("no default model is set and none is loaded.", hint="set default_model.")
+
+    def _not_found(self, name: str) -> ModelNotFound:
+        if name in self.failed:
+            return ModelNotFound(f"model {name!r} failed to load: {self.failed[name]}")
+        return ModelNotFound(f"no model named {name!r} is loaded.", hint=f"loaded models: {self._loaded_list()}.")
+
+    def _loaded_list(self) -> str:
+        return ", ".join(sorted(self.models)) or "none"
+
+    # -- tensors and tasks -------------------------------------------------------------------------
+
+    def tensor_model(self, name: str, version: str | None = None) -> TensorModel:
+        model = self.get(name, version)
+        if not isinstance(model, TensorModel):
+            raise WrongTask(f"model {name!r} is a {model.info.task} model; it takes text, not tensors or images.",
+                            model=name, task=model.info.task)  # fmt: skip
+        return model
+
+    async def infer(self, name: str, request: InferRequest, version: str | None = None) -> InferResponse:
+        """Run a request of named tensors through the model's batcher."""
+        model = self.tensor_model(name, version)
+        validate(model.info, request)
+        outputs, _ = await model.batcher.submit(request.inputs)
+        if request.outputs:
+            outputs = {k: outputs[k] for k in request.outputs}
+        return InferResponse(model.name, model.version, outputs, request.id)
+
+    async def run_task(
+        self, name: str, task: str, data: Any, params: Mapping[str, Any] | Wire | None = None, version: str | None = None
+    ) -> Wire:
+        """Run ``task`` on the model ``name`` with ``data`` (what the task accepts) and ``params`` (the
+        task's parameters, or a mapping of them, strings allowed); returns the task's result."""
+        started = time.perf_counter_ns()
+        model = self.get(name, version)
+        wanted = get_task(task)
+        if model.task is not wanted or not isinstance(model, TensorModel):
+            raise WrongTask(f"model {name!r} is a {model.info.task} model, not a {task} model.",
+                            model=name, task=model.info.task)  # fmt: skip
+        if not isinstance(params, wanted.params):
+            params = parse_params(wanted.params, params or {}, task=task)
+        job = wanted.job(model.view, data, params)
+        prepare_ns = 0
+        prepare = job.prepare
+
+        def timed_prepare() -> dict[str, np.ndarray]:
+            nonlocal prepare_ns
+            began = time.perf_counter_ns()
+            rows = prepare()
+            prepare_ns = time.perf_counter_ns() - began
+            return rows
+
+        rows, timing = await model.batcher.submit_prepared(timed_prepare, key=job.key, finish=job.finish)
+        self.metrics.preprocess_seconds.labels(model.name).observe(prepare_ns / 1e9)
+        # waiting for the batch to start, and for the other inputs of the batch to be prepared
+        queue_ns = timing.queue_ns + timing.prepare_ns - prepare_ns
+        return job.result(rows, RunTiming(started, prepare_ns, queue_ns, timing.compute_ns, timing.batch_size))
+
+    # -- language models ---------------------------------------------------------------------------
+
+    def language_model(self, name: str) -> LanguageModel:
+        model = self.get(name)
+        if not isinstance(model, LanguageModel):
+            raise WrongTask(f"model {name!r} is a {model.info.task} model, not a language model.",
+                            model=name, task=model.info.task)  # fmt: skip
+        return model
+
+    def chat_prompt(self, name: str, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The prompt tokens of ``messages`` under the model's chat template."""
+        from lanai.tasks.chat_template import render_chat
+
+        backend = self.language_model(name).backend
+        prompt = render_chat(backend.chat_template, messages, bos=backend.bos_text, eos=backend.eos_text)
+        starts_with_bos = bool(backend.bos_text) and prompt.startswith(backend.bos_text)
+        return backend.tokenize(prompt, add_special=not starts_with_bos, parse_special=True)
+
+    def text_prompt(self, name: str, text: str, *, add_special: bool = True) -> list[int]:
+        return self.language_model(name).backend.tokenize(text, add_special=add_special)
+
+    def generate(self, name: str, request: GenerateRequest) -> Generation:
+        """Start generating for ``request``; iterate the result on this event loop."""
+        model = self.language_model(name)
+        if model.info.task == "embed":
+            raise WrongTask(f"model {name!r} is an embedding model; it does not generate text.", model=name, task="embed")
+        return model.engine.submit(request)
+
+    async def embed(self, name: str, texts: Sequence[str]) -> tuple[list[np.ndarray], int]:
+        """One embedding per text, and the number of tokens read."""
+        model = self.language_model(name)
+        if model.info.task != "embed":
+            raise WrongTask(f"model {name!r} is a {model.info.task} model; it was not loaded for embeddings.",
+                            model=name, task=model.info.task, hint="add the GGUF again with --task embed.")  # fmt: skip
+        tokens = [model.backend.tokenize(text) for text in texts]
+        vectors = [await model.engine.embed(t) for t in tokens]
+        return vectors, sum(len(t) for t in tokens)
+
+    # -- pipelines ---------------------------------------------------------------------------------
+
+    def pipelines(self) -> PipelineList:
+        """The pipelines in ``<store>/pipelines``, and the files there that could not be read."""
+        pipelines, failed = self._read_pipelines()
+        return PipelineList.of(pipelines, failed)
+
+    def _read_pipelines(self) -> tuple[dict[str, Pipeline], dict[str, str]]:
+        """The folder is read again whenever a file in it has changed."""
+        folder = self.store.root / "pipelines"
+        try:
+            stamps = [p.stat().st_mtime_ns for p in folder.glob("*.toml")]
+            seen = (folder.stat().st_mtime, sum(stamps) + len(stamps))
+        except FileNotFoundError:
+            seen = (0.0, 0)
+        if seen != self._pipelines_seen:
+            self._pipelines, self._failed_pipelines = load_pipelines(folder)
+            self._pipelines_seen = seen
+        return self._pipelines, self._failed_pipelines
+
+    async def run_pipeline(self, name: str, data: bytes) -> PipelineResult:
+        """Run the pipeline ``name`` on ``data`` (what its first step's task accepts)."""
+        if not self._ready and not self.models:
+            self.get("")  # NotReady
+        pipelines, failed = self._read_pipelines()
+        pipeline = pipelines.get(name)
+        if pipeline is None:
+            if name in failed:
+                raise ModelNotFound(f"pipeline {name!r} could not be read: {failed[name]}")
+            known = ", ".join(sorted(pipelines)) or "none"
+            raise ModelNotFound(f"no pipeline named {name!r}.", hint=f"pipelines: {known}.")
+        return await run_pipeline(self, pipeline, data)
+
+
+def _metadata(model: Loaded) -> ModelMetadata:
+    info = model.info
+    parameters = ModelParameters(info.task, info.backend, info.execution_provider, info.max_batch_size)
+    return ModelMetadata(info.name, (info.version,), info.platform, info.inputs, info.outputs, parameters)
+
+
+@cache
+def _runtime_versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in _RUNTIMES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

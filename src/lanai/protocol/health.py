@@ -1,0 +1,61 @@
+"""The server's health report: what ``/health`` answers and the client reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from lanai.protocol.wire import Wire, doc
+
+__all__ = ["HealthReport", "ModelStatus", "FailedModel", "DeviceStatus"]
+
+
+@dataclass(frozen=True)
+class ModelStatus(Wire):
+    """A loaded model."""
+
+    name: str = doc("The model's name.")
+    version: str = doc("The version serving.")
+    task: str = doc("What it does, e.g. classify or chat.")
+    backend: str = doc("The runtime, e.g. onnx or llamacpp.")
+    execution_provider: str = doc("Where it runs, e.g. CPUExecutionProvider.")
+    max_batch_size: int = doc("The largest batch (or, for language models, the requests decoded together).")
+    queue_depth: int = doc("Requests waiting for this model.")
+
+
+@dataclass(frozen=True)
+class FailedModel(Wire):
+    """A model (or pipeline) that did not load."""
+
+    name: str = doc("Its name.")
+    error: str = doc("Why, with a hint.")
+
+
+@dataclass(frozen=True)
+class DeviceStatus(Wire):
+    """What the box is doing."""
+
+    machine: str = doc("The CPU architecture.", examples=["aarch64"])
+    cpu_count: int = doc("Cores.")
+    cpu_percent: float = doc("CPU use since the last report, 0–100.")
+    load_average: tuple[float, float, float] | None = doc("1, 5 and 15 minutes.", minItems=3, maxItems=3)
+    memory_total_mb: float = doc("Memory in all.")
+    memory_available_mb: float = doc("Memory free for use.")
+    process_rss_mb: float = doc("lanai's resident memory.")
+    temperature_c: float | None = doc("The hottest thermal zone; null without a sensor.")
+    throttled: list[str] | None = doc("Active throttling on a Raspberry Pi; null elsewhere.")
+
+
+@dataclass(frozen=True)
+class HealthReport(Wire):
+    """The server at a glance."""
+
+    status: Literal["healthy", "degraded", "unavailable"] = doc(
+        "degraded: a model failed to load or none is loaded; unavailable: starting or draining (HTTP 503)."
+    )
+    version: str = doc("The lanai version.")
+    uptime_s: float = doc("Seconds since the server started.")
+    models: tuple[ModelStatus, ...] = doc("The loaded models.")
+    failed: tuple[FailedModel, ...] = doc("Models whose active version did not load.")
+    runtimes: dict[str, str] = doc("Versions of Python and the runtimes installed.")
+    device: DeviceStatus = doc("The box.")
