@@ -264,7 +264,8 @@ class Engine:
 
     def _pick_sequence(self, prompt: Sequence[int]) -> tuple[int, int]:
         """The free sequence whose cache shares the longest beginning with ``prompt``, and how many of its
-        tokens can be kept (never the whole prompt: its last token must be read to get the next one)."""
+        tokens can be kept (never the whole prompt: its last token must be read to get the next one).
+        Without a match, the least recently used one, so that fresh prompts do not evict useful caches."""
         best, reuse = self._free[0], 0
         for seq in self._free:
             cached = self._cached.get(seq, ())
@@ -374,8 +375,7 @@ class Engine:
         else:
             self.model.clear(slot.seq)
             self._cached.pop(slot.seq, None)
-        self._free.append(slot.seq)
-        self._free.sort()
+        self._free.append(slot.seq)  # least recently used first: a prompt that shares nothing evicts the oldest cache
 
 
 def _complete_utf8(slot: _Slot) -> str:
