@@ -53,8 +53,6 @@ OUTPUT_NAME = "logits"
 NUM_CLASSES = 1000
 RESIZE = 256
 CROP = 224
-PIXEL_MEAN = 127.0
-PIXEL_STD = 128.0
 OPSET = 17
 EXPORT_BATCH = 2
 CHECK_BATCH = 3  # differs from EXPORT_BATCH, so the comparison also exercises the dynamic batch axis
@@ -143,15 +141,14 @@ def load_photos() -> list[Photo]:
 
 
 def preprocess(image: Image.Image) -> np.ndarray:
-    """RGB image → [3,224,224] float32: shorter side to 256 (bilinear), centre crop, ``(x - 127) / 128``."""
-    width, height = image.size
-    scale = RESIZE / min(width, height)
-    size = (max(RESIZE, round(width * scale)), max(RESIZE, round(height * scale)))
-    resized = image.resize(size, Image.Resampling.BILINEAR)
-    left, top = (size[0] - CROP) // 2, (size[1] - CROP) // 2
-    cropped = resized.crop((left, top, left + CROP, top + CROP))
-    pixels = (np.asarray(cropped, dtype=np.float32) - PIXEL_MEAN) / PIXEL_STD
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    """RGB image → [3,224,224] float32, exactly as the server prepares it (``lanai.tasks.image``, with the
+    bundled model's settings): shorter side to 256, centre crop 224, ``(x - 127) / 128``. Calibrating on
+    the server's own pixels keeps the quantisation ranges true to what the model will see."""
+    from lanai.bundled import DEFAULT_PREPROCESS
+    from lanai.tasks.image import preprocess as server_preprocess
+
+    assert (DEFAULT_PREPROCESS.resize, DEFAULT_PREPROCESS.crop) == (RESIZE, CROP)
+    return server_preprocess(image, DEFAULT_PREPROCESS)
 
 
 def preprocess_all(images: Sequence[Image.Image]) -> np.ndarray:
