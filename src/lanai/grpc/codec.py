@@ -157,7 +157,7 @@ def _typed_values(array: np.ndarray) -> list[Any]:
     flat = array.reshape(-1)
     if array.dtype == object or array.dtype.kind in "SU":
         return [v if isinstance(v, bytes) else str(v).encode() for v in flat]
-    return flat.tolist()  # type: ignore[no-any-return]
+    return flat.tolist()
 
 
 # -- parameters -------------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""The gRPC door: a ``grpc.aio`` server on the data plane, with health checking and reflection.
+
+It runs on the event loop that runs the data plane (and the HTTP door); ``lanai.serve`` starts it after
+the data plane and stops it before the data plane shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from lanai.config import Settings
+from lanai.dataplane import DataPlane
+from lanai.errors import ConfigError
+from lanai.grpc import inference_pb2
+from lanai.grpc.health import HealthServicer
+from lanai.grpc.inference_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
+from lanai.grpc.interceptor import DoorInterceptor
+from lanai.grpc.metrics import grpc_metrics
+from lanai.grpc.service import SERVICE_NAME, InferenceServicer
+
+__all__ = ["GrpcDoor", "SERVICE_NAMES"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+"""What reflection lists."""
+
+
+class GrpcDoor:
+    """The Open Inference Protocol over gRPC on ``plane``: ``start()`` binds and serves, ``stop()`` drains."""
+
+    def __init__(self, plane: DataPlane, settings: Settings) -> None:
+        self.plane = plane
+        self.settings = settings
+        self._server: grpc.aio.Server | None = None
+        self._draining = asyncio.Event()
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host``:``port`` (port 0: a free one; IPv6 when ``host`` has a colon) and serve.
+        Returns the port bound. Uses TLS when the settings name a certificate, as the HTTP door does."""
+        if self._server is not None:
+            raise RuntimeError("this gRPC door has started already")
+        server = grpc.aio.server(
+            interceptors=[DoorInterceptor(self.settings.api_key, grpc_metrics(self.plane.metrics.registry))],
+            options=[
+                ("grpc.max_receive_message_length", self.settings.max_body_bytes),
+                ("grpc.max_send_message_length", -1),
+                ("grpc.so_reuseport", 0),  # a port in use is an error, not a port shared with another server
+            ],
+        )
+        add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.plane), server)  # type: ignore[no-untyped-call]
+        health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(self.plane, self._draining), server)
+        _enable_reflection(server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = self._listen(server, address)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"cannot listen for gRPC on {address}: {exc}.",
+                hint="pick another --grpc-port, or stop the program using it.",
+            ) from None
+        await server.start()
+        self._server = server
+        log.debug("gRPC door listening on %s", address.rsplit(":", 1)[0] + f":{bound}")
+        return bound
+
+    def _listen(self, server: grpc.aio.Server, address: str) -> int:
+        certfile, keyfile = self.settings.tls_certfile, self.settings.tls_keyfile
+        if certfile is None:
+            bound = server.add_insecure_port(address)
+        else:
+            if keyfile is None:
+                raise ConfigError("tls_certfile is set but tls_keyfile is not.", hint="set both, or neither.")
+            credentials = grpc.ssl_server_credentials([(keyfile.read_bytes(), certfile.read_bytes())])
+            bound = server.add_secure_port(address, credentials)
+        if not bound:  # older grpcio returns 0 instead of raising
+            raise RuntimeError("the address is in use or not valid here")
+        return int(bound)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting calls; let those in flight finish for up to ``grace`` seconds, then cancel them."""
+        self._draining.set()  # health watchers get NOT_SERVING and their streams end
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+
+def _enable_reflection(server: grpc.aio.Server) -> None:
+    """Server reflection over lanai's own descriptor pool (see ``scripts/build_grpc.py`` for why it has
+    one), which also needs the health and reflection protocols' files to describe those services."""
+    pool = inference_pb2.POOL
+    for module in (health_pb2, reflection_pb2):
+        try:
+            pool.FindFileByName(module.DESCRIPTOR.name)
+        except KeyError:
+            pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
+    reflection.enable_server_reflection(SERVICE_NAMES, server, pool=pool)
