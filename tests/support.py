@@ -90,9 +90,8 @@ class ServerThread:
     127.0.0.1 and free ports, on its own event loop in a background thread."""
 
     def __init__(self, plane: DataPlane, settings: Settings) -> None:
-        from dataclasses import replace
-
         import importlib.util
+        from dataclasses import replace
 
         has_grpc = importlib.util.find_spec("lanai.grpc.server") is not None  # TODO: drop once it has landed
         settings = replace(settings, host="127.0.0.1", port=0, grpc_port=0, grpc=settings.grpc and has_grpc)

@@ -81,7 +81,10 @@ class StepResult(Wire):
     ms: float = doc("How long it took.")
     output: dict[str, Any] | None = doc(
         "A classify step's Classification (as the task returns it), or a chat step's "
-        "{model, prompt, text, finish_reason, completion_tokens}.", default=None, omit_none=True)
+        "{model, prompt, text, finish_reason, completion_tokens}.",
+        default=None,
+        omit_none=True,
+    )
     error: str | None = doc("Why it failed.", default=None, omit_none=True)
 
 

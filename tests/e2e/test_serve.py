@@ -24,7 +24,19 @@ from support import encode, photo
 class ServeProcess:
     def __init__(self, home: Path, *args: str) -> None:
         env = {**os.environ, "LANAI_HOME": str(home)}
-        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "lanai.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+            *args,
+        ]
         self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         self.url = self._wait_for_address()

@@ -258,7 +258,9 @@ def test_generation_metrics_are_exported(api: tuple[str, DataPlane], client: ope
     assert 'lanai_requests_total{endpoint="/v1/completions",model="tiny",status="200"}' in text
 
 
-def test_lanai_bench_load_tests_chat_completions(api: tuple[str, DataPlane], capsys: pytest.CaptureFixture[str]) -> None:
+def test_lanai_bench_load_tests_chat_completions(
+    api: tuple[str, DataPlane], capsys: pytest.CaptureFixture[str]
+) -> None:
     from lanai.cli import main
 
     code = main(["bench", api[0], "--chat", "tiny", "--max-tokens", "8", "-c", "2", "-n", "6", "--json"])

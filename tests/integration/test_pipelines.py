@@ -11,8 +11,8 @@ import pytest
 
 from lanai.bundled import ensure_default_model, inspector
 from lanai.config import Settings
-from lanai.errors import ConfigError
 from lanai.dataplane import DataPlane
+from lanai.errors import ConfigError
 from lanai.pipelines import parse_pipeline
 from lanai.store import Store
 

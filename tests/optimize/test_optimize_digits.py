@@ -74,7 +74,10 @@ def test_the_optimised_model_is_served_and_reads_real_digits(optimized: Run, dig
     home, _, _ = optimized
     settings = Settings(home=home)
     images = sorted((digits / "val-images").glob("*/*.png"))[::4]  # 90 of the 360 validation digits
-    with ServerThread(DataPlane(Store(home), settings), settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        ServerThread(DataPlane(Store(home), settings), settings) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
         right = 0
         for image in images:
             answer = client.post("/v1/models/digits/classify", files={"file": image.read_bytes()})

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from lanai.backends.base import BackendOptions, BatchEntry, Sampling
-from lanai.errors import BackendUnavailable, ModelLoadError
+from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
 
 try:
     import llama_cpp as _llama
 except ImportError:  # pragma: no cover - depends on the extra
-    _llama = None
+    _llama = None  # type: ignore[assignment]
 
 __all__ = ["LlamaCppBackend", "LlamaOptions", "Sampling", "BatchEntry"]  # the last two re-exported from base
 

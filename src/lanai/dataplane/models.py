@@ -122,7 +122,9 @@ def open_model(store: Store, manifest: Manifest, settings: Settings, observers: 
     return _open_tensor_model(store, manifest, task, settings, observers)
 
 
-def _open_tensor_model(store: Store, manifest: Manifest, task: Task, settings: Settings, observers: Observers) -> TensorModel:
+def _open_tensor_model(
+    store: Store, manifest: Manifest, task: Task, settings: Settings, observers: Observers
+) -> TensorModel:
     batching = _instances(manifest.batching)
     options = _backend_options(manifest, settings, batching.instances)
     backend: TensorBackend = _load_backend(store, manifest, options)

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -130,6 +130,7 @@ class DataPlane:
         return ServerMetadata("lanai", lanai.__version__, EXTENSIONS)
 
     def health(self) -> HealthReport:
+        status: Literal["healthy", "degraded", "unavailable"]
         if not self._ready:
             status = "unavailable"
         elif self.failed or not self.models:
@@ -137,8 +138,15 @@ class DataPlane:
         else:
             status = "healthy"
         models = tuple(
-            ModelStatus(m.name, m.version, m.info.task, m.info.backend, m.info.execution_provider,
-                        m.info.max_batch_size, m.queue_depth)  # fmt: skip
+            ModelStatus(
+                m.name,
+                m.version,
+                m.info.task,
+                m.info.backend,
+                m.info.execution_provider,
+                m.info.max_batch_size,
+                m.queue_depth,
+            )  # fmt: skip
             for m in self.models.values()
         )
         failed = tuple(FailedModel(name, error) for name, error in self.failed.items())
@@ -232,7 +240,12 @@ class DataPlane:
         return InferResponse(model.name, model.version, outputs, request.id)
 
     async def run_task(
-        self, name: str, task: str, data: Any, params: Mapping[str, Any] | Wire | None = None, version: str | None = None
+        self,
+        name: str,
+        task: str,
+        data: Any,
+        params: Mapping[str, Any] | Wire | None = None,
+        version: str | None = None,
     ) -> Wire:
         """Run ``task`` on the model ``name`` with ``data`` (what the task accepts) and ``params`` (the
         task's parameters, or a mapping of them, strings allowed); returns the task's result."""
@@ -243,7 +256,7 @@ class DataPlane:
             raise WrongTask(f"model {name!r} is a {model.info.task} model, not a {task} model.",
                             model=name, task=model.info.task)  # fmt: skip
         if not isinstance(params, wanted.params):
-            params = parse_params(wanted.params, params or {}, task=task)
+            params = parse_params(wanted.params, cast(Mapping[str, Any], params or {}), task=task)
         job = wanted.job(model.view, data, params)
         prepare_ns = 0
         prepare = job.prepare
@@ -286,7 +299,9 @@ class DataPlane:
         """Start generating for ``request``; iterate the result on this event loop."""
         model = self.language_model(name)
         if model.info.task == "embed":
-            raise WrongTask(f"model {name!r} is an embedding model; it does not generate text.", model=name, task="embed")
+            raise WrongTask(
+                f"model {name!r} is an embedding model; it does not generate text.", model=name, task="embed"
+            )
         return model.engine.submit(request)
 
     async def embed(self, name: str, texts: Sequence[str]) -> tuple[list[np.ndarray], int]:

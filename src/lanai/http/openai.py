@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from lanai.errors import BadInput, LanaiError
 from lanai.dataplane import DataPlane
+from lanai.errors import BadInput, LanaiError
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, retry_headers, status_of
 from lanai.tasks.chat_template import ROLES, message_text
@@ -52,7 +52,9 @@ def _openai_errors(endpoint: Endpoint) -> Endpoint:
                 status, "invalid_request_error"
             )
             code = "model_not_found" if status == 404 else ("overloaded" if status == 503 else None)
-            return openai_error(status, describe(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers)
+            return openai_error(
+                status, describe(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers
+            )
 
     return wrapped
 

@@ -81,7 +81,11 @@ _IMAGE_BODY = {
         "application/octet-stream": {"schema": _BINARY},
     },
 }
-_TEXT_BODY = {"required": True, "description": "The text, UTF-8.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+_TEXT_BODY = {
+    "required": True,
+    "description": "The text, UTF-8.",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 _DEFAULT_MODEL = "Uses the default model (the setting default_model, else the only or the first classifier)."
 
 
@@ -89,8 +93,13 @@ def _task_op(task: Task, op_id: str, summary: str, params: list[Doc], descriptio
     assert task.result is not None
     ok = _json(f"The {task.name} result.", ref(task.result.__name__))
     query = [
-        {"name": name, "in": "query", "required": False, **({"description": prop["description"]} if "description" in prop else {}),
-         "schema": {k: v for k, v in prop.items() if k != "description"}}
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            **({"description": prop["description"]} if "description" in prop else {}),
+            "schema": {k: v for k, v in prop.items() if k != "description"},
+        }
         for name, prop in schema(task.params)["properties"].items()
     ]
     extra: Doc = {"description": description} if description else {}
@@ -107,20 +116,35 @@ def _task_paths() -> Doc:
         op = task.name.title().replace("-", "").replace("_", "")
         paths[f"/v1/models/{{model}}/{task.name}"] = _task_op(task, op, task.summary, _model_params(False))
         paths[f"/v1/models/{{model}}/versions/{{version}}/{task.name}"] = _task_op(
-            task, f"{op}Version", f"{task.summary} with one version of a model", _model_params(True))
+            task, f"{op}Version", f"{task.summary} with one version of a model", _model_params(True)
+        )
     classify = TASKS["classify"]
-    paths["/v1/infer"] = _task_op(classify, "ClassifyDefault", "Classify an image with the default model", [],
-                                  _DEFAULT_MODEL)
-    paths["/predict"] = _task_op(classify, "Predict", "Classify an image with the default model (alias)", [],
-                                 _DEFAULT_MODEL)
-    paths["/v1/pipelines"] = {"get": _op("ListPipelines", "tasks", "The pipelines in the store",
-                                         _json("Pipelines, and files that could not be read.", ref("PipelineList")))}
-    paths["/v1/pipelines/{pipeline}"] = {"post": _op(
-        "RunPipeline", "tasks", "Run an image through a pipeline of models",
-        _json("Each step's result; status partial when a later step failed.", ref("PipelineResult")),
-        errors=(400, 404, 413, 503), requestBody=_IMAGE_BODY,
-        description="The first step takes the image; later steps prompt language models with earlier results.",
-        parameters=[{"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string"}}])}
+    paths["/v1/infer"] = _task_op(
+        classify, "ClassifyDefault", "Classify an image with the default model", [], _DEFAULT_MODEL
+    )
+    paths["/predict"] = _task_op(
+        classify, "Predict", "Classify an image with the default model (alias)", [], _DEFAULT_MODEL
+    )
+    paths["/v1/pipelines"] = {
+        "get": _op(
+            "ListPipelines",
+            "tasks",
+            "The pipelines in the store",
+            _json("Pipelines, and files that could not be read.", ref("PipelineList")),
+        )
+    }
+    paths["/v1/pipelines/{pipeline}"] = {
+        "post": _op(
+            "RunPipeline",
+            "tasks",
+            "Run an image through a pipeline of models",
+            _json("Each step's result; status partial when a later step failed.", ref("PipelineResult")),
+            errors=(400, 404, 413, 503),
+            requestBody=_IMAGE_BODY,
+            description="The first step takes the image; later steps prompt language models with earlier results.",
+            parameters=[{"name": "pipeline", "in": "path", "required": True, "schema": {"type": "string"}}],
+        )
+    }
     return paths  # fmt: skip
 
 

@@ -57,4 +57,8 @@ def routes() -> list[Route]:
             endpoint = _endpoint(task)
             found.append(Route(f"/v1/models/{{model}}/{task.name}", endpoint, methods=["POST"]))
             found.append(Route(f"/v1/models/{{model}}/versions/{{version}}/{task.name}", endpoint, methods=["POST"]))
-    return [*found, Route("/v1/infer", default_classify, methods=["POST"]), Route("/predict", default_classify, methods=["POST"])]
+    return [
+        *found,
+        Route("/v1/infer", default_classify, methods=["POST"]),
+        Route("/predict", default_classify, methods=["POST"]),
+    ]

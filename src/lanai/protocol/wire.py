@@ -16,7 +16,6 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any, Literal, TypeVar, Union
 
 __all__ = ["Wire", "doc", "schema", "WireError"]
@@ -73,8 +72,17 @@ class _Field:
     required: bool
 
 
-@cache
+_PLANS: dict[type, tuple[tuple[str, _Field], ...]] = {}
+
+
 def _plan(cls: type) -> tuple[tuple[str, _Field], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _make_plan(cls)
+    return plan
+
+
+def _make_plan(cls: Any) -> tuple[tuple[str, _Field], ...]:
     hints = typing.get_type_hints(cls)
     plan = []
     for f in dataclasses.fields(cls):
@@ -151,7 +159,9 @@ def _decoder(kind: Any) -> Callable[[Any, str], Any]:  # noqa: C901 - one branch
         return lambda v, where: v if isinstance(v, int) and not isinstance(v, bool) else _wrong(where, "an integer", v)
     if kind is float:
         ok = (int, float)
-        return lambda v, where: float(v) if isinstance(v, ok) and not isinstance(v, bool) else _wrong(where, "a number", v)
+        return lambda v, where: (
+            float(v) if isinstance(v, ok) and not isinstance(v, bool) else _wrong(where, "a number", v)
+        )
     if kind is str:
         return lambda v, where: v if isinstance(v, str) else _wrong(where, "a string", v)
     return lambda v, where: v
@@ -164,7 +174,7 @@ def _wrong(where: str, expected: str, value: Any) -> Any:
 # -- JSON Schema --------------------------------------------------------------------------------------
 
 
-def schema(cls: type[Wire], ref: Callable[[str], Schema] | None = None) -> Schema:
+def schema(cls: Any, ref: Callable[[str], Schema] | None = None) -> Schema:
     """The JSON Schema (OpenAPI 3.1) of ``cls``. Nested wire values become ``ref(name)`` when ``ref`` is
     given (for a components section), else they are inlined."""
     hints = typing.get_type_hints(cls)

@@ -16,7 +16,6 @@ import dataclasses
 import typing
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -132,14 +131,21 @@ def parse_params(cls: type[P], raw: Mapping[str, Any], *, task: str) -> P:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         known = ", ".join(fields) or "none"
-        raise BadInput(f"task {task!r} has no parameter {', '.join(map(repr, unknown))}.", hint=f"its parameters: {known}.")
+        raise BadInput(
+            f"task {task!r} has no parameter {', '.join(map(repr, unknown))}.", hint=f"its parameters: {known}."
+        )
     return cls(**{name: _value(*fields[name], value) for name, value in raw.items()})
 
 
-@cache
-def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+_FIELDS: dict[type, dict[str, tuple[dataclasses.Field, Any]]] = {}
+
+
+def _fields(cls: Any) -> dict[str, tuple[dataclasses.Field, Any]]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELDS[cls] = {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+    return found
 
 
 def _value(f: dataclasses.Field, kind: Any, value: Any) -> Any:
@@ -147,6 +153,7 @@ def _value(f: dataclasses.Field, kind: Any, value: Any) -> Any:
     low, high = limits.get("minimum"), limits.get("maximum")
     span = f" from {low} to {high}" if low is not None and high is not None else ""
     example = f"{f.name}={f.default}" if f.default is not dataclasses.MISSING else f.name
+    number: float | None
     if kind is int:
         text = str(value).strip() if not isinstance(value, bool) else ""
         number = int(text) if text.lstrip("-").isdigit() else None

@@ -61,7 +61,8 @@ class Classify(Task[ClassifyParams, Classification]):
         if len(info.inputs) != 1 or len(info.inputs[0].shape) != 4:
             shapes = ", ".join(f"{s.name} {list(s.shape)}" for s in info.inputs)
             raise ModelLoadError(
-                f"a classifier takes one image tensor [N, C, H, W] or [N, H, W, C]; model {info.name!r} takes {shapes}.",
+                f"a classifier takes one image tensor [N, C, H, W] or [N, H, W, C]; "
+                f"model {info.name!r} takes {shapes}.",
                 hint="add it with --task infer to serve its tensors as they are.",
             )
 

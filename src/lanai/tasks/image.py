@@ -37,7 +37,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
         _check_pixels(img.size, max_pixels)
         if img.format == "JPEG" and min_side:
             img.draft(color, _draft_size(img.size, min_side))

@@ -20,9 +20,8 @@ from lanai.tasks import TASKS, get_task
 from lanai.tasks.base import parse_params
 from lanai.tasks.classify import ClassifyParams
 
-from support import TINY_PREPROCESS, encode, tiny_logits
-
 from . import image_vector
+from support import TINY_PREPROCESS, encode, tiny_logits
 
 
 def test_every_task_declares_what_it_is() -> None:
