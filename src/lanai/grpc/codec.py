@@ -75,11 +75,20 @@ def parse_infer_request(message: pb.ModelInferRequest) -> tuple[InferRequest, bo
             inputs[name] = _from_binary(name, datatype, shape, raw[index])
         else:
             inputs[name] = _from_contents(name, datatype, shape, tensor.contents)
-    outputs = [output.name for output in message.outputs]
-    if not all(outputs):
-        raise BadInput("a requested output has no name.", hint="name each output, or request none to get them all.")
+    outputs = [_requested(output) for output in message.outputs]
     request = InferRequest(inputs, outputs or None, message.id or None, parse_parameters(message.parameters))
     return request, bool(raw)
+
+
+def _requested(output: pb.ModelInferRequest.InferRequestedOutputTensor) -> str:
+    if not output.name:
+        raise BadInput("a requested output has no name.", hint="name each output, or request none to get them all.")
+    if "classification" in output.parameters:  # tritonclient's InferRequestedOutput(name, class_count=k)
+        raise BadInput(
+            f"output {output.name!r} asks for Triton's classification extension, which lanai does not serve.",
+            hint="leave class_count at 0 and rank the scores, or POST the image to /v1/models/{model}/classify.",
+        )
+    return output.name
 
 
 def _header(index: int, tensor: pb.ModelInferRequest.InferInputTensor) -> tuple[str, str, list[int]]:
@@ -157,7 +166,8 @@ def _typed_values(array: np.ndarray) -> list[Any]:
     flat = array.reshape(-1)
     if array.dtype == object or array.dtype.kind in "SU":
         return [v if isinstance(v, bytes) else str(v).encode() for v in flat]
-    return flat.tolist()
+    values: list[Any] = flat.tolist()
+    return values
 
 
 # -- parameters -------------------------------------------------------------------------------------

@@ -152,11 +152,14 @@ def test_names_duplicates_and_mixed_contents_are_refused() -> None:
     mixed.inputs[0].contents.fp32_contents.append(1.0)
     no_output_name = typed("FP32", [1], fp32_contents=[1.0])
     no_output_name.outputs.add(name="")
+    classification = triton_request({"x": np.zeros((1, 3), np.float32)})
+    classification.outputs.add(name="y").parameters["classification"].int64_param = 3
     for request, message in [
         (nameless, "input 0 has no name"),
         (twice, "input 'x' is given twice"),
         (mixed, "has typed contents in a request with raw_input_contents"),
         (no_output_name, "a requested output has no name"),
+        (classification, "output 'y' asks for Triton's classification extension"),
     ]:
         with pytest.raises(BadInput, match=message):
             codec.parse_infer_request(request)
