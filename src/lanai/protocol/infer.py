@@ -16,7 +16,13 @@ import numpy as np
 from lanai.errors import BadInput
 from lanai.types import DATATYPES, InferRequest, InferResponse, TensorSpec, datatype_of
 
-__all__ = ["parse_infer_request", "encode_infer_response", "parse_raw_request"]
+__all__ = [
+    "parse_infer_request",
+    "encode_infer_response",
+    "parse_raw_request",
+    "encode_infer_request",
+    "parse_infer_response",
+]
 
 _HINT = "see the Open Inference Protocol: inputs are {name, shape, datatype, data}."
 
@@ -209,3 +215,97 @@ def _to_binary(array: np.ndarray) -> bytes:
             parts.append(struct.pack("<I", len(data)) + data)
         return b"".join(parts)
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+# -- the client's direction: a request out, a response in ---------------------------------------------
+
+
+def encode_infer_request(
+    inputs: dict[str, np.ndarray],
+    outputs: list[str] | None = None,
+    *,
+    binary: bool = True,
+    request_id: str | None = None,
+) -> tuple[bytes, int | None]:
+    """The body of an infer request, and the JSON header's length when binary tensors follow it (else None).
+
+    With ``binary`` the inputs travel as raw tensors and the outputs are asked for as binary too; without
+    it everything is JSON, except FP16 inputs, which JSON cannot carry faithfully. ``outputs`` names the
+    outputs wanted (None: all). Arrays of str or bytes travel as BYTES.
+    """
+    if not inputs:
+        raise BadInput("an infer request needs at least one input.", hint=_HINT)
+    entries, blobs = [], []
+    for name, value in inputs.items():
+        array = np.asarray(value)
+        try:
+            datatype = datatype_of(array.dtype)
+        except KeyError:
+            raise BadInput(
+                f"input {name!r} has dtype {array.dtype}, which the protocol cannot carry.",
+                hint=f"convert it to one of {', '.join(DATATYPES)}.",
+            ) from None
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if binary or array.dtype == np.float16:
+            blob = _to_binary(array)
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = _to_json_data(array)
+        entries.append(entry)
+    doc: dict[str, Any] = {}
+    if request_id is not None:
+        doc["id"] = request_id
+    doc["inputs"] = entries
+    if outputs is not None:
+        doc["outputs"] = [{"name": o, "parameters": {"binary_data": binary}} for o in outputs]
+    elif binary:
+        doc["parameters"] = {"binary_data_output": True}
+    header = json.dumps(doc, separators=(",", ":")).encode()
+    if not blobs:
+        return header, None
+    return header + b"".join(blobs), len(header)
+
+
+def parse_infer_response(body: bytes, header_length: int | None) -> InferResponse:
+    """An infer response body (JSON, or a JSON header of ``header_length`` bytes and binary tensors).
+
+    The arrays are the caller's own (writable). BadInput says what is malformed.
+    """
+    binary: bytes | memoryview = b""
+    if header_length is not None:
+        if not 0 < header_length <= len(body):
+            raise BadInput(
+                f"the infer response's Inference-Header-Content-Length is {header_length} "
+                f"but its body has {len(body)} bytes."
+            )
+        body, binary = body[:header_length], memoryview(body)[header_length:]
+    try:
+        doc = json.loads(bytes(body))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"the infer response is not valid JSON: {exc}.") from None
+    if not isinstance(doc, dict):
+        raise BadInput("the infer response is not a JSON object.")
+    entries = doc.get("outputs")
+    if not isinstance(entries, list):
+        raise BadInput("the infer response has no 'outputs' list.", hint=_HINT)
+    outputs: dict[str, np.ndarray] = {}
+    offset = 0
+    for entry in entries:
+        try:  # the shared helpers call every tensor an input; in a response they are outputs
+            name, array, used = _parse_input(entry, binary, offset)
+        except BadInput as exc:
+            raise BadInput("the infer response: " + exc.message.replace("input ", "output ", 1)) from None
+        outputs[name] = array if array.flags.writeable else array.copy()
+        offset += used
+    if offset != len(binary):
+        raise BadInput(f"the infer response has {len(binary) - offset} bytes after its last binary tensor.")
+    model_name, model_version, request_id = doc.get("model_name"), doc.get("model_version"), doc.get("id")
+    parameters = doc.get("parameters")
+    return InferResponse(
+        str(model_name or ""),
+        "" if model_version is None else str(model_version),
+        outputs,
+        None if request_id is None else str(request_id),
+        parameters if isinstance(parameters, dict) else {},
+    )
