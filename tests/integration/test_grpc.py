@@ -4,7 +4,9 @@ a full queue, and the door's own start and stop."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,6 +308,39 @@ def test_the_door_binds_ipv6_refuses_a_busy_port_and_ends_watches_when_it_stops(
                 assert loop.time() - started < 5  # the watch ended; stop did not wait out the grace period
         finally:
             busy.close()
+            await door.stop(0)
+            await plane.shutdown()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_the_door_speaks_tls_when_the_settings_name_a_certificate(tmp_path: Path, model_files: dict[str, Path]) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    store = Store(tmp_path / "store")
+    store.add(model_files["tiny"], name="tiny", task="classify", preprocess=TINY_PREPROCESS, inspect=inspector("onnx"))
+    settings = Settings(home=store.root, tls_certfile=cert, tls_keyfile=key)
+
+    async def scenario() -> None:
+        plane = DataPlane(store, settings)
+        await plane.start()
+        door = GrpcDoor(plane, settings)
+        try:
+            address = f"127.0.0.1:{await door.start('127.0.0.1', 0)}"
+
+            def call() -> None:
+                with triton.InferenceServerClient(address, ssl=True, root_certificates=str(cert)) as client:
+                    assert client.get_model_metadata("tiny").name == "tiny"
+                with triton.InferenceServerClient(address) as plain, pytest.raises(InferenceServerException):
+                    plain.is_server_live(client_timeout=5)
+
+            await asyncio.to_thread(call)
+        finally:
             await door.stop(0)
             await plane.shutdown()
 
