@@ -1,0 +1,183 @@
+"""Language models through the OpenAI-compatible endpoints: chat, completions (whole or streamed), and
+embeddings, as call descriptions (see ``api`` for the rest of the API and ``calls`` for retries).
+
+The answers are small values instead of OpenAI's nested objects: a :class:`Completion` (the text, why it
+stopped, the token counts), a stream of :class:`Chunk`, and :class:`Embeddings` (one numpy row per input).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from lanai.client.calls import Call, StreamCall, json_request, read_json
+from lanai.client.errors import ProtocolError, ServerError
+
+__all__ = ["Usage", "Completion", "Chunk", "Embeddings", "Messages", "chat", "chat_stream", "complete",
+           "complete_stream", "embeddings"]  # fmt: skip
+
+Messages = str | Sequence[Mapping[str, Any]]
+"""Chat messages (``[{"role": "user", "content": "Hi"}]``); a str is one user message."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens read and written; ``cached_tokens`` of the prompt came from the server's prompt cache."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+    @classmethod
+    def of(cls, doc: Any) -> Usage | None:
+        if not isinstance(doc, dict):
+            return None
+        details = doc.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+        return cls(int(doc.get("prompt_tokens", 0)), int(doc.get("completion_tokens", 0)), int(cached or 0))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole answer."""
+
+    text: str
+    finish_reason: str | None
+    """``stop`` (the model ended), ``length`` (max_tokens reached)…"""
+    model: str
+    usage: Usage | None
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed answer: new text, or the end (``finish_reason``), or the token counts."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One L2-normalised row per input, in order."""
+
+    vectors: np.ndarray
+    model: str
+    prompt_tokens: int
+
+
+def _messages(messages: Messages) -> list[dict[str, Any]]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    return [dict(m) for m in messages]
+
+
+def _body(model: str, key: str, value: Any, options: dict[str, Any], *, stream: bool) -> tuple[bytes, dict[str, str]]:
+    doc = {"model": model, key: value, **{k: v for k, v in options.items() if v is not None}}
+    if stream:
+        doc["stream"], doc["stream_options"] = True, {"include_usage": True}
+    return json_request(doc)
+
+
+def _completion(chat: bool) -> Callable[[httpx.Response], Completion]:
+    def decode(response: httpx.Response) -> Completion:
+        doc = read_json(response)
+        try:
+            choice = doc["choices"][0]
+            text = choice["message"]["content"] if chat else choice["text"]
+            return Completion(text or "", choice.get("finish_reason"), str(doc.get("model", "")),
+                              Usage.of(doc.get("usage")), str(doc.get("id", "")))  # fmt: skip
+        except (KeyError, IndexError, TypeError):
+            raise ProtocolError(f"the completion has no text: {str(doc)[:200]}", status=response.status_code) from None
+
+    return decode
+
+
+def _chunk(chat: bool) -> Callable[[Any], Chunk | None]:
+    def event(doc: Any) -> Chunk | None:
+        if not isinstance(doc, dict):
+            raise ProtocolError(f"a stream event is not a JSON object: {str(doc)[:200]}")
+        if "error" in doc:  # an error after the stream began travels in-band
+            error = doc["error"]
+            message = error.get("message", "error") if isinstance(error, dict) else str(error)
+            text, _, hint = str(message).partition(" Hint: ")
+            raise ServerError(f"the stream failed: {text}", hint=hint or None)
+        usage = Usage.of(doc.get("usage"))
+        choices = doc.get("choices") or []
+        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        text = ((choice.get("delta") or {}).get("content") if chat else choice.get("text")) or ""
+        finish = choice.get("finish_reason")
+        if not text and finish is None and usage is None:
+            return None  # the role announcement, keep-alives
+        return Chunk(text, finish, usage)
+
+    return event
+
+
+def chat(
+    model: str, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None,
+    top_p: float | None = None, stop: str | list[str] | None = None, seed: int | None = None, **options: Any,
+) -> Call[Completion]:  # fmt: skip
+    """A chat answer, whole (``POST /v1/chat/completions``). ``options`` go into the body as they are."""
+    body, headers = _body(model, "messages", _messages(messages), {"max_tokens": max_tokens,
+                          "temperature": temperature, "top_p": top_p, "stop": stop, "seed": seed, **options},
+                          stream=False)  # fmt: skip
+    return Call(method="POST", path="/v1/chat/completions", content=body, headers=headers, decode=_completion(True))
+
+
+def chat_stream(
+    model: str, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None,
+    top_p: float | None = None, stop: str | list[str] | None = None, seed: int | None = None, **options: Any,
+) -> StreamCall[Chunk]:  # fmt: skip
+    """A chat answer as it is written: chunks of text, then one with ``finish_reason``, then one with
+    ``usage``. Iterate it, and close it (or use ``with``) when stopping early."""
+    body, headers = _body(model, "messages", _messages(messages), {"max_tokens": max_tokens,
+                          "temperature": temperature, "top_p": top_p, "stop": stop, "seed": seed, **options},
+                          stream=True)  # fmt: skip
+    return StreamCall(method="POST", path="/v1/chat/completions", content=body, headers=headers, event=_chunk(True))
+
+
+def complete(model: str, prompt: str, *, max_tokens: int | None = None, temperature: float | None = None,
+             **options: Any) -> Call[Completion]:  # fmt: skip
+    """A text completion of ``prompt``, whole (``POST /v1/completions``)."""
+    body, headers = _body(model, "prompt", prompt, {"max_tokens": max_tokens, "temperature": temperature,
+                          **options}, stream=False)  # fmt: skip
+    return Call(method="POST", path="/v1/completions", content=body, headers=headers, decode=_completion(False))
+
+
+def complete_stream(model: str, prompt: str, *, max_tokens: int | None = None, temperature: float | None = None,
+                    **options: Any) -> StreamCall[Chunk]:  # fmt: skip
+    """A text completion of ``prompt`` as it is written (see ``chat_stream``)."""
+    body, headers = _body(model, "prompt", prompt, {"max_tokens": max_tokens, "temperature": temperature,
+                          **options}, stream=True)  # fmt: skip
+    return StreamCall(method="POST", path="/v1/completions", content=body, headers=headers, event=_chunk(False))
+
+
+def embeddings(model: str, texts: str | Sequence[str]) -> Call[Embeddings]:
+    """Embed one text or several (``POST /v1/embeddings``): an [n, dim] float32 array, row i for text i."""
+    inputs = [texts] if isinstance(texts, str) else list(texts)
+
+    def decode(response: httpx.Response) -> Embeddings:
+        doc = read_json(response)
+        try:
+            items = sorted(doc["data"], key=lambda item: item["index"])
+            rows = [_vector(item["embedding"]) for item in items]
+            tokens = int((doc.get("usage") or {}).get("prompt_tokens", 0))
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(f"the embeddings answer is malformed: {str(doc)[:200]}") from None
+        return Embeddings(np.stack(rows) if rows else np.zeros((0, 0), np.float32), str(doc.get("model", "")), tokens)
+
+    body, headers = json_request({"model": model, "input": inputs, "encoding_format": "base64"})
+    return Call(method="POST", path="/v1/embeddings", content=body, headers=headers, decode=decode)
+
+
+def _vector(value: Any) -> np.ndarray:
+    if isinstance(value, str):  # base64 of little-endian float32: a quarter of the JSON's size
+        return np.frombuffer(base64.b64decode(value), dtype="<f4").astype(np.float32)
+    return np.asarray(value, dtype=np.float32)
