@@ -122,3 +122,35 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(serve: ServeProcess) -
     assert serve.proc.wait(timeout=30) == 0
     with pytest.raises(httpx.TransportError):
         httpx.get(serve.url + "/health", timeout=2)
+
+
+def test_sigterm_drains_the_grpc_door_too(serve: ServeProcess) -> None:
+    """Calls in flight on the gRPC door finish with OK after SIGTERM, and the process still exits 0."""
+    triton = pytest.importorskip("tritonclient.grpc", reason="the test extra installs tritonclient[grpc]")
+    from concurrent.futures import ThreadPoolExecutor
+
+    serve.wait_ready()
+    found = next(re.search(r"gRPC \(Open Inference Protocol\) on (\S+)", line) for line in serve.log if "gRPC" in line)
+    address = found.group(1)
+    batch = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
+    arrived = threading.Barrier(9)
+
+    def call(_: int) -> tuple[int, float]:
+        with triton.InferenceServerClient(address) as client:
+            tensor = triton.InferInput("input", list(batch.shape), "FP32")
+            tensor.set_data_from_numpy(batch)
+            arrived.wait(30)
+            result = client.infer("efficientnet-lite0", [tensor], client_timeout=60)
+            return int(result.as_numpy("logits").shape[0]), time.monotonic()
+
+    with ThreadPoolExecutor(8) as pool:
+        calls = [pool.submit(call, i) for i in range(8)]
+        arrived.wait(30)
+        time.sleep(0.3)  # the calls are on their way: eight batches of eight keep two cores busy a while
+        signalled = time.monotonic()
+        serve.proc.send_signal(signal.SIGTERM)
+        answers = [c.result(timeout=60) for c in calls]
+    assert [rows for rows, _ in answers] == [8] * 8
+    assert max(done for _, done in answers) > signalled  # some were still running when the signal came
+    assert serve.proc.wait(timeout=30) == 0
+    assert any("draining" in line for line in serve.log)
