@@ -83,8 +83,13 @@ _IMAGE_BODY = {
 }
 _TEXT_BODY = {
     "required": True,
-    "description": "The text, UTF-8.",
-    "content": {"text/plain": {"schema": {"type": "string"}}},
+    "description": 'The text: {"text": "..."} as JSON, or the raw text as UTF-8.',
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+        },
+        "text/plain": {"schema": {"type": "string"}},
+    },
 }
 _DEFAULT_MODEL = "Uses the default model (the setting default_model, else the only or the first classifier)."
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput
-from lanai.http.body import image_from_request, read_body
+from lanai.http.body import image_from_request, json_object, read_body
 from lanai.tasks import TASKS, Task
 from lanai.tasks.base import parse_params
 
@@ -28,9 +28,16 @@ async def _run(request: Request, task: Task, name: str, version: str | None) -> 
 
 
 async def _input(request: Request, task: Task, limit: int) -> bytes | str:
+    """What the task takes: an image (multipart field ``file`` or a raw body), or text (a JSON object
+    ``{"text": "..."}``, or the raw body as UTF-8)."""
     if task.accepts == "image":
         return await image_from_request(request, limit)
     body = await read_body(request, limit)
+    if request.headers.get("content-type", "").lower().startswith("application/json"):
+        text = json_object(body).get("text")
+        if not isinstance(text, str):
+            raise BadInput('the JSON body has no "text" string.', hint='send {"text": "..."} or the raw text.')
+        return text
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
