@@ -48,7 +48,7 @@ class GrpcDoor:
         server = grpc.aio.server(
             interceptors=[DoorInterceptor(self.settings.api_key, grpc_metrics(self.plane.metrics.registry))],
             options=[
-                ("grpc.max_receive_message_length", self.settings.max_body_bytes),
+                ("grpc.max_receive_message_length", min(self.settings.max_body_bytes, 2**31 - 1)),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a port shared with another server
             ],
@@ -59,10 +59,10 @@ class GrpcDoor:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = self._listen(server, address)
-        except RuntimeError as exc:
+        except RuntimeError:  # grpc says only "Failed to bind to address"
             raise ConfigError(
-                f"cannot listen for gRPC on {address}: {exc}.",
-                hint="pick another --grpc-port, or stop the program using it.",
+                f"cannot listen for gRPC on {address}: the port is in use, or the address is not this machine's.",
+                hint="pick another --grpc-port (0: a free one), or stop the program using it.",
             ) from None
         await server.start()
         self._server = server
@@ -79,7 +79,7 @@ class GrpcDoor:
             credentials = grpc.ssl_server_credentials([(keyfile.read_bytes(), certfile.read_bytes())])
             bound = server.add_secure_port(address, credentials)
         if not bound:  # older grpcio returns 0 instead of raising
-            raise RuntimeError("the address is in use or not valid here")
+            raise RuntimeError("Failed to bind to address")
         return int(bound)
 
     async def stop(self, grace: float) -> None:
