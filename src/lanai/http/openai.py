@@ -24,6 +24,19 @@ from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, LanaiError
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, retry_headers, status_of
+from lanai.protocol.openai import (
+    ChatChoice,
+    ChatCompletion,
+    ChatMessage,
+    Completion,
+    CompletionChoice,
+    Embedding,
+    EmbeddingList,
+    EmbeddingUsage,
+    ModelCard,
+    ModelList,
+    Usage,
+)
 from lanai.tasks.chat_template import ROLES, message_text
 
 __all__ = ["routes"]
@@ -141,11 +154,8 @@ def _unsupported(data: dict[str, Any], *keys: str) -> None:
 
 async def list_models(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
-    data = [
-        {"id": m.name, "object": "model", "created": int(m.loaded_at), "owned_by": "lanai", "task": m.info.task}
-        for m in plane.models.values()
-    ]
-    return JSONResponse({"object": "list", "data": data})
+    cards = tuple(ModelCard(m.name, "model", int(m.loaded_at), "lanai", m.info.task) for m in plane.models.values())
+    return JSONResponse(ModelList("list", cards).to_dict())
 
 
 @_openai_errors
@@ -189,15 +199,12 @@ async def _respond(
     texts, last = [c.text for c in chunks], chunks[-1]
     if last.error:
         return openai_error(500, last.error, "server_error")
-    text = "".join(texts)
+    text, finish, usage = "".join(texts), last.finish_reason, _usage(last.usage)
     if chat:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": last.finish_reason}
-    else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason}
-    return JSONResponse({
-        "id": ident, "object": "chat.completion" if chat else "text_completion", "created": created, "model": name,
-        "choices": [choice], "usage": _usage(last.usage),
-    })  # fmt: skip
+        choice = ChatChoice(0, ChatMessage("assistant", text), finish)
+        return JSONResponse(ChatCompletion(ident, "chat.completion", created, name, (choice,), usage).to_dict())
+    answer = Completion(ident, "text_completion", created, name, (CompletionChoice(0, text, None, finish),), usage)
+    return JSONResponse(answer.to_dict())
 
 
 async def _collect(request: Request, generation: Any) -> list[Any] | None:
@@ -251,16 +258,14 @@ async def _stream(
         last_text = (chunk.text or None) if chat else chunk.text
         yield event([choice(last_text, chunk.finish_reason)])
         if include_usage:
-            yield event([], _usage(chunk.usage))
+            yield event([], _usage(chunk.usage).to_dict())
     yield b"data: [DONE]\n\n"
 
 
-def _usage(usage: Any) -> dict[str, Any]:
-    prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-    return {
-        "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens if usage else 0},
-    }  # fmt: skip
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage.of(0, 0, 0)
+    return Usage.of(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
 
 @_openai_errors
@@ -277,10 +282,8 @@ async def embeddings(request: Request) -> Response:
     if encoding not in ("float", "base64"):
         raise _Invalid("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
     vectors, tokens = await plane.embed(name, texts)
-    items = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(vectors)]
-    return JSONResponse({
-        "object": "list", "data": items, "model": name, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    })  # fmt: skip
+    items = tuple(Embedding("embedding", i, _encode(v, encoding)) for i, v in enumerate(vectors))
+    return JSONResponse(EmbeddingList("list", items, name, EmbeddingUsage(tokens, tokens)).to_dict())
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:

@@ -21,7 +21,7 @@ import lanai
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
 from lanai.pipelines import PipelineList, PipelineResult
-from lanai.protocol import health, v2
+from lanai.protocol import health, openai, v2
 from lanai.protocol.wire import Wire, schema
 from lanai.tasks import TASKS, Task
 
@@ -321,6 +321,7 @@ def _wire_schemas() -> Doc:
     roots: list[type[Wire]] = [
         v2.ServerMetadata, v2.ServerLive, v2.ServerReady, v2.ModelReady, v2.ModelMetadata, v2.RepositoryEntry,
         v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, PipelineList, PipelineResult,
+        openai.ModelList, openai.ChatCompletion, openai.Completion, openai.EmbeddingList,
         *(task.result for task in TASKS.values() if task.routed and task.result is not None),
     ]  # fmt: skip
     found: Doc = {}

@@ -152,11 +152,6 @@ _SAMPLING = {
     "stream": boolean("Answer as server-sent events, ending with data: [DONE]."),
     "stream_options": obj("", {"include_usage": boolean("A last event with the token counts.")}),
 }  # fmt: skip
-_USAGE = obj("", {"prompt_tokens": integer(), "completion_tokens": integer(), "total_tokens": integer()},
-             ("prompt_tokens", "completion_tokens", "total_tokens"))  # fmt: skip
-_FINISH = nullable(string("stop: the model ended or a stop string came; length: max_tokens or the context.",
-                          enum=["stop", "length", "error", None]))  # fmt: skip
-
 _OPENAI = {
     "OpenAIError": obj(
         "OpenAI's error shape.",
@@ -164,10 +159,6 @@ _OPENAI = {
                            "code": nullable(string())}, ("message", "type"))},
         ("error",),
     ),
-    "ModelList": obj("", {"object": string(enum=["list"]), "data": array(obj("", {
-        "id": string(), "object": string(enum=["model"]), "created": integer(), "owned_by": string(),
-        "task": string("lanai's task for the model: classify, chat, completion, embed, …")},
-        ("id", "object", "created", "owned_by")))}, ("object", "data")),
     "ChatCompletionRequest": obj("", {
         **_SAMPLING,
         "messages": array(obj("", {"role": string(enum=["system", "user", "assistant", "tool", "developer"]),
@@ -175,34 +166,12 @@ _OPENAI = {
                                        "type": string(enum=["text"]), "text": string()}, ("type", "text")))]}},
                               ("role",)), minItems=1),
     }, ("model", "messages")),
-    "ChatCompletion": obj("The whole answer (without stream); streamed, each event is a chat.completion.chunk "
-                          "whose choices carry a delta instead of a message.", {
-        "id": string(), "object": string(enum=["chat.completion", "chat.completion.chunk"]), "created": integer(),
-        "model": string(), "choices": array(obj("", {
-            "index": integer(), "finish_reason": _FINISH,
-            "message": obj("", {"role": string(enum=["assistant"]), "content": string()}),
-            "delta": obj("", {"role": string(enum=["assistant"]), "content": string()})}, ("index",))),
-        "usage": nullable({**_USAGE, "type": "object"}),
-    }, ("id", "object", "created", "model", "choices")),
     "CompletionRequest": obj("", {**_SAMPLING, "prompt": string("The text to continue.")}, ("model", "prompt")),
-    "Completion": obj("", {
-        "id": string(), "object": string(enum=["text_completion"]), "created": integer(), "model": string(),
-        "choices": array(obj("", {"index": integer(), "text": string(), "logprobs": {"type": "null"},
-                                  "finish_reason": _FINISH}, ("index", "text", "finish_reason"))),
-        "usage": nullable({**_USAGE, "type": "object"}),
-    }, ("id", "object", "created", "model", "choices")),
     "EmbeddingRequest": obj("", {
         "model": string("A model added with --task embed."),
         "input": {"oneOf": [string(), array(string(), minItems=1)]},
         "encoding_format": string("base64: little-endian float32 bytes.", enum=["float", "base64"], default="float"),
     }, ("model", "input")),
-    "EmbeddingList": obj("", {
-        "object": string(enum=["list"]), "model": string(),
-        "data": array(obj("", {"object": string(enum=["embedding"]), "index": integer(),
-                               "embedding": {"oneOf": [array(number()), string()]}},
-                          ("object", "index", "embedding"))),
-        "usage": obj("", {"prompt_tokens": integer(), "total_tokens": integer()}, ("prompt_tokens", "total_tokens")),
-    }, ("object", "model", "data", "usage")),
 }  # fmt: skip
 
 SCHEMAS: dict[str, Schema] = {**_V2, **_ERRORS, **_OPENAI}

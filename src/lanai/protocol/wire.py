@@ -214,15 +214,21 @@ def _type_schema(kind: Any, ref: Callable[[str], Schema] | None) -> Schema:
         inner_schema = _type_schema(inner, ref)
         if "type" in inner_schema and "$ref" not in inner_schema:
             kinds = inner_schema["type"] if isinstance(inner_schema["type"], list) else [inner_schema["type"]]
+            if "enum" in inner_schema:
+                inner_schema = {**inner_schema, "enum": [*inner_schema["enum"], None]}
             return {**inner_schema, "type": [*kinds, "null"]}
         return {"oneOf": [inner_schema, {"type": "null"}]}
     if origin in (tuple, list):
         return {"type": "array", "items": _type_schema(args[0], ref)}
     if origin is dict:
         return {"type": "object", "additionalProperties": _type_schema(args[1], ref)}
+    if origin in (Union, types.UnionType):
+        return {"oneOf": [_type_schema(a, ref) for a in args]}
     if origin is Literal:
         names = {str: "string", int: "integer", bool: "boolean"}
         return {"type": names[type(args[0])], "enum": list(args)}
+    if kind is None or kind is type(None):
+        return {"type": "null"}
     simple = {str: {"type": "string"}, bool: {"type": "boolean"}, int: {"type": "integer", "format": "int64"},
               float: {"type": "number", "format": "double"}}  # fmt: skip
     return dict(simple.get(kind, {}))
