@@ -1,14 +1,14 @@
 """``lanai bench --chat MODEL``: load-test streamed chat completions, the way several desktop apps would.
 
-Each of ``concurrency`` workers sends one streamed request after another (``stream_options.include_usage``
-gives the exact token counts). Time to first token runs from sending the request to the first content
-event; a stream's speed is its tokens after the first over the time from first to last.
+Each of ``concurrency`` workers sends one streamed request after another through
+:class:`lanai.client.AsyncClient` (which asks for ``stream_options.include_usage``: exact token counts).
+Time to first token runs from sending the request to the first content event; a stream's speed is its
+tokens after the first over the time from first to last.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from lanai.bench.report import percentiles
+from lanai.client import AsyncClient, LanaiError, RetryPolicy
 
 __all__ = ["ChatBenchConfig", "ChatBenchResult", "run_chat"]
 
@@ -93,39 +94,32 @@ class ChatBenchResult:
         ])  # fmt: skip
 
 
-async def _one(client: httpx.AsyncClient, config: ChatBenchConfig) -> _Stream:
-    body = {
-        "model": config.model, "messages": [{"role": "user", "content": config.prompt}],
-        "max_tokens": config.max_tokens, "temperature": config.temperature, "stream": True,
-        "stream_options": {"include_usage": True},
-    }  # fmt: skip
+async def _one(client: AsyncClient, config: ChatBenchConfig) -> _Stream:
     sent = time.perf_counter()
     first = last = 0.0
     tokens = 0
-    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}: {(await response.aread())[:200]!r}")
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            event = json.loads(line[6:])
-            if "error" in event:
-                raise RuntimeError(event["error"].get("message", "error"))
-            if event.get("choices") and event["choices"][0]["delta"].get("content"):
+    stream = await client.chat_stream(
+        config.model, config.prompt, max_tokens=config.max_tokens, temperature=config.temperature
+    )
+    async with stream:
+        async for chunk in stream:
+            if chunk.text:
                 last = time.perf_counter()
                 first = first or last
-            if event.get("usage"):
-                tokens = event["usage"]["completion_tokens"]
+            if chunk.usage is not None:
+                tokens = chunk.usage.completion_tokens
     if not first:
         raise RuntimeError("the stream carried no text")
     return _Stream(first - sent, tokens, last - first)
 
 
-async def run_chat(config: ChatBenchConfig) -> ChatBenchResult:
+async def run_chat(config: ChatBenchConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> ChatBenchResult:
+    """Run the benchmark. Each failed request is counted, never retried: a benchmark reports errors."""
     result = ChatBenchResult(config)
     remaining = config.requests
-    limits = httpx.Limits(max_connections=config.concurrency)
-    async with httpx.AsyncClient(base_url=config.url, timeout=config.timeout, limits=limits) as client:
+    once = RetryPolicy(attempts=1, deadline=config.timeout)
+    async with AsyncClient(config.url, timeout=config.timeout, retry=once, max_connections=config.concurrency,
+                           transport=transport) as client:  # fmt: skip
         start = time.perf_counter()
         stop = None if config.duration is None else start + config.duration
 
@@ -140,7 +134,7 @@ async def run_chat(config: ChatBenchConfig) -> ChatBenchResult:
                     return
                 try:
                     result.streams.append(await _one(client, config))
-                except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+                except (LanaiError, RuntimeError) as exc:
                     result.errors.append(f"{type(exc).__name__}: {exc}")
 
         await asyncio.gather(*(worker() for _ in range(config.concurrency)))
