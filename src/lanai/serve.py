@@ -54,25 +54,38 @@ class Service:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stop.set)
+        http: asyncio.Task[None] | None = None
         grpc = None
         try:
             await self.plane.start()
             grpc = await self._start_grpc()
             http = asyncio.create_task(self.http.serve(), name="lanai-http")
-            while not self.http.started and not http.done():
+            while not self.http.started:
+                if http.done():
+                    http.result()  # raises what stopped it
+                    raise RuntimeError("the HTTP server stopped before it started")
                 await asyncio.sleep(0.005)
             self._log_addresses()
             self.started.set()
-            stopped = asyncio.create_task(self._stop.wait())
-            await asyncio.wait({http, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stop = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
             log.info("draining: finishing the requests in flight")
-            self.http.stop()
-            await asyncio.gather(http, grpc.stop(self.settings.shutdown_timeout) if grpc else _nothing())
-            stopped.cancel()
         finally:
+            await self._drain(http, grpc)
             self.http.sock.close()
             await self.plane.shutdown()
             self.finished.set()
+
+    async def _drain(self, http: asyncio.Task[None] | None, grpc: Any) -> None:
+        """Stop both doors from accepting and wait for their requests in flight (up to shutdown_timeout)."""
+        self.http.stop()
+        waits: list[Any] = [http] if http is not None else []
+        if grpc is not None:
+            waits.append(grpc.stop(self.settings.shutdown_timeout))
+        for outcome in await asyncio.gather(*waits, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("a door did not stop cleanly: %s", outcome, exc_info=outcome)
 
     async def _start_grpc(self) -> Any:
         if not self.settings.grpc:
@@ -95,10 +108,6 @@ class Service:
         log.info("lanai listening on %s://%s:%d (store: %s)", scheme, shown, self.http_port, self.plane.store.root)
         if self.grpc_port is not None:
             log.info("gRPC (Open Inference Protocol) on %s:%d", shown, self.grpc_port)
-
-
-async def _nothing() -> None:
-    return None
 
 
 def run_loop(main: Any) -> None:
