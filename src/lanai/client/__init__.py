@@ -16,7 +16,6 @@ client imports none of the server (no Starlette, uvicorn, ONNX Runtime): only th
 from __future__ import annotations
 
 from lanai.client.aio import AsyncClient
-from lanai.client.api import ModelEntry
 from lanai.client.errors import (
     BadInput,
     ClientError,
@@ -34,7 +33,7 @@ from lanai.client.errors import (
     VersionNotFound,
 )
 from lanai.client.failover import RetryPolicy
-from lanai.client.llm import Chunk, Completion, Embeddings, Usage
+from lanai.client.llm import Chunk, Embeddings
 from lanai.client.streams import AsyncStream, Stream
 from lanai.client.sync import Client
 
@@ -44,10 +43,7 @@ __all__ = [
     "RetryPolicy",
     "Stream",
     "AsyncStream",
-    "ModelEntry",
-    "Completion",
     "Chunk",
-    "Usage",
     "Embeddings",
     "LanaiError",
     "BadInput",

@@ -8,7 +8,6 @@ Language models are in ``llm``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,29 +18,19 @@ from lanai.client.calls import Call, Data, from_json, json_request, read_data, r
 from lanai.client.errors import ProtocolError
 from lanai.protocol.health import HealthReport
 from lanai.protocol.infer import encode_infer_request, parse_infer_response
+from lanai.protocol.openai import ModelCard, ModelList
 from lanai.protocol.v2 import LoadResult, ModelMetadata, RepositoryEntry, ServerMetadata, UnloadResult
-from lanai.protocol.wire import Wire, doc
 from lanai.types import InferResponse
 
 if TYPE_CHECKING:
     from lanai.pipelines import PipelineList, PipelineResult
     from lanai.tasks.classify import Classification
 
-__all__ = ["ModelEntry", "health", "ready", "server_metadata", "model_metadata", "model_ready", "models",
+__all__ = ["health", "ready", "server_metadata", "model_metadata", "model_ready", "models",
            "repository_index", "load", "unload", "run_task", "classify", "infer", "pipelines",
            "run_pipeline"]  # fmt: skip
 
 _HEADER_LENGTH = "Inference-Header-Content-Length"
-
-
-@dataclass(frozen=True)
-class ModelEntry(Wire):
-    """A loaded model, as ``GET /v1/models`` lists it."""
-
-    id: str = doc("The model's name.")
-    task: str = doc("What it does, e.g. classify or chat.", default="")
-    created: int = doc("When it was loaded (Unix time).", default=0)
-    owned_by: str = doc("Always lanai.", default="lanai")
 
 
 def _model_path(model: str, version: str | None) -> str:
@@ -79,17 +68,9 @@ def model_ready(model: str, version: str | None = None) -> Call[bool]:
                 decode=lambda response: response.status_code == 200)  # fmt: skip
 
 
-def _entries(response: httpx.Response) -> list[ModelEntry]:
-    doc_ = read_json(response)
-    data = doc_.get("data") if isinstance(doc_, dict) else None
-    if not isinstance(data, list):
-        raise ProtocolError("the answer to GET /v1/models has no 'data' list.", status=response.status_code)
-    return [from_json(ModelEntry, entry, response) for entry in data]
-
-
-def models() -> Call[list[ModelEntry]]:
-    """The loaded models, language models included (``GET /v1/models``)."""
-    return Call(method="GET", path="/v1/models", decode=_entries)
+def models() -> Call[list[ModelCard]]:
+    """The loaded models, language models included, with their tasks (``GET /v1/models``)."""
+    return Call(method="GET", path="/v1/models", decode=lambda response: list(wire_decoder(ModelList)(response).data))
 
 
 def repository_index(*, ready: bool = False) -> Call[list[RepositoryEntry]]:

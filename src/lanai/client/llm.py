@@ -1,8 +1,9 @@
 """Language models through the OpenAI-compatible endpoints: chat, completions (whole or streamed), and
 embeddings, as call descriptions (see ``api`` for the rest of the API and ``calls`` for retries).
 
-The answers are small values instead of OpenAI's nested objects: a :class:`Completion` (the text, why it
-stopped, the token counts), a stream of :class:`Chunk`, and :class:`Embeddings` (one numpy row per input).
+Whole answers are the wire values the server sends (``lanai.protocol.openai``: ``ChatCompletion``,
+``Completion``, OpenAI's shapes); a stream is a series of :class:`Chunk` (new text, the end, the token
+counts), and embeddings are :class:`Embeddings`, one numpy row per input.
 """
 
 from __future__ import annotations
@@ -15,43 +16,16 @@ from typing import Any
 import httpx
 import numpy as np
 
-from lanai.client.calls import Call, StreamCall, json_request, read_json
+from lanai.client.calls import Call, StreamCall, from_json, json_request, read_json, wire_decoder
 from lanai.client.errors import ProtocolError, ServerError
+from lanai.protocol.openai import ChatCompletion, Completion, EmbeddingList, EmbeddingUsage, Usage
+from lanai.protocol.wire import WireError
 
-__all__ = ["Usage", "Completion", "Chunk", "Embeddings", "Messages", "chat", "chat_stream", "complete",
-           "complete_stream", "embeddings"]  # fmt: skip
+__all__ = ["Chunk", "Embeddings", "Messages", "chat", "chat_stream", "complete", "complete_stream",
+           "embeddings"]  # fmt: skip
 
 Messages = str | Sequence[Mapping[str, Any]]
 """Chat messages (``[{"role": "user", "content": "Hi"}]``); a str is one user message."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens read and written; ``cached_tokens`` of the prompt came from the server's prompt cache."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int = 0
-
-    @classmethod
-    def of(cls, doc: Any) -> Usage | None:
-        if not isinstance(doc, dict):
-            return None
-        details = doc.get("prompt_tokens_details") or {}
-        cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
-        return cls(int(doc.get("prompt_tokens", 0)), int(doc.get("completion_tokens", 0)), int(cached or 0))
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A whole answer."""
-
-    text: str
-    finish_reason: str | None
-    """``stop`` (the model ended), ``length`` (max_tokens reached)…"""
-    model: str
-    usage: Usage | None
-    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +35,7 @@ class Chunk:
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    """Only on the last chunk: tokens read and written."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +44,7 @@ class Embeddings:
 
     vectors: np.ndarray
     model: str
-    prompt_tokens: int
+    usage: EmbeddingUsage
 
 
 def _messages(messages: Messages) -> list[dict[str, Any]]:
@@ -85,18 +60,13 @@ def _body(model: str, key: str, value: Any, options: dict[str, Any], *, stream: 
     return json_request(doc)
 
 
-def _completion(chat: bool) -> Callable[[httpx.Response], Completion]:
-    def decode(response: httpx.Response) -> Completion:
-        doc = read_json(response)
-        try:
-            choice = doc["choices"][0]
-            text = choice["message"]["content"] if chat else choice["text"]
-            return Completion(text or "", choice.get("finish_reason"), str(doc.get("model", "")),
-                              Usage.of(doc.get("usage")), str(doc.get("id", "")))  # fmt: skip
-        except (KeyError, IndexError, TypeError):
-            raise ProtocolError(f"the completion has no text: {str(doc)[:200]}", status=response.status_code) from None
-
-    return decode
+def _usage(doc: Any) -> Usage | None:
+    if not isinstance(doc, dict):
+        return None
+    try:
+        return Usage.from_dict({"total_tokens": 0, "prompt_tokens_details": {"cached_tokens": 0}, **doc})
+    except WireError as exc:
+        raise ProtocolError(f"a stream's usage is malformed: {exc}") from None
 
 
 def _chunk(chat: bool) -> Callable[[Any], Chunk | None]:
@@ -108,7 +78,7 @@ def _chunk(chat: bool) -> Callable[[Any], Chunk | None]:
             message = error.get("message", "error") if isinstance(error, dict) else str(error)
             text, _, hint = str(message).partition(" Hint: ")
             raise ServerError(f"the stream failed: {text}", hint=hint or None)
-        usage = Usage.of(doc.get("usage"))
+        usage = _usage(doc.get("usage"))
         choices = doc.get("choices") or []
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         text = ((choice.get("delta") or {}).get("content") if chat else choice.get("text")) or ""
@@ -123,12 +93,14 @@ def _chunk(chat: bool) -> Callable[[Any], Chunk | None]:
 def chat(
     model: str, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None,
     top_p: float | None = None, stop: str | list[str] | None = None, seed: int | None = None, **options: Any,
-) -> Call[Completion]:  # fmt: skip
-    """A chat answer, whole (``POST /v1/chat/completions``). ``options`` go into the body as they are."""
+) -> Call[ChatCompletion]:  # fmt: skip
+    """A chat answer, whole (``POST /v1/chat/completions``): ``.choices[0].message.content``.
+    ``options`` go into the body as they are."""
     body, headers = _body(model, "messages", _messages(messages), {"max_tokens": max_tokens,
                           "temperature": temperature, "top_p": top_p, "stop": stop, "seed": seed, **options},
                           stream=False)  # fmt: skip
-    return Call(method="POST", path="/v1/chat/completions", content=body, headers=headers, decode=_completion(True))
+    return Call(method="POST", path="/v1/chat/completions", content=body, headers=headers,
+                decode=wire_decoder(ChatCompletion))  # fmt: skip
 
 
 def chat_stream(
@@ -145,10 +117,11 @@ def chat_stream(
 
 def complete(model: str, prompt: str, *, max_tokens: int | None = None, temperature: float | None = None,
              **options: Any) -> Call[Completion]:  # fmt: skip
-    """A text completion of ``prompt``, whole (``POST /v1/completions``)."""
+    """A text completion of ``prompt``, whole (``POST /v1/completions``): ``.choices[0].text``."""
     body, headers = _body(model, "prompt", prompt, {"max_tokens": max_tokens, "temperature": temperature,
                           **options}, stream=False)  # fmt: skip
-    return Call(method="POST", path="/v1/completions", content=body, headers=headers, decode=_completion(False))
+    return Call(method="POST", path="/v1/completions", content=body, headers=headers,
+                decode=wire_decoder(Completion))  # fmt: skip
 
 
 def complete_stream(model: str, prompt: str, *, max_tokens: int | None = None, temperature: float | None = None,
@@ -164,14 +137,13 @@ def embeddings(model: str, texts: str | Sequence[str]) -> Call[Embeddings]:
     inputs = [texts] if isinstance(texts, str) else list(texts)
 
     def decode(response: httpx.Response) -> Embeddings:
-        doc = read_json(response)
+        answer = from_json(EmbeddingList, read_json(response), response)
         try:
-            items = sorted(doc["data"], key=lambda item: item["index"])
-            rows = [_vector(item["embedding"]) for item in items]
-            tokens = int((doc.get("usage") or {}).get("prompt_tokens", 0))
-        except (KeyError, TypeError, ValueError):
-            raise ProtocolError(f"the embeddings answer is malformed: {str(doc)[:200]}") from None
-        return Embeddings(np.stack(rows) if rows else np.zeros((0, 0), np.float32), str(doc.get("model", "")), tokens)
+            rows = [_vector(item.embedding) for item in sorted(answer.data, key=lambda item: item.index)]
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"an embedding is malformed: {exc}", status=response.status_code) from None
+        vectors = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+        return Embeddings(vectors, answer.model, answer.usage)
 
     body, headers = json_request({"model": model, "input": inputs, "encoding_format": "base64"})
     return Call(method="POST", path="/v1/embeddings", content=body, headers=headers, decode=decode)

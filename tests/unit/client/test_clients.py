@@ -4,6 +4,7 @@ wire, how answers decode, and failover as the policy says. Every scenario runs o
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from lanai.client import AsyncClient, Client, RetryPolicy, api, llm
 from lanai.client.errors import BadInput, ConnectionFailed, ModelNotFound, Overloaded, ProtocolError
 from lanai.protocol.infer import encode_infer_response, parse_infer_request
+from lanai.protocol.openai import Usage
 from lanai.types import InferResponse
 
 A, B = "http://a:8000", "http://b:8000"
@@ -243,7 +245,7 @@ def test_chat_streams_chunks_after_failing_over(kind: str) -> None:
     servers = Servers(a=[status(503, "queue full")], b=[CHAT_STREAM])
     chunks = read_stream(kind, servers, "chat_stream", "smol", "Hi", max_tokens=8)
     assert [c.text for c in chunks] == ["Hel", "lo", ""] and chunks[1].finish_reason == "stop"
-    assert chunks[2].usage == llm.Usage(4, 2)
+    assert chunks[2].usage == Usage.of(4, 2, 0)
     body = json.loads(servers.requests[-1].content)
     assert body == {"model": "smol", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
                     "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
@@ -251,18 +253,39 @@ def test_chat_streams_chunks_after_failing_over(kind: str) -> None:
 
 @KINDS
 def test_chat_and_embeddings_whole(kind: str) -> None:
-    answer = {"id": "x", "model": "smol", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"},
-              "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}  # fmt: skip
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 1,
+        "total_tokens": 4,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    choice = {"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}
+    answer = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "smol",
+        "usage": usage,
+        "choices": [choice],
+    }
     completion = invoke(kind, Servers(a=[ok(answer)]), "chat", "smol", [{"role": "user", "content": "Hi"}])
-    assert (completion.text, completion.finish_reason, completion.usage.completion_tokens) == ("Hi!", "stop", 1)
-    import base64
-
+    assert completion.choices[0].message.content == "Hi!" and completion.usage.completion_tokens == 1
     rows = np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
-    data = [{"index": i, "embedding": base64.b64encode(r.tobytes()).decode()} for i, r in enumerate(rows)]
-    servers = Servers(a=[ok({"data": data[::-1], "model": "e", "usage": {"prompt_tokens": 5}})])
+    data = [{"object": "embedding", "index": i, "embedding": base64.b64encode(r.tobytes()).decode()}
+            for i, r in enumerate(rows)]  # fmt: skip
+    doc = {"object": "list", "data": data[::-1], "model": "e", "usage": {"prompt_tokens": 5, "total_tokens": 5}}
+    servers = Servers(a=[ok(doc)])
     result = invoke(kind, servers, "embeddings", "e", ["a", "b"])
     np.testing.assert_array_equal(result.vectors, rows)
+    assert result.usage.prompt_tokens == 5
     assert json.loads(servers.requests[0].content)["encoding_format"] == "base64"
+
+
+@KINDS
+def test_models_are_the_servers_model_cards(kind: str) -> None:
+    cards = {"object": "list", "data": [{"id": "smol", "object": "model", "created": 1, "owned_by": "lanai",
+             "task": "chat"}]}  # fmt: skip
+    assert [(m.id, m.task) for m in invoke(kind, Servers(a=[ok(cards)]), "models")] == [("smol", "chat")]
 
 
 def test_both_clients_have_every_call() -> None:

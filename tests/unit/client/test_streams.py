@@ -7,8 +7,9 @@ import json
 import pytest
 
 from lanai.client.errors import ProtocolError, ServerError
-from lanai.client.llm import Chunk, Usage, _chunk
+from lanai.client.llm import Chunk, _chunk
 from lanai.client.streams import DONE, SSEDecoder
+from lanai.protocol.openai import Usage
 
 
 def feed(text: str) -> list[str]:
@@ -53,7 +54,7 @@ def test_chat_chunks() -> None:
         "total_tokens": 7,
         "prompt_tokens_details": {"cached_tokens": 3},
     }
-    assert decode({"choices": [], "usage": usage}) == Chunk("", None, Usage(5, 2, 3))
+    assert decode({"choices": [], "usage": usage}) == Chunk("", None, Usage.of(5, 2, 3))
 
 
 def test_completion_chunks_carry_text() -> None:
