@@ -78,6 +78,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
 def _run_chat(args: argparse.Namespace, duration: float | None) -> int:
     import asyncio
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request in the report
 
     from lanai.bench.chat import ChatBenchConfig, run_chat
 
