@@ -10,9 +10,11 @@ the work is the same on every path: one Open Inference Protocol infer of it on t
 The server is a real ``lanai serve`` process with both doors on free loopback ports. Each path is
 measured at concurrency 1 (latency) and 16 (throughput) in every round, in a rotating order; the
 figures are medians over the rounds, and the ratios medians of each round's own ratio (paired), since
-the machine is shared and noisy. Clients and server share the machine's cores, as they would on a box.
+the machine is shared and noisy. Clients and server share the machine's cores, as they would on a box,
+so each measurement also reports the CPU time per request of both processes together (server and this
+one): at concurrency 16 the cores are saturated, and that cost is what bounds throughput.
 
-    python benchmarks/grpc_rest.py                    # 3 rounds of 5 s per measurement
+    python benchmarks/grpc_rest.py                    # 7 rounds of 3 s per measurement
     python benchmarks/grpc_rest.py --rounds 5 --duration 8 --json results.json
 
 Needs the test extra (grpc, scikit-image for the photo): pip install -e '.[test]'
@@ -38,6 +40,7 @@ from pathlib import Path
 import grpc
 import httpx
 import numpy as np
+import psutil
 
 from lanai.bundled import DEFAULT_MODEL, DEFAULT_PREPROCESS, ensure_default_model
 from lanai.config import Settings
@@ -130,8 +133,9 @@ def grpc_raw(stub: GRPCInferenceServiceStub, pixels: np.ndarray) -> Call:
     return call
 
 
-async def measure(call: Call, concurrency: int, seconds: float) -> dict:
-    """``concurrency`` callers in a closed loop for ``seconds``: requests per second and latency."""
+async def measure(call: Call, concurrency: int, seconds: float, server: psutil.Process) -> dict:
+    """``concurrency`` callers in a closed loop for ``seconds``: requests per second, latency, and the CPU
+    time per request of the server and this process together."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -141,19 +145,29 @@ async def measure(call: Call, concurrency: int, seconds: float) -> dict:
             await call()
             latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
+    cpu_before, started = _cpu(server), time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _cpu(server) - cpu_before
     latencies.sort()
     return {
         "throughput_rps": len(latencies) / elapsed,
+        "cpu_ms_per_request": cpu / len(latencies) * 1e3,
         "p50_ms": statistics.median(latencies) * 1e3,
         "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] * 1e3,
     }
 
 
+def _cpu(server: psutil.Process) -> float:
+    """CPU seconds used so far by the server and this process (user and system)."""
+    total = 0.0
+    for process in (server, psutil.Process()):
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 async def run(args: argparse.Namespace, server: Server, home: Path) -> list[dict]:
-    pixels = tensor()
+    pixels, process = tensor(), psutil.Process(server.proc.pid)
     settings = Settings(home=home)
     plane = DataPlane(Store(home), settings)
     await plane.start()
@@ -178,11 +192,13 @@ async def run(args: argparse.Namespace, server: Server, home: Path) -> list[dict
             if len(set(answers.values())) != 1:
                 raise RuntimeError(f"the paths disagree: {answers}")
             for call in calls.values():  # warm-up: connections, threads, caches
-                await measure(call, 16, 1.0)
+                await measure(call, 16, 1.0, process)
             rounds = []
             for r in range(args.rounds):
                 order = PATHS[r % 3 :] + PATHS[: r % 3]
-                result = {c: {name: await measure(calls[name], c, args.duration) for name in order} for c in (1, 16)}
+                result = {
+                    c: {name: await measure(calls[name], c, args.duration, process) for name in order} for c in (1, 16)
+                }
                 line = "; ".join(
                     f"{name}: c1 p50 {result[1][name]['p50_ms']:.2f} ms, c16 {result[16][name]['throughput_rps']:.1f}/s"
                     for name in PATHS
@@ -204,6 +220,7 @@ def summarise(rounds: list[dict]) -> dict:
             "c16_rps": med(r[16][name]["throughput_rps"] for r in rounds),
             "c16_p50_ms": med(r[16][name]["p50_ms"] for r in rounds),
             "c16_p95_ms": med(r[16][name]["p95_ms"] for r in rounds),
+            "c16_cpu_ms": med(r[16][name]["cpu_ms_per_request"] for r in rounds),
         }
         for name in PATHS
     }
@@ -211,6 +228,7 @@ def summarise(rounds: list[dict]) -> dict:
         f"{a} / {b}": {
             "c1_p50": med(r[1][a]["p50_ms"] / r[1][b]["p50_ms"] for r in rounds),
             "c16_rps": med(r[16][a]["throughput_rps"] / r[16][b]["throughput_rps"] for r in rounds),
+            "c16_cpu": med(r[16][a]["cpu_ms_per_request"] / r[16][b]["cpu_ms_per_request"] for r in rounds),
         }
         for a, b in (("gRPC raw", "REST binary"), ("gRPC raw", "in-process"), ("REST binary", "in-process"))
     }
@@ -219,19 +237,21 @@ def summarise(rounds: list[dict]) -> dict:
 
 def print_summary(summary: dict, rounds: int) -> None:
     print(f"\nmedians of {rounds} rounds:")
-    print(f"{'path':<12} {'c1 p50 ms':>10} {'c1 req/s':>9} {'c16 req/s':>10} {'c16 p50 ms':>11} {'c16 p95 ms':>11}")
+    print(f"{'path':<12} {'c1 p50 ms':>10} {'c1 req/s':>9} {'c16 req/s':>10} {'c16 p50 ms':>11} {'c16 p95 ms':>11} "
+          f"{'c16 CPU ms/req':>15}")  # fmt: skip
     for name, row in summary["figures"].items():
         print(f"{name:<12} {row['c1_p50_ms']:>10.2f} {row['c1_rps']:>9.1f} {row['c16_rps']:>10.1f} "
-              f"{row['c16_p50_ms']:>11.2f} {row['c16_p95_ms']:>11.2f}")  # fmt: skip
-    print("ratios (paired by round): c1 p50 latency (lower is better), c16 throughput (higher is better)")
+              f"{row['c16_p50_ms']:>11.2f} {row['c16_p95_ms']:>11.2f} {row['c16_cpu_ms']:>15.2f}")  # fmt: skip
+    print("ratios (paired by round): c1 p50 latency and c16 CPU per request (lower is better), c16 throughput (higher)")
     for pair, ratio in summary["ratios"].items():
-        print(f"  {pair:<26} latency ×{ratio['c1_p50']:.3f}   throughput ×{ratio['c16_rps']:.3f}")
+        print(f"  {pair:<26} latency ×{ratio['c1_p50']:.3f}   throughput ×{ratio['c16_rps']:.3f}   "
+              f"CPU/request ×{ratio['c16_cpu']:.3f}")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="lanai-grpc-bench-"))
