@@ -64,7 +64,7 @@ class AsyncClient:
     ) -> None:
         options = http_options(api_key=api_key, timeout=timeout, connect_timeout=connect_timeout, verify=verify,
                                cert=cert, headers=headers, max_connections=max_connections)  # fmt: skip
-        self.pool = ServerPool(server_list(servers), retry or RetryPolicy(), clock)
+        self.pool = ServerPool(server_list(servers), (retry or RetryPolicy()).resolved(timeout), clock)
         self._http = httpx.AsyncClient(transport=transport, **options)
         self._sleep = sleep
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["RetryPolicy", "Failure", "Retry", "ServerPool", "Attempts", "normalize_url"]
 
@@ -39,8 +39,9 @@ class RetryPolicy:
 
     attempts: int = 5
     """Tries per call, the first included (1: never retry)."""
-    deadline: float = 60.0
-    """The most one call may take, retries and waits included (a stream: until its answer starts)."""
+    deadline: float | None = None
+    """The most one call may take, retries and waits included (a stream: until its answer starts).
+    None: twice the client's timeout, or 60 s without one."""
     backoff: float = 0.1
     """The first wait when every server is marked; it doubles with each further wait of the call."""
     max_backoff: float = 2.0
@@ -48,8 +49,18 @@ class RetryPolicy:
     down_max: float = 30.0
     """The longest a failing server is avoided before a request probes it again."""
 
+    def resolved(self, timeout: float | None) -> RetryPolicy:
+        """This policy with its deadline settled for a client whose tries time out after ``timeout``."""
+        if self.deadline is not None:
+            return self
+        return replace(self, deadline=2 * timeout if timeout else 60.0)
+
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.deadline <= 0 or self.backoff < 0 or self.max_backoff < 0 or self.down_max < 0:
+        if (
+            self.attempts < 1
+            or (self.deadline is not None and self.deadline <= 0)
+            or min(self.backoff, self.max_backoff, self.down_max) < 0
+        ):
             raise ValueError("RetryPolicy needs attempts >= 1, a positive deadline and non-negative backoffs")
 
 
@@ -152,7 +163,7 @@ class Attempts:
         self.idempotent = idempotent
         self.pinned = None if pinned is None else normalize_url(pinned)
         self.started = pool.clock()
-        self.deadline = self.started + pool.policy.deadline
+        self.deadline = self.started + (pool.policy.deadline or 60.0)
         self.tries = 0
         self._waits = 0
 

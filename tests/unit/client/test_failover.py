@@ -121,3 +121,10 @@ def test_marks_are_shared_between_calls() -> None:
     servers, clock = pool(A, B)
     Attempts(servers, idempotent=True).failed(A, Failure.UNSENT)
     assert {Attempts(servers, idempotent=True).first() for _ in range(3)} == {B}
+
+
+def test_the_default_deadline_follows_the_timeout() -> None:
+    assert RetryPolicy().resolved(30.0).deadline == 60.0
+    assert RetryPolicy().resolved(120.0).deadline == 240.0
+    assert RetryPolicy().resolved(None).deadline == 60.0
+    assert RetryPolicy(deadline=5).resolved(120.0).deadline == 5
