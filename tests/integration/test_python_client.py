@@ -230,3 +230,21 @@ def test_embeddings_and_language_model_errors(llm_url: str) -> None:
             client.chat("nope", "Hi")
         with pytest.raises(BadInput, match="temperature"):
             client.chat("smol", "Hi", temperature=9)
+
+
+def test_pipelines(own_store: Store, photos: dict[str, bytes]) -> None:
+    folder = own_store.root / "pipelines"
+    folder.mkdir(exist_ok=True)
+    (folder / "look.toml").write_text(
+        '[[step]]\nname = "classify"\nmodel = "efficientnet-lite0"\ntask = "classify"\ntop_k = 2\n', encoding="utf-8"
+    )
+    settings = Settings(home=own_store.root)
+    with ServerThread(DataPlane(own_store, settings), settings) as url, Client(url) as client:
+        assert [(p.name, [s.model for s in p.steps]) for p in client.pipelines().pipelines] == [
+            ("look", ["efficientnet-lite0"])
+        ]
+        result = client.run_pipeline("look", photos["chelsea"])
+        assert result.status == "ok" and result.steps[0].output is not None
+        assert "cat" in result.steps[0].output["label"] and len(result.steps[0].output["predictions"]) == 2
+        with pytest.raises(ModelNotFound, match="no pipeline named 'nope'"):
+            client.run_pipeline("nope", photos["chelsea"])
