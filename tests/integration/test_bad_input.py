@@ -10,6 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
+import lanai.errors
+
 from support import RunningServer
 
 CLASSIFY = "/v1/models/efficientnet-lite0/classify"
@@ -26,6 +28,8 @@ def expect_error(r: httpx.Response, status: int, *words: str) -> None:
     assert r.headers["content-type"].startswith("application/json")
     message = r.json()["error"]
     assert isinstance(message, str) and "Traceback" not in message
+    if r.status_code != 405 and "no such endpoint" not in message:
+        assert r.json()["kind"] in lanai.errors.__all__  # the class, for clients that tell errors apart
     for word in words:
         assert word.lower() in message.lower(), message
 

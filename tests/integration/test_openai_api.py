@@ -269,7 +269,7 @@ def test_lanai_bench_load_tests_chat_completions(
     assert result["completion_tokens"] == 48 and result["ttft_ms"]["p50"] > 0
     assert result["total_tokens_per_s"] > 0 and result["stream_tokens_per_s"]["p50"] > 0
     code = main(["bench", api[0], "--chat", "nope", "-n", "1"])
-    assert code == 1 and "HTTP 404" in capsys.readouterr().out
+    assert code == 1 and "ModelNotFound: no model named 'nope'" in capsys.readouterr().out
 
 
 def test_a_repeated_prompt_beginning_is_not_read_again(client: openai.OpenAI) -> None:

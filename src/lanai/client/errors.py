@@ -19,8 +19,8 @@ calls a box::
         ├── ProtocolError       an answer the client cannot read
         └── ConnectionFailed    no answer: refused, reset, timed out (``sent``: the request may have run)
 
-The wire does not say which of two classes sharing a status the server raised; the message does
-(a version is named; a queue is full versus a model unloading), and :func:`error_from_answer` reads it.
+The server names the class in its error body (``"kind"``, or OpenAI's ``code``); for a server that does
+not, :func:`error_from_answer` tells classes sharing a status apart by the message.
 """
 
 from __future__ import annotations
@@ -111,20 +111,28 @@ def _split_hint(text: str) -> tuple[str, str | None]:
     return (message, hint) if sep else (text, None)
 
 
-def _message_of(status: int, content: bytes) -> str:
-    """The server's error text: ``{"error": "..."}`` (lanai) or ``{"error": {"message": ...}}`` (OpenAI)."""
+_KINDS: dict[str, type[LanaiError]] = {
+    cls.__name__: cls for cls in (BadInput, PayloadTooLarge, ModelNotFound, VersionNotFound, Overloaded, NotReady)
+}
+_OPENAI_CODES = {"model_not_found": ModelNotFound, "overloaded": Overloaded, "not_ready": NotReady}
+
+
+def _read_error(status: int, content: bytes) -> tuple[str, type[LanaiError] | None]:
+    """The server's error text and, when it says, its class: ``{"error": "...", "kind": "..."}`` (lanai)
+    or ``{"error": {"message": ..., "code": ...}}`` (OpenAI)."""
     try:
         doc: Any = json.loads(content)
     except ValueError:
         doc = None
     if isinstance(doc, dict):
-        error = doc.get("error")
+        error, kind = doc.get("error"), _KINDS.get(str(doc.get("kind")))
         if isinstance(error, dict):
+            kind = _OPENAI_CODES.get(str(error.get("code")))
             error = error.get("message")
         if isinstance(error, str):
-            return error
+            return error, kind
     text = content[:300].decode("utf-8", "replace").strip()
-    return f"HTTP {status}" + (f": {text}" if text else "")
+    return f"HTTP {status}" + (f": {text}" if text else ""), None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -143,7 +151,14 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 def error_from_answer(status: int, headers: Mapping[str, str], content: bytes) -> LanaiError:
     """The exception for an error answer, with the server's message and hint."""
-    message, hint = _split_hint(_message_of(status, content))
+    text, kind = _read_error(status, content)
+    message, hint = _split_hint(text)
+    if kind is Overloaded or (kind is None and status == 429):
+        wait = retry_after(headers)
+        return Overloaded(message, hint=hint, retry_after=1.0 if wait is None else wait)
+    if kind is not None and status in (400, 404, 413, 503):  # the server named its class
+        return kind(message, hint=hint)
+    # an older server, or not lanai: judge by the status and the message
     if status == 400:
         return BadInput(message, hint=hint)
     if status == 413:

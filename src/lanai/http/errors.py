@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lanai import errors
 from lanai.errors import (
     LanaiError,
     ModelNotFound,
@@ -18,7 +19,7 @@ from lanai.errors import (
     WrongTask,
 )
 
-__all__ = ["error_response", "status_of", "retry_headers", "describe", "EXCEPTION_HANDLERS"]
+__all__ = ["error_response", "status_of", "retry_headers", "describe", "kind_of", "EXCEPTION_HANDLERS"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,22 @@ def describe(exc: LanaiError) -> str:
     return str(exc)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps({"error": message}, ensure_ascii=False).encode()
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, kind: str | None = None
+) -> Response:
+    """``{"error": message}``, and ``"kind"``: the class of ``lanai.errors`` it was, for clients that
+    tell apart errors sharing a status (a full queue or a server starting; a model or a version)."""
+    doc = {"error": message} if kind is None else {"error": message, "kind": kind}
+    body = json.dumps(doc, ensure_ascii=False).encode()
     return Response(body, status, headers=headers, media_type="application/json")
+
+
+def kind_of(exc: LanaiError) -> str:
+    """The name of the most specific public class of ``lanai.errors`` that ``exc`` is."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ == "lanai.errors" and cls.__name__ in errors.__all__:
+            return cls.__name__
+    return "LanaiError"
 
 
 def retry_headers(exc: LanaiError) -> dict[str, str] | None:
@@ -66,7 +80,7 @@ def retry_headers(exc: LanaiError) -> dict[str, str] | None:
 
 async def _lanai_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LanaiError)
-    return error_response(status_of(exc), describe(exc), retry_headers(exc))
+    return error_response(status_of(exc), describe(exc), retry_headers(exc), kind_of(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, LanaiError
 from lanai.http.body import json_object, read_body
-from lanai.http.errors import describe, retry_headers, status_of
+from lanai.http.errors import describe, kind_of, retry_headers, status_of
 from lanai.protocol.openai import (
     ChatChoice,
     ChatCompletion,
@@ -64,7 +64,8 @@ def _openai_errors(endpoint: Endpoint) -> Endpoint:
             kind = {404: "not_found_error", 413: "invalid_request_error", 503: "server_error"}.get(
                 status, "invalid_request_error"
             )
-            code = "model_not_found" if status == 404 else ("overloaded" if status == 503 else None)
+            code = {"ModelNotFound": "model_not_found", "VersionNotFound": "model_not_found",
+                    "Overloaded": "overloaded", "NotReady": "not_ready"}.get(kind_of(exc))  # fmt: skip
             return openai_error(
                 status, describe(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers
             )
@@ -199,11 +200,11 @@ async def _respond(
     texts, last = [c.text for c in chunks], chunks[-1]
     if last.error:
         return openai_error(500, last.error, "server_error")
-    text, finish, usage = "".join(texts), last.finish_reason, _usage(last.usage)
+    text, finish, tokens = "".join(texts), last.finish_reason, _usage(last.usage)
     if chat:
         choice = ChatChoice(0, ChatMessage("assistant", text), finish)
-        return JSONResponse(ChatCompletion(ident, "chat.completion", created, name, (choice,), usage).to_dict())
-    answer = Completion(ident, "text_completion", created, name, (CompletionChoice(0, text, None, finish),), usage)
+        return JSONResponse(ChatCompletion(ident, "chat.completion", created, name, (choice,), tokens).to_dict())
+    answer = Completion(ident, "text_completion", created, name, (CompletionChoice(0, text, None, finish),), tokens)
     return JSONResponse(answer.to_dict())
 
 

@@ -87,3 +87,17 @@ def test_the_public_tree() -> None:
     assert errors.BadInput is lanai.errors.BadInput  # one tree: in-process and remote code catch the same
     for name in errors.__all__:
         assert hasattr(errors, name)
+
+
+def test_the_class_the_server_names_wins_over_the_message() -> None:
+    from lanai.client.errors import error_from_answer
+    from lanai.errors import NotReady, Overloaded, VersionNotFound
+
+    body = b'{"error": "something else entirely. Hint: wait.", "kind": "NotReady"}'
+    error = error_from_answer(503, {"retry-after": "1"}, body)
+    assert type(error) is NotReady and error.hint == "wait."
+    error = error_from_answer(503, {"retry-after": "4"}, b'{"error": "busy", "kind": "Overloaded"}')
+    assert type(error) is Overloaded and error.retry_after == 4
+    assert type(error_from_answer(404, {}, b'{"error": "gone", "kind": "VersionNotFound"}')) is VersionNotFound
+    openai_body = b'{"error": {"message": "warming up", "type": "server_error", "code": "not_ready"}}'
+    assert type(error_from_answer(503, {}, openai_body)) is NotReady
