@@ -23,7 +23,7 @@ from lanai.protocol.v2 import LoadResult, ModelMetadata, RepositoryEntry, Server
 from lanai.types import InferResponse
 
 if TYPE_CHECKING:
-    from lanai.pipelines import PipelineList, PipelineResult
+    from lanai.protocol.pipelines import PipelineList, PipelineResult
     from lanai.tasks.classify import Classification
 
 __all__ = ["health", "ready", "server_metadata", "model_metadata", "model_ready", "models",
@@ -173,7 +173,7 @@ def pipelines() -> Call[PipelineList]:
     """The pipelines the server has, and the files it could not read (``GET /v1/pipelines``)."""
 
     def decode(response: httpx.Response) -> PipelineList:
-        from lanai.pipelines import PipelineList
+        from lanai.protocol.pipelines import PipelineList
 
         return from_json(PipelineList, read_json(response), response)
 
@@ -184,7 +184,7 @@ def run_pipeline(name: str, image: Data | str) -> Call[PipelineResult]:
     """Run a pipeline on an image (``POST /v1/pipelines/{name}``): every step's result, in order."""
 
     def decode(response: httpx.Response) -> PipelineResult:
-        from lanai.pipelines import PipelineResult
+        from lanai.protocol.pipelines import PipelineResult
 
         return from_json(PipelineResult, read_json(response), response)
 

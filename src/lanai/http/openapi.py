@@ -20,8 +20,8 @@ from starlette.routing import Route
 import lanai
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
-from lanai.pipelines import PipelineList, PipelineResult
 from lanai.protocol import health, openai, v2
+from lanai.protocol.pipelines import PipelineList, PipelineResult
 from lanai.protocol.wire import Wire, schema
 from lanai.tasks import TASKS, Task
 
