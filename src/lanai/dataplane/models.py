@@ -7,6 +7,7 @@ compiles the model), so the data plane calls :func:`open_model` in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -42,8 +43,20 @@ class Observers:
     generation: Callable[[str, Usage], None]
 
 
+class _Loaded:
+    info: ModelInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+
 @dataclass
-class TensorModel:
+class TensorModel(_Loaded):
     """One version of a tensor model, loaded, with its batcher."""
 
     manifest: Manifest
@@ -58,14 +71,6 @@ class TensorModel:
     loaded_at: float = field(default_factory=time.time)
 
     @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def version(self) -> str:
-        return self.info.version
-
-    @property
     def queue_depth(self) -> int:
         return self.batcher.queue_depth
 
@@ -77,7 +82,7 @@ class TensorModel:
 
 
 @dataclass
-class LanguageModel:
+class LanguageModel(_Loaded):
     """One version of a language model, loaded, with its generation engine."""
 
     manifest: Manifest
@@ -88,20 +93,10 @@ class LanguageModel:
     loaded_at: float = field(default_factory=time.time)
 
     @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def version(self) -> str:
-        return self.info.version
-
-    @property
     def queue_depth(self) -> int:
         return self.engine.waiting
 
     async def close(self, timeout: float) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.engine.close, timeout)
         self.backend.close()
 

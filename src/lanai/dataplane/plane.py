@@ -166,8 +166,7 @@ class DataPlane:
 
     def get(self, name: str, version: str | None = None) -> Loaded:
         """The loaded model ``name``; with ``version``, only if that is the version loaded."""
-        if not self._ready and not self.models:
-            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
+        self._check_ready()
         model = self.models.get(name)
         if model is None:
             raise self._not_found(name)
@@ -204,14 +203,17 @@ class DataPlane:
         name = self.settings.default_model
         if name:
             return self.get(name)
-        if not self._ready and not self.models:
-            self.get("")  # NotReady
+        self._check_ready()
         if len(self.models) == 1:
             return next(iter(self.models.values()))
         for model in self.models.values():
             if model.info.task == "classify":
                 return model
         raise ModelNotFound("no default model is set and none is loaded.", hint="set default_model.")
+
+    def _check_ready(self) -> None:
+        if not self._ready and not self.models:
+            raise NotReady("the server is starting or shutting down.", hint="retry in a moment.")
 
     def _not_found(self, name: str) -> ModelNotFound:
         if name in self.failed:
@@ -336,8 +338,7 @@ class DataPlane:
 
     async def run_pipeline(self, name: str, data: bytes) -> PipelineResult:
         """Run the pipeline ``name`` on ``data`` (what its first step's task accepts)."""
-        if not self._ready and not self.models:
-            self.get("")  # NotReady
+        self._check_ready()
         pipelines, failed = self._read_pipelines()
         pipeline = pipelines.get(name)
         if pipeline is None:

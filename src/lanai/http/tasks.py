@@ -3,6 +3,8 @@ one, plus the aliases that edge tutorials' clients call (``/v1/infer``, ``/predi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,7 +46,7 @@ async def _input(request: Request, task: Task, limit: int) -> bytes | str:
         raise BadInput("the text is not UTF-8.", hint="send the text as UTF-8.") from None
 
 
-def _endpoint(task: Task):  # type: ignore[no-untyped-def]
+def _endpoint(task: Task) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         return await _run(request, task, request.path_params["model"], request.path_params.get("version"))
 
