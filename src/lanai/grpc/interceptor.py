@@ -100,6 +100,7 @@ def _measured(handler: grpc.RpcMethodHandler, method: str, metrics: GrpcMetrics)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started, error = time.perf_counter(), None
+            metrics.in_flight.inc()
             try:
                 async for response in behavior(request, context):
                     yield response
@@ -107,18 +108,21 @@ def _measured(handler: grpc.RpcMethodHandler, method: str, metrics: GrpcMetrics)
                 error = exc
                 raise
             finally:
+                metrics.in_flight.dec()
                 record(context, started, error)
 
         return handler._replace(**{kind: stream})
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started, error = time.perf_counter(), None
+        metrics.in_flight.inc()
         try:
             return await behavior(request, context)
         except BaseException as exc:
             error = exc
             raise
         finally:
+            metrics.in_flight.dec()
             record(context, started, error)
 
     return handler._replace(**{kind: call})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lanai.telemetry.metrics import _LATENCY_BUCKETS
 
@@ -13,7 +13,8 @@ __all__ = ["GrpcMetrics", "grpc_metrics"]
 
 
 class GrpcMetrics:
-    """``lanai_grpc_requests_total{method,code}`` and ``lanai_grpc_request_duration_seconds{method}``."""
+    """``lanai_grpc_requests_total{method,code}``, ``lanai_grpc_request_duration_seconds{method}`` and
+    ``lanai_grpc_requests_in_flight``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -29,6 +30,7 @@ class GrpcMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.in_flight = Gauge("lanai_grpc_requests_in_flight", "gRPC calls being handled now.", registry=registry)
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def observe(self, method: str, code: str, seconds: float) -> None:
