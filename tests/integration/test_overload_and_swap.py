@@ -70,7 +70,8 @@ def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, m
         v2 = own_store.add(model_files["tiny"], name="tiny", task="classify", preprocess=TINY_PREPROCESS,
                            inspect=inspector("onnx"), activate=True)  # fmt: skip
         assert client.get("/v2/models/tiny").json()["versions"] == ["1"]  # not until it is loaded
-        assert client.post("/v2/repository/models/tiny/load").json() == {"name": "tiny", "load": True}
+        loaded = client.post("/v2/repository/models/tiny/load", json={})  # the body tritonclient sends
+        assert loaded.json() == {"name": "tiny", "load": True}
         assert client.get("/v2/models/tiny").json()["versions"] == [str(v2.version)]
 
         # A version whose runtime options are wrong cannot load: the old one keeps serving.
@@ -88,3 +89,5 @@ def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, m
         index = {e["name"]: e for e in client.post("/v2/repository/index").json()}
         assert index["tiny"]["state"] == "UNAVAILABLE"
         assert client.post("/v2/repository/models/nope/load").status_code == 404
+        config = client.post("/v2/repository/models/tiny/load", json={"parameters": {"config": "{}"}})
+        assert config.status_code == 400 and "takes no load parameters (config)" in config.json()["error"]

@@ -17,6 +17,7 @@ from lanai.grpc import codec
 from lanai.grpc import inference_pb2 as pb
 from lanai.grpc.errors import rpc_error
 from lanai.grpc.inference_pb2_grpc import GRPCInferenceServiceServicer
+from lanai.protocol.v2 import refuse_load_parameters
 
 __all__ = ["InferenceServicer", "SERVICE_NAME"]
 
@@ -91,12 +92,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self, request: pb.RepositoryModelLoadRequest, context: Any
     ) -> pb.RepositoryModelLoadResponse:
         _repository(request.repository_name)
-        if request.parameters:
-            raise BadInput(
-                f"lanai loads the active version from its store; it takes no load parameters "
-                f"({', '.join(sorted(request.parameters))}).",
-                hint=f"add a new version with 'lanai models add', activate it, then load {request.model_name!r}.",
-            )
+        refuse_load_parameters(request.model_name, request.parameters)
         await self._plane.load(_name(request.model_name, "model_name"))
         return pb.RepositoryModelLoadResponse()
 

@@ -209,18 +209,19 @@ def _v2_paths() -> Doc:
 def _repository_paths() -> Doc:
     index = _json("Every model in the store, loaded or not.", {"type": "array", "items": ref("RepositoryEntry")})
     index_body = {"required": False, "content": {"application/json": {"schema": ref("RepositoryIndexRequest")}}}
-    load = "Loads the model's active version; a loaded model keeps serving until the new one is ready."
-    unload = "Lets queued requests finish, then frees the model."
+    load = ("Loads the model's active version; a loaded model keeps serving until the new one is ready. A body "
+            "with load parameters (config, files) is refused: the store says what to load.")
+    unload = "Lets queued requests finish, then frees the model (unload_dependents: it has none)."
     return {
         "/v2/repository/index": {"post": _op("RepositoryIndex", "repository", "List the models in the store", index,
                                              errors=(400, 413), requestBody=index_body)},
         "/v2/repository/models/{model}/load": {"post": _op(
             "RepositoryModelLoad", "repository", "Load or reload a model",
             _json("Loaded.", ref("LoadResult")),
-            errors=(400, 404), description=load + " Any body is ignored.", parameters=_model_params(False))},
+            errors=(400, 404), description=load, parameters=_model_params(False))},
         "/v2/repository/models/{model}/unload": {"post": _op(
             "RepositoryModelUnload", "repository", "Unload a model", _json("Unloaded.", ref("UnloadResult")),
-            errors=(404,), description=unload + " Any body is ignored.", parameters=_model_params(False))},
+            errors=(404,), description=unload, parameters=_model_params(False))},
     }  # fmt: skip
 
 

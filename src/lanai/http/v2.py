@@ -10,7 +10,15 @@ from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, ModelNotFound
 from lanai.http.body import json_object, read_body
 from lanai.protocol.infer import encode_infer_response, parse_infer_request, parse_raw_request
-from lanai.protocol.v2 import LoadResult, ModelReady, RepositoryIndexRequest, ServerLive, ServerReady, UnloadResult
+from lanai.protocol.v2 import (
+    LoadResult,
+    ModelReady,
+    RepositoryIndexRequest,
+    ServerLive,
+    ServerReady,
+    UnloadResult,
+    refuse_load_parameters,
+)
 from lanai.protocol.wire import WireError
 
 __all__ = ["routes"]
@@ -95,6 +103,12 @@ async def repository_index(request: Request) -> Response:
 
 async def repository_load(request: Request) -> Response:
     name = request.path_params["model"]
+    plane = _plane(request)
+    body = await read_body(request, plane.settings.max_body_bytes)
+    parameters = json_object(body).get("parameters") if body.strip() else None
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadInput("'parameters' must be an object.")
+    refuse_load_parameters(name, parameters or {})
     try:
         await _plane(request).load(name)
     except ModelNotFound as exc:

@@ -6,9 +6,11 @@ its messages, the client reads ``from_dict()``, and the OpenAPI document publish
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from lanai.errors import BadInput
 from lanai.protocol.wire import Wire, doc
 from lanai.types import TensorSpec
 
@@ -24,6 +26,7 @@ __all__ = [
     "RepositoryIndexRequest",
     "LoadResult",
     "UnloadResult",
+    "refuse_load_parameters",
 ]
 
 EXTENSIONS = ("binary_tensor_data", "model_repository")
@@ -113,3 +116,15 @@ class UnloadResult(Wire):
 
     name: str = doc("The model's name.")
     unload: bool = doc("True.")
+
+
+def refuse_load_parameters(model: str, names: Iterable[str]) -> None:
+    """A repository load with parameters (Triton's ``config``, ``file:…``) is refused, not ignored:
+    lanai loads the active version of its store, so a load that carried its own config or files would
+    quietly do something else than asked."""
+    given = sorted(names)
+    if given:
+        raise BadInput(
+            f"lanai loads the active version from its store; it takes no load parameters ({', '.join(given)}).",
+            hint=f"add a new version with 'lanai models add', activate it, then load {model!r}.",
+        )

@@ -230,7 +230,7 @@ def test_served_bodies_match_the_schemas(
         ("/v1/models/{model}/versions/{version}/classify", "POST", "/v1/models/tiny/versions/9/classify", 404),
         ("/v1/infer", "POST", "/v1/infer", 400),
         ("/v2/repository/index", "POST", "/v2/repository/index", 400),
-        ("/v2/repository/models/{model}/load", "POST", "/v2/repository/models/nope/load", 404),
+        ("/v2/repository/models/{model}/load", "POST", "/v2/repository/models/nope/load", 400),  # the body
         ("/v2/repository/models/{model}/unload", "POST", "/v2/repository/models/nope/unload", 404),
     ],
 )
