@@ -209,8 +209,10 @@ def _v2_paths() -> Doc:
 def _repository_paths() -> Doc:
     index = _json("Every model in the store, loaded or not.", {"type": "array", "items": ref("RepositoryEntry")})
     index_body = {"required": False, "content": {"application/json": {"schema": ref("RepositoryIndexRequest")}}}
-    load = ("Loads the model's active version; a loaded model keeps serving until the new one is ready. A body "
-            "with load parameters (config, files) is refused: the store says what to load.")
+    load = (
+        "Loads the model's active version; a loaded model keeps serving until the new one is ready. A body "
+        "with load parameters (config, files) is refused: the store says what to load."
+    )
     unload = "Lets queued requests finish, then frees the model (unload_dependents: it has none)."
     return {
         "/v2/repository/index": {"post": _op("RepositoryIndex", "repository", "List the models in the store", index,
