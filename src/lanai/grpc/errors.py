@@ -27,7 +27,7 @@ from functools import cache
 import grpc
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_pb2, message_factory
 
-from lanai.errors import BadInput, LanaiError, ModelNotFound, NotReady, Overloaded, PayloadTooLarge
+from lanai.errors import BadInput, LanaiError, ModelNotFound, NotReady, Overloaded, PayloadTooLarge, WrongTask
 
 __all__ = ["RpcError", "rpc_error", "code_of", "retry_after", "STATUS_DETAILS_KEY", "RETRY_INFO_TYPE"]
 
@@ -66,9 +66,17 @@ def retry_after(exc: LanaiError) -> float | None:
     return None
 
 
+def describe(exc: LanaiError) -> str:
+    """The error's message and hint, with this door's hint where the core gives none: a language model
+    asked for tensors is served over HTTP only."""
+    if isinstance(exc, WrongTask) and exc.hint is None:
+        return f"{exc.message} Hint: its {exc.task} requests go to the HTTP door (the OpenAI-compatible API)."
+    return str(exc)
+
+
 def rpc_error(exc: LanaiError) -> RpcError:
     """The status a call that raised ``exc`` ends with."""
-    code, details = code_of(exc), str(exc)
+    code, details = code_of(exc), describe(exc)
     delay = retry_after(exc)
     if delay is None:
         return RpcError(code, details)

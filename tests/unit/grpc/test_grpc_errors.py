@@ -72,3 +72,12 @@ def test_not_ready_retries_in_a_second_and_bad_input_not_at_all() -> None:
     assert dict(rpc_error(NotReady("starting.")).trailing_metadata)["retry-after"] == "1"
     bad = rpc_error(BadInput("input 'x' is missing.", hint="send x."))
     assert bad.trailing_metadata == () and bad.details == "input 'x' is missing. Hint: send x."
+
+
+def test_a_language_model_asked_for_tensors_is_pointed_to_the_http_door() -> None:
+    from lanai.errors import WrongTask
+    from lanai.grpc.errors import rpc_error
+
+    error = rpc_error(WrongTask("model 'smol' is a chat model; it takes text, not tensors.", model="smol", task="chat"))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details.endswith("Hint: its chat requests go to the HTTP door (the OpenAI-compatible API).")
