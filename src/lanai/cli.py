@@ -27,7 +27,17 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", default=None, help="log every request")
-    p.add_argument("--api-key", help="require this key on every request (env LANAI_API_KEY is safer)")
+    p.add_argument(
+        "--auth", choices=["lan", "required"], help="lan (default): inference needs no key; required: it does"
+    )
+    p.add_argument(
+        "--no-admin-loopback",
+        action="store_false",
+        dest="admin_loopback",
+        default=None,
+        help="admin actions need a key from this machine too",
+    )
+    p.add_argument("--api-key", help="one shared admin key required on every request (lanai keys is better)")
     p.add_argument("--tls-cert", type=Path, dest="tls_certfile", help="serve HTTPS with this certificate")
     p.add_argument("--tls-key", type=Path, dest="tls_keyfile", help="private key of --tls-cert")
     p.set_defaults(run=_serve)
@@ -83,6 +93,23 @@ def _pipelines_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_pipelines)
 
 
+def _keys_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keys", help="API keys with roles (infer or admin)")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    ksub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = ksub.add_parser("create", help="make a key and print it (once)")
+    create.add_argument("name")
+    create.add_argument("--role", choices=["infer", "admin"], default="infer")
+    create.add_argument("--models", help="the only models it may use, e.g. defects,ocr (default: all)")
+    create.add_argument("--expires", help="how long it lives, e.g. 30d, 12h (default: until revoked)")
+    create.add_argument("--rate", help="requests it may make, e.g. 20/s or 600/m (default: no limit)")
+    ksub.add_parser("list", help="the keys: role, scope, created, last used").add_argument(
+        "--json", action="store_true"
+    )
+    ksub.add_parser("revoke", help="remove a key; a running server refuses it at once").add_argument("name")
+    p.set_defaults(run=_keys)
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="load-test a running lanai server")
     p.add_argument("url", nargs="?", default="http://127.0.0.1:8000", help="server base URL")
@@ -122,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _models_parser(sub)
     _pipelines_parser(sub)
+    _keys_parser(sub)
     _bench_parser(sub)
     _optimize_parser(sub)
     return parser
@@ -137,8 +165,8 @@ def _serve(args: argparse.Namespace) -> int:
     from lanai.serve import serve
 
     cli = {k: getattr(args, k, None) for k in (
-        "home", "host", "port", "grpc_port", "grpc", "default_model", "providers", "intra_op_threads", "max_body_bytes",
-        "log_level", "access_log", "api_key", "tls_certfile", "tls_keyfile",
+        "home", "host", "port", "grpc_port", "grpc", "auth", "admin_loopback", "default_model", "providers",
+        "intra_op_threads", "max_body_bytes", "log_level", "access_log", "api_key", "tls_certfile", "tls_keyfile",
     )}  # fmt: skip
     return serve(config_file=args.config, cli=cli)
 
@@ -153,6 +181,12 @@ def _pipelines(args: argparse.Namespace) -> int:
     from lanai.pipelines_cli import run_pipelines_command
 
     return run_pipelines_command(args)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from lanai.keys_cli import run_keys_command
+
+    return run_keys_command(args)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -66,8 +66,15 @@ class Settings:
     """Seconds to let in-flight requests finish after SIGTERM."""
     log_level: str = "info"
     access_log: bool = False
+    auth: str = "lan"
+    """"lan": inference is open to callers without a key (admin actions always need one); "required":
+    every request but the health checks needs a key."""
+    admin_loopback: bool = True
+    """Clients on this machine may do admin actions without a key."""
+    metrics_key: str | None = None
+    """A key that may read /metrics (and nothing else), for a Prometheus scraper."""
     api_key: str | None = None
-    """When set, every request but the health checks needs 'Authorization: Bearer <key>'."""
+    """One shared admin key, the older way: when set, every request but the health checks needs it."""
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

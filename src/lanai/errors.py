@@ -11,6 +11,9 @@ __all__ = [
     "BadInput",
     "WrongTask",
     "PayloadTooLarge",
+    "Unauthenticated",
+    "PermissionDenied",
+    "RateLimited",
     "ModelNotFound",
     "VersionNotFound",
     "ModelLoadError",
@@ -54,6 +57,22 @@ class WrongTask(BadInput):
 
 class PayloadTooLarge(BadInput):
     """A request body or an image is larger than the configured limit."""
+
+
+class Unauthenticated(LanaiError):
+    """The request carries no valid credential, and what it asks needs one."""
+
+
+class PermissionDenied(LanaiError):
+    """The credential is valid but may not do this (its role, or the models it is limited to)."""
+
+
+class RateLimited(LanaiError):
+    """This caller sent more than its limit allows; it may retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class ModelNotFound(LanaiError):

@@ -19,10 +19,14 @@ from typing import Any
 from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.http.server import HttpDoor, bind
+from lanai.security.guard import Guard
+from lanai.security.keys import KeyRing, ensure_admin_key
 
 __all__ = ["serve", "Service"]
 
 log = logging.getLogger("lanai")
+
+_KEY_USE_EVERY_S = 10.0
 
 
 class Service:
@@ -31,7 +35,9 @@ class Service:
     def __init__(self, plane: DataPlane, settings: Settings, *, http_host: str | None = None) -> None:
         self.plane = plane
         self.settings = settings
-        self.http = HttpDoor(plane, settings, bind(http_host or settings.host, settings.port))
+        self.keys = KeyRing(settings.home)
+        self.guard = Guard(settings, self.keys, plane.metrics)
+        self.http = HttpDoor(plane, settings, bind(http_host or settings.host, settings.port), self.guard)
         self.http_port: int = self.http.sock.getsockname()[1]
         self.grpc_port: int | None = None
         self.started = threading.Event()
@@ -68,14 +74,26 @@ class Service:
             self._log_addresses()
             self.started.set()
             stop = asyncio.create_task(self._stop.wait())
+            bookkeeping = asyncio.create_task(self._note_key_use())
             await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
+            bookkeeping.cancel()
             log.info("draining: finishing the requests in flight")
         finally:
             await self._drain(http, grpc)
             self.http.sock.close()
             await self.plane.shutdown()
+            await asyncio.to_thread(self.keys.flush_used)
             self.finished.set()
+
+    async def _note_key_use(self) -> None:
+        """Write down now and then when each key was last used (``lanai keys list`` shows it)."""
+        while True:
+            await asyncio.sleep(_KEY_USE_EVERY_S)
+            try:
+                await asyncio.to_thread(self.keys.flush_used)
+            except OSError as exc:  # a full disk must not stop the serving
+                log.warning("could not note when keys were last used: %s", exc)
 
     async def _drain(self, http: asyncio.Task[None] | None, grpc: Any) -> None:
         """Stop both doors from accepting and wait for their requests in flight (up to shutdown_timeout)."""
@@ -97,7 +115,7 @@ class Service:
             return None
         from lanai.grpc.server import GrpcDoor
 
-        door = GrpcDoor(self.plane, self.settings)
+        door = GrpcDoor(self.plane, self.settings, self.guard)
         self.grpc_port = await door.start(self.settings.host, self.settings.grpc_port)
         return door
 
@@ -135,6 +153,10 @@ def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None)
     logging.getLogger().setLevel(settings.log_level.upper())
     store = Store(settings.home)
     ensure_default_model(store)
+    created = ensure_admin_key(KeyRing(settings.home))
+    if created is not None:
+        log.info("first run: created an admin key in %s (readable by this user only); send it as "
+                 "'Authorization: Bearer <key>' for admin actions from other machines", created)  # fmt: skip
     service = Service(DataPlane(store, settings), settings)
     run_loop(service.run(handle_signals=True))
     return 0

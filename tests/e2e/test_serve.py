@@ -92,6 +92,16 @@ def test_first_run_serves_the_bundled_model(serve: ServeProcess, tmp_path: Path,
     r = httpx.post(serve.url + "/predict", files={"file": ("c.jpg", photos["chelsea"])}, timeout=30)
     assert r.status_code == 200 and "cat" in r.json()["label"].lower()
     assert (tmp_path / "home" / "models" / "efficientnet-lite0").is_dir()
+    # the first run made an admin key, told where it is, and keeps only its digest in the key records
+    admin_file = tmp_path / "home" / "keys" / "admin.key"
+    assert any(f"created an admin key in {admin_file}" in line for line in serve.log)
+    key = admin_file.read_text().strip()
+    assert (
+        oct(admin_file.stat().st_mode & 0o777) == "0o600" and key not in (admin_file.parent / "keys.toml").read_text()
+    )
+    listing = subprocess.run([sys.executable, "-m", "lanai.cli", "keys", "--home", str(tmp_path / "home"), "list"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert listing.splitlines()[1].split()[:2] == ["admin", "admin"]
 
 
 def _started(url: str) -> tuple[int, int]:

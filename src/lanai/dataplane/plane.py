@@ -336,6 +336,11 @@ class DataPlane:
             self._pipelines_seen = seen
         return self._pipelines, self._failed_pipelines
 
+    def pipeline_models(self, name: str) -> list[str]:
+        """The models the pipeline ``name`` uses (none if there is no such pipeline)."""
+        pipeline = self._read_pipelines()[0].get(name)
+        return [step.model for step in pipeline.steps] if pipeline is not None else []
+
     async def run_pipeline(self, name: str, data: bytes) -> PipelineResult:
         """Run the pipeline ``name`` on ``data`` (what its first step's task accepts)."""
         self._check_ready()

@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.dataplane import DataPlane
 from lanai.http import openai, ops, pipelines, tasks, v2
-from lanai.http.auth import ApiKeyAuth
+from lanai.http.auth import AuthGate
 from lanai.http.errors import EXCEPTION_HANDLERS
+from lanai.security.guard import Guard
 from lanai.telemetry.metrics import Metrics
 
 __all__ = ["create_app"]
@@ -62,8 +63,8 @@ class RequestMetrics:
             children[1].observe(time.perf_counter() - start)
 
 
-def create_app(plane: DataPlane) -> Starlette:
-    """The HTTP API over ``plane``."""
+def create_app(plane: DataPlane, guard: Guard | None = None) -> Starlette:
+    """The HTTP API over ``plane``; with ``guard``, every request passes its access checks."""
     from lanai.http import openapi
 
     app = Starlette(
@@ -71,9 +72,10 @@ def create_app(plane: DataPlane) -> Starlette:
         routes=[*tasks.routes(), *v2.routes(), *openai.routes(), *pipelines.routes(), *ops.routes(), *openapi.routes()],
         middleware=[
             Middleware(RequestMetrics, metrics=plane.metrics),
-            *([Middleware(ApiKeyAuth, api_key=plane.settings.api_key)] if plane.settings.api_key else []),
+            *([Middleware(AuthGate, guard=guard)] if guard is not None else []),
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
     )
     app.state.plane = plane
+    app.state.guard = guard
     return app

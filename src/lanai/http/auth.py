@@ -1,46 +1,113 @@
-"""API-key authentication: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` on every request,
-except the health checks that load balancers and orchestrators make without credentials."""
+"""Access control at the HTTP door: which level each route needs, and the middleware that checks it.
+
+Every request is identified by its key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) and
+its address, then checked against the level its route needs (see ``lanai.security.guard``), before
+any of its body is read. Routes are public or inference-level only if listed below: anything else,
+including a route added later and not listed, needs an admin.
+"""
 
 from __future__ import annotations
 
-import hmac
-import json
+import re
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["ApiKeyAuth", "OPEN_PATHS"]
+from lanai.errors import LanaiError
+from lanai.http.errors import describe, error_response, kind_of, retry_headers, status_of
+from lanai.security.guard import ANONYMOUS, Access, Guard, Principal
 
-OPEN_PATHS = frozenset({"/health", "/v2/health/live", "/v2/health/ready"})
-_BODY = json.dumps(
-    {"error": "missing or wrong API key. Hint: send the header 'Authorization: Bearer <key>' (or 'X-API-Key: <key>')."}
-).encode()
+__all__ = ["AuthGate", "access_of", "caller", "allow_model"]
+
+_PUBLIC = {("GET", "/health"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}
+_INFER = [
+    (method, re.compile(pattern))
+    for method, pattern in (
+        ("POST", r"/v1/models/[^/]+(/versions/[^/]+)?/[a-z0-9_-]+"),  # tasks
+        ("POST", r"/v1/infer|/predict"),
+        ("GET", r"/v2|/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"),
+        ("POST", r"/v2/models/[^/]+(/versions/[^/]+)?/infer"),
+        ("POST", r"/v2/repository/index"),
+        ("GET", r"/v1/models|/v1/pipelines|/openapi\.json|/docs"),
+        ("POST", r"/v1/chat/completions|/v1/completions|/v1/embeddings|/v1/pipelines/[^/]+"),
+    )
+]
+_METRICS = ("GET", "/metrics")
 
 
-class ApiKeyAuth:
-    """Refuses requests without the key with 401, before any of their body is read."""
+def access_of(method: str, path: str) -> Access:
+    """The level a request needs: listed routes are public or inference; every other one is admin."""
+    if (method, path) in _PUBLIC or method == "HEAD" and ("GET", path) in _PUBLIC:
+        return Access.PUBLIC
+    for wanted, pattern in _INFER:
+        if method == wanted and pattern.fullmatch(path):
+            return Access.INFER
+    return Access.ADMIN
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+
+def caller(request: Request) -> Principal:
+    """Who made ``request`` (anonymous when the gate did not run, as in unit tests of handlers)."""
+    return request.scope.get("lanai.caller", ANONYMOUS)  # type: ignore[no-any-return]
+
+
+def allow_model(request: Request, model: str) -> None:
+    """PermissionDenied unless the caller's key may use ``model``."""
+    guard: Guard | None = request.app.state.guard
+    if guard is not None:
+        guard.check_model(caller(request), model)
+
+
+def _token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].strip().decode("latin-1")
+        if name == b"x-api-key":
+            return value.strip().decode("latin-1")
+    return None
+
+
+class AuthGate:
+    """Identifies the caller, checks the route's level, and refuses (401, 403 or 429) before the body."""
+
+    def __init__(self, app: ASGIApp, guard: Guard) -> None:
         self.app = app
-        self._key = api_key.encode()
-
-    def _allowed(self, scope: Scope) -> bool:
-        if scope["path"] in OPEN_PATHS:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                return hmac.compare_digest(value[7:].strip(), self._key)
-            if name == b"x-api-key":
-                return hmac.compare_digest(value.strip(), self._key)
-        return False
+        self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._allowed(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(_BODY)).encode()),
-            (b"www-authenticate", b'Bearer realm="lanai"'),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": _BODY})
+        method, path = scope["method"], scope["path"]
+        access = access_of(method, path)
+        token = _token(scope)
+        peer = (scope.get("client") or ("", 0))[0]
+        try:
+            if access is Access.PUBLIC:
+                who = self._quietly(token, peer)
+            elif (method, path) == _METRICS and self.guard.is_metrics_key(token):
+                who = ANONYMOUS
+                access = Access.PUBLIC
+            else:
+                who = self.guard.identify(token, peer)
+            self.guard.authorize(who, access)
+        except LanaiError as exc:
+            await self._refuse(exc, send)
+            return
+        scope["lanai.caller"] = who
+        await self.app(scope, receive, send)
+
+    def _quietly(self, token: str | None, peer: str) -> Principal:
+        """Who calls a public route: a bad key there is not an error (load balancers send none)."""
+        try:
+            return self.guard.identify(token, peer)
+        except LanaiError:
+            return ANONYMOUS
+
+    async def _refuse(self, exc: LanaiError, send: Send) -> None:
+        headers = dict(retry_headers(exc) or {})
+        status = status_of(exc)
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="lanai"'
+        response = error_response(status, describe(exc), headers, kind_of(exc))
+        await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})

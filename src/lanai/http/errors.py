@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,6 +17,9 @@ from lanai.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
     WrongTask,
 )
 
@@ -25,6 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def status_of(exc: LanaiError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return 401
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, RateLimited):
+        return 429
     if isinstance(exc, PayloadTooLarge):
         return 413
     if isinstance(exc, ModelNotFound):
@@ -71,8 +81,8 @@ def kind_of(exc: LanaiError) -> str:
 
 def retry_headers(exc: LanaiError) -> dict[str, str] | None:
     """``Retry-After`` for the errors a client should simply retry (a full queue, a server starting)."""
-    if isinstance(exc, Overloaded):
-        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if isinstance(exc, (Overloaded, RateLimited)):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     if isinstance(exc, NotReady):
         return {"Retry-After": "1"}
     return None

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, LanaiError
+from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, kind_of, retry_headers, status_of
 from lanai.protocol.openai import (
@@ -91,6 +92,7 @@ def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> str:
     if not isinstance(name, str) or not name:
         raise _Invalid("model", "'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
     request.scope["lanai.model"] = name
+    allow_model(request, name)
     plane.get(name)  # 404 for an unknown model
     return name
 
@@ -155,7 +157,12 @@ def _unsupported(data: dict[str, Any], *keys: str) -> None:
 
 async def list_models(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
-    cards = tuple(ModelCard(m.name, "model", int(m.loaded_at), "lanai", m.info.task) for m in plane.models.values())
+    who = caller(request)
+    cards = tuple(
+        ModelCard(m.name, "model", int(m.loaded_at), "lanai", m.info.task)
+        for m in plane.models.values()
+        if who.allows_model(m.name)
+    )
     return JSONResponse(ModelList("list", cards).to_dict())
 
 

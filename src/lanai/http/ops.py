@@ -7,15 +7,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
+from lanai.http.auth import caller
 from lanai.telemetry.metrics import CONTENT_TYPE
 
 __all__ = ["routes"]
 
 
 async def health(request: Request) -> Response:
-    """200 while the server serves (healthy or degraded), 503 while starting or draining."""
+    """200 while the server serves (healthy or degraded), 503 while starting or draining. The models,
+    versions, runtimes and machine are shown to admins only; anyone else gets the state and why."""
     report = request.app.state.plane.health()
-    return JSONResponse(report.to_dict(), 503 if report.status == "unavailable" else 200)
+    status = 503 if report.status == "unavailable" else 200
+    full = caller(request).is_admin or request.app.state.guard is None
+    return JSONResponse(report.to_dict() if full else report.summary().to_dict(), status)
 
 
 async def metrics(request: Request) -> Response:

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
+from lanai.http.auth import allow_model
 from lanai.http.body import image_from_request
 
 __all__ = ["routes"]
@@ -23,6 +24,8 @@ async def run(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     name = request.path_params["pipeline"]
     request.scope["lanai.model"] = name
+    for model in plane.pipeline_models(name):  # a key limited to some models may run only their pipelines
+        allow_model(request, model)
     image = await image_from_request(request, plane.settings.max_body_bytes)
     result = await plane.run_pipeline(name, image)
     return JSONResponse(result.to_dict())

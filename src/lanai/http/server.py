@@ -18,6 +18,7 @@ from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.errors import ConfigError
 from lanai.http.app import create_app
+from lanai.security.guard import Guard
 
 __all__ = ["bind", "HttpDoor"]
 
@@ -51,9 +52,9 @@ class _Uvicorn(uvicorn.Server):
 class HttpDoor:
     """The HTTP API over ``plane`` on ``sock``. ``serve()`` returns once ``stop()`` has drained it."""
 
-    def __init__(self, plane: DataPlane, settings: Settings, sock: socket.socket) -> None:
+    def __init__(self, plane: DataPlane, settings: Settings, sock: socket.socket, guard: Guard | None = None) -> None:
         config = uvicorn.Config(
-            create_app(plane),
+            create_app(plane, guard),
             lifespan="off",
             log_config=None,
             log_level=settings.log_level,

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput
+from lanai.http.auth import allow_model
 from lanai.http.body import image_from_request, json_object, read_body
 from lanai.tasks import TASKS, Task
 from lanai.tasks.base import parse_params
@@ -22,6 +23,7 @@ async def _run(request: Request, task: Task, name: str, version: str | None) -> 
     plane: DataPlane = request.app.state.plane
     # the parameters and the model are checked before the body is read
     params = parse_params(task.params, request.query_params, task=task.name)
+    allow_model(request, name)
     plane.get(name, version)
     request.scope["lanai.model"] = name
     data = await _input(request, task, plane.settings.max_body_bytes)

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, ModelNotFound
+from lanai.http.auth import allow_model
 from lanai.http.body import json_object, read_body
 from lanai.protocol.infer import encode_infer_response, parse_infer_request, parse_raw_request
 from lanai.protocol.v2 import (
@@ -46,6 +47,7 @@ async def ready(request: Request) -> Response:
 def _model_name(request: Request) -> tuple[str, str | None]:
     name = request.path_params["model"]
     request.scope["lanai.model"] = name
+    allow_model(request, name)
     return name, request.path_params.get("version")
 
 

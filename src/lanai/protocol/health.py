@@ -7,7 +7,7 @@ from typing import Literal
 
 from lanai.protocol.wire import Wire, doc
 
-__all__ = ["HealthReport", "ModelStatus", "FailedModel", "DeviceStatus"]
+__all__ = ["HealthReport", "HealthStatus", "ModelStatus", "FailedModel", "DeviceStatus"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +59,23 @@ class HealthReport(Wire):
     failed: tuple[FailedModel, ...] = doc("Models whose active version did not load.")
     runtimes: dict[str, str] = doc("Versions of Python and the runtimes installed.")
     device: DeviceStatus = doc("The box.")
+
+    def summary(self) -> HealthStatus:
+        """What a caller without an admin key is told: the state and why, no names or versions."""
+        if self.status == "unavailable":
+            reason = "starting or draining"
+        elif self.failed:
+            reason = f"{len(self.failed)} model(s) did not load"
+        elif not self.models:
+            reason = "no model is loaded"
+        else:
+            reason = None
+        return HealthStatus(self.status, reason)
+
+
+@dataclass(frozen=True)
+class HealthStatus(Wire):
+    """The server's state, as told to a caller without an admin key (load balancers, passers-by)."""
+
+    status: Literal["healthy", "degraded", "unavailable"] = doc("As in the full report.")
+    reason: str | None = doc("Why it is not healthy.", default=None, omit_none=True)

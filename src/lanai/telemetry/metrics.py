@@ -43,6 +43,12 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("lanai_requests_in_flight", "HTTP requests being handled now.", registry=r)
+        self.auth_refusals = Counter(
+            "lanai_auth_refusals",
+            "Requests refused by access control, by reason (missing, invalid, forbidden, rate_limited, …).",
+            ["reason"],
+            registry=r,
+        )
         self.queue_seconds = Histogram(
             "lanai_queue_duration_seconds",
             "Time a request waited in its model's batch queue.",

@@ -1,0 +1,195 @@
+"""The access rules every door applies: who a caller is, and whether it may do what it asks.
+
+A call needs one of three levels of access (its door decides which; anything a door does not list is
+``ADMIN``, so a new endpoint is protected until someone makes it public on purpose):
+
+- ``PUBLIC``: liveness and readiness, for load balancers; anyone.
+- ``INFER``: inference, tasks, language models, pipelines and read-only metadata. Open to any caller
+  by default, so that tutorials' clients work on the LAN; ``auth = "required"`` asks for a key.
+- ``ADMIN``: loading and unloading models, full health, metrics: an admin key, or a client on this
+  machine (``admin_loopback``, on by default).
+
+Keys may be limited to some models and to a request rate (429 with ``Retry-After`` past it). A caller
+that keeps presenting bad keys is slowed down the same way, and every refusal is counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import ipaddress
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from lanai.config import Settings
+from lanai.errors import ConfigError, PermissionDenied, RateLimited, Unauthenticated
+from lanai.security.keys import KeyRing
+from lanai.telemetry.metrics import Metrics
+
+__all__ = ["Access", "Principal", "Guard", "ANONYMOUS"]
+
+_FAILURES_ALLOWED = 10
+"""Bad keys one address may present per minute before it has to wait."""
+_FAILURE_WINDOW_S = 60.0
+_KEY_HINT = "send the header 'Authorization: Bearer <key>' (or 'X-API-Key: <key>'); lanai keys create makes one."
+
+
+class Access(enum.IntEnum):
+    PUBLIC = 0
+    INFER = 1
+    ADMIN = 2
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key (by its name), this machine, or nobody in particular."""
+
+    name: str
+    role: Literal["anonymous", "infer", "admin"]
+    models: tuple[str, ...] = ()
+    rate: float | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def allows_model(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+
+ANONYMOUS = Principal("", "anonymous")
+_LOOPBACK = Principal("this machine", "admin")
+
+
+class _Bucket:
+    """A token bucket: ``rate`` per second, a burst of one second's worth."""
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate, self.capacity = rate, max(1.0, rate)
+        self.tokens, self.stamp = self.capacity, now
+
+    def take(self, now: float) -> float:
+        """0 if a request may go now, else the seconds until it may."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class Guard:
+    """Identifies callers and checks what they ask. Thread-safe; one per server."""
+
+    def __init__(self, settings: Settings, keys: KeyRing | None, metrics: Metrics | None = None) -> None:
+        if settings.auth not in ("lan", "required"):
+            raise ConfigError(f"auth = {settings.auth!r} is not a mode lanai knows.", hint='use "lan" or "required".')
+        self.keys = keys
+        self.required = settings.auth == "required" or bool(settings.api_key)
+        # the single shared key of old asked every caller for the key, this machine's too
+        self.admin_loopback = settings.admin_loopback and not settings.api_key
+        self._legacy = settings.api_key.encode() if settings.api_key else None
+        self._metrics_key = settings.metrics_key.encode() if settings.metrics_key else None
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+        self._failures: dict[str, deque[float]] = {}
+
+    def identify(self, token: str | None, peer: str | None, now: float | None = None) -> Principal:
+        """The caller presenting ``token`` (None: no credential) from address ``peer``."""
+        now = time.monotonic() if now is None else now
+        if token:
+            self._check_failures(peer, now)
+            if self._legacy is not None and hmac.compare_digest(token.encode(), self._legacy):
+                return Principal("api_key", "admin")
+            record = self.keys.verify(token) if self.keys is not None else None
+            if record is None:
+                self._failed(peer, now, "invalid")
+                raise Unauthenticated("the API key is not valid: unknown, revoked or expired.", hint=_KEY_HINT)
+            return Principal(record.name, record.role, record.models, record.rate)
+        if self.admin_loopback and _is_loopback(peer):
+            return _LOOPBACK
+        return ANONYMOUS
+
+    def is_metrics_key(self, token: str | None) -> bool:
+        if not token or self._metrics_key is None:
+            return False
+        return hmac.compare_digest(token.encode(), self._metrics_key)
+
+    def authorize(self, who: Principal, access: Access, model: str | None = None, now: float | None = None) -> None:
+        """Raise Unauthenticated, PermissionDenied or RateLimited unless ``who`` may do this now."""
+        if access is Access.PUBLIC:
+            return
+        if who.role == "anonymous":
+            if access is Access.ADMIN:
+                self._count("missing")
+                raise Unauthenticated("this needs an admin key.", hint=_KEY_HINT)
+            if self.required:
+                self._count("missing")
+                raise Unauthenticated("this server needs an API key.", hint=_KEY_HINT)
+            return
+        if access is Access.ADMIN and not who.is_admin:
+            self._count("forbidden")
+            raise PermissionDenied(f"key {who.name!r} has role {who.role}; this needs an admin key.")
+        if model is not None:
+            self.check_model(who, model)
+        if who.rate is not None:
+            self._take(who, time.monotonic() if now is None else now)
+
+    def check_model(self, who: Principal, model: str) -> None:
+        if not who.allows_model(model):
+            self._count("forbidden")
+            raise PermissionDenied(
+                f"key {who.name!r} may not use model {model!r}.", hint=f"it may use: {', '.join(who.models)}."
+            )
+
+    def _take(self, who: Principal, now: float) -> None:
+        assert who.rate is not None
+        with self._lock:
+            bucket = self._buckets.get(who.name)
+            if bucket is None or bucket.rate != who.rate:
+                bucket = self._buckets[who.name] = _Bucket(who.rate, now)
+            wait = bucket.take(now)
+        if wait:
+            self._count("rate_limited")
+            raise RateLimited(
+                f"key {who.name!r} is limited to {who.rate:g} requests per second.",
+                hint=f"retry in {math.ceil(wait)} s, or ask for a key with a higher --rate.",
+                retry_after=wait,
+            )
+
+    def _check_failures(self, peer: str | None, now: float) -> None:
+        with self._lock:
+            recent = self._failures.get(peer or "")
+            while recent and now - recent[0] > _FAILURE_WINDOW_S:
+                recent.popleft()
+            if not recent or len(recent) < _FAILURES_ALLOWED:
+                return
+            wait = _FAILURE_WINDOW_S - (now - recent[0])
+        self._count("too_many_failures")
+        raise RateLimited(f"too many bad keys from {peer}.", hint=f"retry in {math.ceil(wait)} s.", retry_after=wait)
+
+    def _failed(self, peer: str | None, now: float, reason: str) -> None:
+        with self._lock:
+            recent = self._failures.setdefault(peer or "", deque())
+            recent.append(now)
+            if len(self._failures) > 10_000:  # many addresses: forget the quiet ones
+                self._failures = {p: d for p, d in self._failures.items() if d and now - d[-1] < _FAILURE_WINDOW_S}
+        self._count(reason)
+
+    def _count(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.auth_refusals.labels(reason).inc()
+
+
+def _is_loopback(peer: str | None) -> bool:
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(peer.split("%")[0]).is_loopback
+    except ValueError:
+        return peer in ("localhost", "testclient")

@@ -1,0 +1,122 @@
+"""Keys and roles on the HTTP door, over a real socket: who may infer, who may administer, model scopes,
+rate limits, revocation without a restart, and what /health tells a stranger."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lanai.config import Settings
+from lanai.dataplane import DataPlane
+from lanai.security.keys import KeyRing
+from lanai.store import Store
+
+from support import ServerThread, make_store
+
+CLASSIFY = "/v1/models/{}/classify"
+
+
+@pytest.fixture
+def store(tmp_path: Path, model_files: dict[str, Path]) -> Store:
+    return make_store(tmp_path / "store", model_files)
+
+
+def serve(store: Store, **options: object) -> ServerThread:
+    # admin_loopback off: the test client on 127.0.0.1 stands for a laptop on the LAN
+    settings = Settings(home=store.root, admin_loopback=False, intra_op_threads=1, grpc=False, **options)  # type: ignore[arg-type]
+    return ServerThread(DataPlane(store, settings), settings)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def lan(store: Store) -> Iterator[httpx.Client]:
+    with serve(store, metrics_key="scrape-me") as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
+
+
+def test_inference_is_open_but_admin_needs_an_admin_key(
+    lan: httpx.Client, store: Store, photos: dict[str, bytes]
+) -> None:
+    ring = KeyRing(store.root)
+    infer, admin = ring.create("desk", "infer"), ring.create("ops", "admin")
+    image = {"file": ("c.jpg", photos["chelsea"])}
+    assert lan.post(CLASSIFY.format("efficientnet-lite0"), files=image).status_code == 200  # no key: fine
+
+    refused = lan.post("/v2/repository/models/tiny/unload")
+    assert refused.status_code == 401 and "needs an admin key" in refused.json()["error"]
+    assert refused.headers["www-authenticate"].startswith("Bearer") and refused.json()["kind"] == "Unauthenticated"
+    forbidden = lan.post("/v2/repository/models/tiny/unload", headers=bearer(infer))
+    assert forbidden.status_code == 403 and "'desk' has role infer" in forbidden.json()["error"]
+    assert lan.post("/v2/repository/models/tiny/unload", headers=bearer(admin)).json() == {
+        "name": "tiny",
+        "unload": True,
+    }
+    assert lan.post("/v2/repository/models/tiny/load", headers={"X-API-Key": admin}).status_code == 200
+
+    wrong = lan.post(CLASSIFY.format("tiny"), files=image, headers=bearer("lanai_nope"))
+    assert wrong.status_code == 401 and "not valid" in wrong.json()["error"]  # a bad key is never ignored
+
+
+def test_health_tells_a_stranger_only_the_state(lan: httpx.Client, store: Store) -> None:
+    admin = KeyRing(store.root).create("ops", "admin")
+    assert lan.get("/health").json() == {"status": "healthy"}
+    assert lan.get("/health", headers=bearer("lanai_wrong")).json() == {"status": "healthy"}  # never refused
+    full = lan.get("/health", headers=bearer(admin)).json()
+    assert {m["name"] for m in full["models"]} >= {"tiny", "efficientnet-lite0"} and "runtimes" in full
+
+
+def test_metrics_need_an_admin_or_the_scrape_key_and_unknown_routes_are_protected(
+    lan: httpx.Client, store: Store
+) -> None:
+    admin = KeyRing(store.root).create("ops", "admin")
+    assert lan.get("/metrics").status_code == 401
+    scraped = lan.get("/metrics", headers=bearer("scrape-me"))
+    assert scraped.status_code == 200 and "lanai_auth_refusals_total" in scraped.text
+    assert lan.post(CLASSIFY.format("tiny"), headers=bearer("scrape-me")).status_code == 401  # only /metrics
+    assert lan.get("/v9/secret").status_code == 401  # a route nobody listed needs an admin
+    assert lan.get("/v9/secret", headers=bearer(admin)).status_code == 404
+
+
+def test_a_key_limited_to_a_model(lan: httpx.Client, store: Store, photos: dict[str, bytes]) -> None:
+    key = KeyRing(store.root).create("tiny-only", "infer", models=["tiny"])
+    image = {"file": ("c.jpg", photos["chelsea"])}
+    assert lan.post(CLASSIFY.format("tiny"), files=image, headers=bearer(key)).status_code == 200
+    other = lan.post(CLASSIFY.format("efficientnet-lite0"), files=image, headers=bearer(key))
+    assert other.status_code == 403 and "may not use model 'efficientnet-lite0'" in other.json()["error"]
+    assert lan.get("/v2/models/efficientnet-lite0", headers=bearer(key)).status_code == 403
+    assert [m["id"] for m in lan.get("/v1/models", headers=bearer(key)).json()["data"]] == ["tiny"]
+
+
+def test_revoking_a_key_works_at_once_and_a_rate_is_enforced(
+    lan: httpx.Client, store: Store, photos: dict[str, bytes]
+) -> None:
+    ring = KeyRing(store.root)
+    key, slow = ring.create("laptop", "infer"), ring.create("kiosk", "infer", rate=1.0)
+    assert lan.get("/v2/models/tiny", headers=bearer(key)).status_code == 200
+    ring.revoke("laptop")
+    deadline = time.monotonic() + 5
+    while lan.get("/v2/models/tiny", headers=bearer(key)).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.05)
+
+    codes = [lan.get("/v2/models/tiny", headers=bearer(slow)) for _ in range(3)]
+    limited = next(r for r in codes if r.status_code == 429)
+    assert limited.headers["retry-after"] == "1" and limited.json()["kind"] == "RateLimited"
+    assert codes[0].status_code == 200
+
+
+def test_required_mode_closes_inference_but_not_health(store: Store, photos: dict[str, bytes]) -> None:
+    key = KeyRing(store.root).create("desk", "infer")
+    with serve(store, auth="required") as url, httpx.Client(base_url=url, timeout=30) as client:
+        image = {"file": ("c.jpg", photos["chelsea"])}
+        refused = client.post(CLASSIFY.format("tiny"), files=image)
+        assert refused.status_code == 401 and "needs an API key" in refused.json()["error"]
+        assert client.post(CLASSIFY.format("tiny"), files=image, headers=bearer(key)).status_code == 200
+        assert client.get("/v2/health/ready").status_code == 200 and client.get("/health").status_code == 200
