@@ -18,11 +18,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 import lanai
+from lanai.http.auth import access_of
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
 from lanai.protocol import health, openai, v2
 from lanai.protocol.pipelines import PipelineList, PipelineResult
 from lanai.protocol.wire import Wire, schema
+from lanai.security.guard import Access
 from lanai.tasks import TASKS, Task
 
 __all__ = ["openapi_document", "routes"]
@@ -279,7 +281,11 @@ def _openai_paths() -> Doc:
 
 
 def _ops_paths() -> Doc:
-    health = _json("healthy, or degraded when a model failed to load or none is loaded.", ref("HealthReport"))
+    health = _json(
+        "healthy, or degraded when a model failed to load or none is loaded: the whole report for an admin, "
+        "the state and why for anyone else.",
+        {"anyOf": [ref("HealthReport"), ref("HealthStatus")]},
+    )
     return {
         "/health": {"get": _op("Health", "health", "Server, models and device status", health,
                                also={"503": {**health, "description": "Starting or draining."}})},
@@ -311,19 +317,43 @@ def _components() -> Doc:
             "PayloadTooLarge": {"description": "The body or the image is larger than the server allows.", **error},
             "Unavailable": {"description": "The server is starting or draining, or the model's queue is full.",
                             "headers": {"Retry-After": retry}, **error},
+            "Unauthorized": {"description": "No key, or a key that is unknown, revoked or expired.",
+                             "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}, **error},
+            "Forbidden": {"description": "The key's role or models do not allow this.", **error},
+            "TooManyRequests": {"description": "The key's rate limit, or too many bad keys from this address.",
+                                "headers": {"Retry-After": retry}, **error},
         },
         "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "The server's API key, when it has one."},
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "An API key (lanai keys create); inference needs none unless auth is required."},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         },
     }  # fmt: skip
+
+
+def _secured(paths: Doc) -> Doc:
+    """Each operation's security as the door enforces it (``http.auth.access_of``): none for the health
+    checks; a key for admin operations; inference optional unless the server requires keys."""
+    refusals = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"}
+    for template, operations in paths.items():
+        for method, operation in operations.items():
+            access = access_of(method.upper(), template)
+            if access is Access.PUBLIC:
+                operation["security"] = [{}]
+                continue
+            if access is Access.ADMIN:
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            for status, name in refusals.items():
+                operation["responses"].setdefault(status, {"$ref": f"#/components/responses/{name}"})
+    return paths
 
 
 def _wire_schemas() -> Doc:
     """The schema of every wire value a path refers to, and of the values inside them."""
     roots: list[type[Wire]] = [
         v2.ServerMetadata, v2.ServerLive, v2.ServerReady, v2.ModelReady, v2.ModelMetadata, v2.RepositoryEntry,
-        v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, PipelineList, PipelineResult,
+        v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, health.HealthStatus,
+        PipelineList, PipelineResult,
         openai.ModelList, openai.ChatCompletion, openai.Completion, openai.EmbeddingList,
         *(task.result for task in TASKS.values() if task.routed and task.result is not None),
     ]  # fmt: skip
@@ -364,7 +394,7 @@ def openapi_document() -> Doc:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
-        "paths": {**_task_paths(), **_v2_paths(), **_openai_paths(), **_repository_paths(), **_ops_paths()},
+        "paths": _secured({**_task_paths(), **_v2_paths(), **_openai_paths(), **_repository_paths(), **_ops_paths()}),
         "components": _components(),
         # An API key is needed only when the server was given one (then 401 without it); health is open.
         "security": [{}, {"bearer": []}, {"apiKey": []}],
