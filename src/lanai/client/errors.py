@@ -9,7 +9,8 @@ calls a box::
     │   └── PayloadTooLarge     413
     ├── ModelNotFound           404
     │   └── VersionNotFound     404 naming a version
-    ├── Overloaded              429, or 503 from a full queue (``retry_after`` from ``Retry-After``)
+    ├── Overloaded              503 from a full queue (``retry_after`` from ``Retry-After``)
+    ├── RateLimited             429: this key's rate, or too many bad keys (``retry_after``)
     ├── NotReady                503 while the server or model is starting, unloading or draining
     └── ClientError             what only a client meets
         ├── Unauthorized        401: missing or wrong API key
@@ -41,6 +42,9 @@ from lanai.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
     VersionNotFound,
 )
 
@@ -51,6 +55,7 @@ __all__ = [
     "ModelNotFound",
     "VersionNotFound",
     "Overloaded",
+    "RateLimited",
     "NotReady",
     "ClientError",
     "Unauthorized",
@@ -112,7 +117,18 @@ def _split_hint(text: str) -> tuple[str, str | None]:
 
 
 _KINDS: dict[str, type[LanaiError]] = {
-    cls.__name__: cls for cls in (BadInput, PayloadTooLarge, ModelNotFound, VersionNotFound, Overloaded, NotReady)
+    cls.__name__: cls
+    for cls in (
+        BadInput,
+        PayloadTooLarge,
+        ModelNotFound,
+        VersionNotFound,
+        Overloaded,
+        NotReady,
+        RateLimited,
+        Unauthenticated,
+        PermissionDenied,
+    )  # fmt: skip
 }
 _OPENAI_CODES = {"model_not_found": ModelNotFound, "overloaded": Overloaded, "not_ready": NotReady}
 
@@ -153,9 +169,15 @@ def error_from_answer(status: int, headers: Mapping[str, str], content: bytes) -
     """The exception for an error answer, with the server's message and hint."""
     text, kind = _read_error(status, content)
     message, hint = _split_hint(text)
+    if kind is RateLimited:
+        wait = retry_after(headers)
+        return RateLimited(message, hint=hint, retry_after=1.0 if wait is None else wait)
     if kind is Overloaded or (kind is None and status == 429):
         wait = retry_after(headers)
         return Overloaded(message, hint=hint, retry_after=1.0 if wait is None else wait)
+    if kind is Unauthenticated or kind is PermissionDenied:
+        cls = Unauthorized if kind is Unauthenticated else Forbidden
+        return cls(message, hint=hint, status=status)
     if kind is not None and status in (400, 404, 413, 503):  # the server named its class
         return kind(message, hint=hint)
     # an older server, or not lanai: judge by the status and the message

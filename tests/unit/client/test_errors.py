@@ -101,3 +101,13 @@ def test_the_class_the_server_names_wins_over_the_message() -> None:
     assert type(error_from_answer(404, {}, b'{"error": "gone", "kind": "VersionNotFound"}')) is VersionNotFound
     openai_body = b'{"error": {"message": "warming up", "type": "server_error", "code": "not_ready"}}'
     assert type(error_from_answer(503, {}, openai_body)) is NotReady
+
+
+def test_access_refusals_map_to_their_classes() -> None:
+    from lanai.client.errors import Forbidden, Unauthorized, error_from_answer
+    from lanai.errors import RateLimited
+
+    limited = error_from_answer(429, {"retry-after": "3"}, b'{"error": "slow down", "kind": "RateLimited"}')
+    assert type(limited) is RateLimited and limited.retry_after == 3
+    assert type(error_from_answer(401, {}, b'{"error": "no", "kind": "Unauthenticated"}')) is Unauthorized
+    assert type(error_from_answer(403, {}, b'{"error": "no", "kind": "PermissionDenied"}')) is Forbidden
