@@ -2,6 +2,12 @@
 
 | error                                   | code               | why                                          |
 |-----------------------------------------|--------------------|----------------------------------------------|
+| Unauthenticated (no key where one is    | UNAUTHENTICATED    | the hint says how to send a key over gRPC    |
+| needed; unknown, revoked or expired key)|                    | (metadata, not an HTTP header)               |
+| PermissionDenied (the key's role or     | PERMISSION_DENIED  | the details say which right is missing       |
+| models do not allow this)               |                    |                                              |
+| RateLimited (a key over its rate, or an | RESOURCE_EXHAUSTED | + RetryInfo and ``retry-after``              |
+| address sending bad keys)               |                    |                                              |
 | PayloadTooLarge                         | RESOURCE_EXHAUSTED | what gRPC itself answers for a message over  |
 |                                         |                    | the size limit, so both limits read alike    |
 | BadInput (wrong name, dtype, shape…)    | INVALID_ARGUMENT   | the client must change the request           |
@@ -27,11 +33,32 @@ from functools import cache
 import grpc
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_pb2, message_factory
 
-from lanai.errors import BadInput, LanaiError, ModelNotFound, NotReady, Overloaded, PayloadTooLarge, WrongTask
+from lanai.errors import (
+    BadInput,
+    LanaiError,
+    ModelNotFound,
+    NotReady,
+    Overloaded,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    WrongTask,
+)
 
-__all__ = ["RpcError", "rpc_error", "code_of", "retry_after", "STATUS_DETAILS_KEY", "RETRY_INFO_TYPE"]
+__all__ = [
+    "RpcError",
+    "rpc_error",
+    "code_of",
+    "retry_after",
+    "describe",
+    "STATUS_DETAILS_KEY",
+    "RETRY_INFO_TYPE",
+    "KEY_HINT",
+]
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+KEY_HINT = "send the metadata 'authorization: Bearer <key>' (or 'x-api-key: <key>'); lanai keys create makes one."
 RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 
 
@@ -46,7 +73,11 @@ class RpcError:
 
 def code_of(exc: LanaiError) -> grpc.StatusCode:
     """The status code of one of lanai's errors (see the table above)."""
-    if isinstance(exc, (PayloadTooLarge, Overloaded)):
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(exc, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED
+    if isinstance(exc, (PayloadTooLarge, Overloaded, RateLimited)):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, BadInput):
         return grpc.StatusCode.INVALID_ARGUMENT
@@ -59,7 +90,7 @@ def code_of(exc: LanaiError) -> grpc.StatusCode:
 
 def retry_after(exc: LanaiError) -> float | None:
     """Seconds after which a retry should succeed, for the errors a client should simply retry."""
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, (Overloaded, RateLimited)):
         return exc.retry_after
     if isinstance(exc, NotReady):
         return 1.0
@@ -67,8 +98,10 @@ def retry_after(exc: LanaiError) -> float | None:
 
 
 def describe(exc: LanaiError) -> str:
-    """The error's message and hint, with this door's hint where the core gives none: a language model
-    asked for tensors is served over HTTP only."""
+    """The error's message and hint, with this door's own hints: a missing key is sent as metadata (not
+    an HTTP header), and a language model asked for tensors is served over HTTP only."""
+    if isinstance(exc, Unauthenticated):
+        return f"{exc.message} Hint: {KEY_HINT}"
     if isinstance(exc, WrongTask) and exc.hint is None:
         return f"{exc.message} Hint: its {exc.task} requests go to the HTTP door (the OpenAI-compatible API)."
     return str(exc)

@@ -18,7 +18,10 @@ from lanai.errors import (
     NotReady,
     Overloaded,
     PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
     StoreError,
+    Unauthenticated,
     VersionNotFound,
 )
 from lanai.grpc.errors import RETRY_INFO_TYPE, STATUS_DETAILS_KEY, code_of, rpc_error
@@ -29,6 +32,9 @@ Code = grpc.StatusCode
 @pytest.mark.parametrize(
     ("error", "code"),
     [
+        (Unauthenticated("x"), Code.UNAUTHENTICATED),
+        (PermissionDenied("x"), Code.PERMISSION_DENIED),
+        (RateLimited("x"), Code.RESOURCE_EXHAUSTED),
         (BadInput("x"), Code.INVALID_ARGUMENT),
         (InvalidName("x"), Code.INVALID_ARGUMENT),
         (PayloadTooLarge("x"), Code.RESOURCE_EXHAUSTED),
@@ -66,6 +72,27 @@ def test_a_full_queue_carries_retry_info() -> None:
     assert detail.type_url == RETRY_INFO_TYPE
     delay = duration_pb2.Duration.FromString(fields(detail.value)[1][0])  # RetryInfo.retry_delay
     assert (delay.seconds, delay.nanos) == (1, 250_000_000)
+
+
+def test_a_key_over_its_rate_carries_retry_info() -> None:
+    error = rpc_error(RateLimited("key 'slow' is limited to 1 requests per second.", retry_after=0.4))
+    assert error.code is Code.RESOURCE_EXHAUSTED
+    trailers = dict(error.trailing_metadata)
+    assert trailers["retry-after"] == "1"
+    detail = any_pb2.Any.FromString(fields(trailers[STATUS_DETAILS_KEY])[3][0])
+    delay = duration_pb2.Duration.FromString(fields(detail.value)[1][0])
+    assert (detail.type_url, delay.seconds, delay.nanos) == (RETRY_INFO_TYPE, 0, 400_000_000)
+
+
+def test_refusals_say_how_to_send_a_key_as_metadata_and_which_right_is_missing() -> None:
+    missing = rpc_error(Unauthenticated("this needs an admin key.", hint="send the header 'Authorization: …'."))
+    assert missing.details == (
+        "this needs an admin key. Hint: send the metadata 'authorization: Bearer <key>' (or 'x-api-key: <key>'); "
+        "lanai keys create makes one."
+    )
+    assert missing.trailing_metadata == ()
+    denied = rpc_error(PermissionDenied("key 'desk' has role infer; this needs an admin key."))
+    assert denied.details == "key 'desk' has role infer; this needs an admin key." and denied.trailing_metadata == ()
 
 
 def test_not_ready_retries_in_a_second_and_bad_input_not_at_all() -> None:
