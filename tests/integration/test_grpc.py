@@ -1,5 +1,5 @@
-"""The gRPC door over real sockets: tritonclient.grpc unchanged, health, reflection, errors, the API key,
-a full queue, and the door's own start and stop."""
+"""The gRPC door over real sockets: tritonclient.grpc unchanged, health, reflection, errors, keys and roles
+(and the older single API key), a full queue, and the door's own start and stop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from lanai.errors import ConfigError
 from lanai.grpc import inference_pb2 as pb
 from lanai.grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from lanai.grpc.server import GrpcDoor
+from lanai.security.keys import KeyRing
 from lanai.store import Store
 from lanai.tasks.image import image_to_tensor
 from lanai.types import BatchingConfig
@@ -202,7 +204,7 @@ def test_metrics_count_calls_by_method_and_code(client: triton.InferenceServerCl
     assert 'lanai_grpc_request_duration_seconds_count{method="inference.GRPCInferenceService/ModelInfer"}' in metrics
 
 
-# -- a server with an API key, a 1 MiB message limit and a queue of one ------------------------------------
+# -- a server with the older single API key (settings.api_key), a 1 MiB message limit and a queue of one ---
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +277,214 @@ def test_a_full_queue_is_resource_exhausted_with_retry_info(strict: Served, phot
         assert trailers["retry-after"].isdigit() and b"google.rpc.RetryInfo" in trailers["grpc-status-details-bin"]
 
 
+# -- keys and roles; admin_loopback off, so that the test client on 127.0.0.1 stands for a laptop on the LAN ----
+
+
+@dataclass
+class Keyed:
+    url: str
+    address: str
+    ring: KeyRing
+    """The store's keys, as ``lanai keys`` (another process) sees them."""
+    keys: dict[str, str]
+    """Each key's text by its name."""
+
+
+def keyed_server(root: Path, model_files: dict[str, Path], **options: object) -> Iterator[Keyed]:
+    """A server on the tiny classifiers, with the keys the tests use made before it starts (the server reads
+    its keys at most every half second, so a key made while it runs may take that long to work)."""
+    store = Store(root)
+    for name in ("tiny", "tiny-fixed"):
+        store.add(model_files[name], name=name, task="classify", preprocess=TINY_PREPROCESS, inspect=inspector("onnx"))
+    ring = KeyRing(store.root)
+    keys = {
+        "desk": ring.create("desk", "infer"),
+        "ops": ring.create("ops", "admin"),
+        "tiny-only": ring.create("tiny-only", "infer", models=["tiny"]),
+        "laptop": ring.create("laptop", "infer"),
+        "old": ring.create("old", "infer", expires_in=60, now=time.time() - 120),
+        "slow": ring.create("slow", "infer", rate=1.0),
+    }
+    settings = Settings(home=store.root, admin_loopback=False, intra_op_threads=1, **options)  # type: ignore[arg-type]
+    server = ServerThread(DataPlane(store, settings), settings)
+    with server as url:
+        yield Keyed(url, server.grpc_address, ring, keys)
+
+
+@pytest.fixture(scope="module")
+def lan(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]) -> Iterator[Keyed]:
+    """The default mode: inference open to callers without a key, admin actions for admin keys."""
+    yield from keyed_server(tmp_path_factory.mktemp("grpc-lan"), model_files)
+
+
+@pytest.fixture(scope="module")
+def required(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]) -> Iterator[Keyed]:
+    yield from keyed_server(tmp_path_factory.mktemp("grpc-required"), model_files, auth="required")
+
+
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+def tiny_infer(model: str = "tiny") -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name=model, raw_input_contents=[np.zeros((1, 3, 8, 8), np.float32).tobytes()])
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 3, 8, 8])
+    return request
+
+
+def refused(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value
+
+
+def retry_delay(status: bytes) -> float:
+    """The ``RetryInfo.retry_delay`` in a serialized ``google.rpc.Status``, read with protobuf alone."""
+    from google.protobuf import any_pb2, duration_pb2, empty_pb2
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    def fields(data: bytes) -> dict[int, list[bytes]]:
+        found: dict[int, list[bytes]] = {}
+        for field in UnknownFieldSet(empty_pb2.Empty.FromString(data)):
+            found.setdefault(field.field_number, []).append(field.data)
+        return found
+
+    detail = any_pb2.Any.FromString(fields(status)[3][0])
+    assert detail.type_url == "type.googleapis.com/google.rpc.RetryInfo"
+    delay = duration_pb2.Duration.FromString(fields(detail.value)[1][0])
+    return delay.seconds + delay.nanos / 1e9
+
+
+def test_lan_mode_infers_without_a_key_and_administers_with_an_admin_key_only(lan: Keyed) -> None:
+    infer, admin = lan.keys["desk"], lan.keys["ops"]
+    unload = pb.RepositoryModelUnloadRequest(model_name="tiny-fixed")
+    with grpc.insecure_channel(lan.address) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        assert list(stub.ModelInfer(tiny_infer(), timeout=30).outputs[0].shape) == [1, 5]  # no key: fine
+        assert stub.ModelMetadata(pb.ModelMetadataRequest(name="tiny"), timeout=10).name == "tiny"
+        index = stub.RepositoryIndex(pb.RepositoryIndexRequest(), timeout=10)
+        assert {m.name for m in index.models} == {"tiny", "tiny-fixed"}
+        assert SERVICE in set(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+        anonymous = refused(lambda: stub.RepositoryModelUnload(unload, timeout=10))
+        assert anonymous.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert anonymous.details().startswith(  # type: ignore[attr-defined]
+            "this needs an admin key. Hint: send the metadata 'authorization: Bearer <key>'"
+        )
+        forbidden = refused(lambda: stub.RepositoryModelUnload(unload, metadata=bearer(infer), timeout=10))
+        assert forbidden.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+        assert "key 'desk' has role infer; this needs an admin key." in forbidden.details()  # type: ignore[attr-defined]
+        stub.RepositoryModelUnload(unload, metadata=(("x-api-key", admin),), timeout=30)
+
+        # a wrong key is an error, even where no key is needed; but never on the health checks
+        wrong = bearer("lanai_0123456789_" + "x" * 43)
+        invalid = refused(lambda: stub.ModelInfer(tiny_infer(), metadata=wrong, timeout=10))
+        assert invalid.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert "the API key is not valid" in invalid.details()  # type: ignore[attr-defined]
+        assert stub.ServerLive(pb.ServerLiveRequest(), metadata=wrong, timeout=10).live
+        check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), metadata=wrong, timeout=10)
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+
+    with triton.InferenceServerClient(lan.address) as client:
+        with pytest.raises(InferenceServerException) as caught:
+            client.load_model("tiny-fixed", headers={"authorization": f"Bearer {infer}"})
+        assert status(caught.value) == "PERMISSION_DENIED"
+        assert not client.is_model_ready("tiny-fixed")
+        client.load_model("tiny-fixed", headers={"authorization": f"Bearer {admin}"})
+        assert client.is_model_ready("tiny-fixed")
+
+    metrics = httpx.get(lan.url + "/metrics", headers={"authorization": f"Bearer {admin}"}, timeout=10).text
+    for code, method in (("PERMISSION_DENIED", "RepositoryModelLoad"), ("UNAUTHENTICATED", "RepositoryModelUnload")):
+        assert f'lanai_grpc_requests_total{{code="{code}",method="{SERVICE}/{method}"}}' in metrics
+    assert 'lanai_auth_refusals_total{reason="forbidden"}' in metrics
+
+
+def test_the_key_is_checked_before_the_request_is_parsed(lan: Keyed) -> None:
+    with grpc.insecure_channel(lan.address) as channel:
+        unload = channel.unary_unary(f"/{SERVICE}/RepositoryModelUnload")
+        anonymous = refused(lambda: unload(b"\xff\xff\xff", timeout=10))
+        assert anonymous.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        metadata = channel.unary_unary(f"/{SERVICE}/ModelMetadata")
+        garbled = refused(lambda: metadata(b"\xff\xff\xff", timeout=10))
+        assert garbled.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "the request message is not valid" in garbled.details()  # type: ignore[attr-defined]
+
+
+def test_a_key_limited_to_a_model_may_not_use_another(lan: Keyed) -> None:
+    headers = {"x-api-key": lan.keys["tiny-only"]}
+    pixels = np.zeros((1, 3, 8, 8), np.float32)
+    with triton.InferenceServerClient(lan.address) as client:
+        assert client.infer("tiny", [infer_input(pixels)], headers=headers).as_numpy("logits").shape == (1, 5)
+        assert client.get_model_metadata("tiny", headers=headers).name == "tiny"
+        assert client.is_model_ready("tiny", headers=headers)
+        for call in (
+            lambda: client.infer("tiny-fixed", [infer_input(pixels)], headers=headers),
+            lambda: client.get_model_metadata("tiny-fixed", headers=headers),
+            lambda: client.is_model_ready("tiny-fixed", headers=headers),
+        ):
+            with pytest.raises(InferenceServerException) as caught:
+                call()
+            assert status(caught.value) == "PERMISSION_DENIED"
+            assert "key 'tiny-only' may not use model 'tiny-fixed'. Hint: it may use: tiny." in caught.value.message()
+
+
+def test_a_revoked_key_is_refused_without_a_restart_and_an_expired_one_at_once(lan: Keyed) -> None:
+    key, expired = bearer(lan.keys["laptop"]), bearer(lan.keys["old"])
+    with grpc.insecure_channel(lan.address) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        assert stub.ModelInfer(tiny_infer(), metadata=key, timeout=30).outputs
+        late = refused(lambda: stub.ModelInfer(tiny_infer(), metadata=expired, timeout=10))
+        assert late.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        assert "not valid: unknown, revoked or expired" in late.details()  # type: ignore[attr-defined]
+
+        lan.ring.revoke("laptop")
+        deadline = time.monotonic() + 5  # the server re-reads its keys within half a second
+        while True:
+            try:
+                stub.ModelInfer(tiny_infer(), metadata=key, timeout=10)
+            except grpc.RpcError as error:
+                assert error.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+                break
+            assert time.monotonic() < deadline, "the revoked key still works"
+            time.sleep(0.02)
+
+
+def test_a_key_over_its_rate_is_resource_exhausted_with_retry_info(lan: Keyed) -> None:
+    key = bearer(lan.keys["slow"])
+    request = pb.ModelMetadataRequest(name="tiny")
+    with grpc.insecure_channel(lan.address) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        assert stub.ModelMetadata(request, metadata=key, timeout=10).name == "tiny"
+        limited = refused(lambda: stub.ModelMetadata(request, metadata=key, timeout=10))
+    assert limited.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert "key 'slow' is limited to 1 requests per second" in limited.details()  # type: ignore[attr-defined]
+    trailers = dict(limited.trailing_metadata())  # type: ignore[attr-defined]
+    assert trailers["retry-after"] == "1"
+    assert 0 < retry_delay(trailers["grpc-status-details-bin"]) <= 1
+
+
+def test_required_mode_asks_every_call_but_the_health_checks_for_a_key(required: Keyed) -> None:
+    headers = {"authorization": f"Bearer {required.keys['desk']}"}
+    pixels = np.zeros((1, 3, 8, 8), np.float32)
+    with triton.InferenceServerClient(required.address) as client:
+        assert client.is_server_live() and client.is_server_ready()
+        assert health(required.address, "tiny") == health_pb2.HealthCheckResponse.SERVING
+        for call in (
+            lambda: client.infer("tiny", [infer_input(pixels)]),
+            lambda: client.get_server_metadata(),
+            lambda: client.get_model_repository_index(),
+        ):
+            with pytest.raises(InferenceServerException) as caught:
+                call()
+            assert status(caught.value) == "UNAUTHENTICATED"
+            assert caught.value.message().startswith("this server needs an API key. Hint: send the metadata")
+        assert client.infer("tiny", [infer_input(pixels)], headers=headers).as_numpy("logits").shape == (1, 5)
+        assert client.get_server_metadata(headers=headers).name == "lanai"
+    with grpc.insecure_channel(required.address) as channel:
+        anonymous = refused(lambda: ProtoReflectionDescriptorDatabase(channel).get_services())
+        assert anonymous.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+
+
 # -- the door alone: IPv6, a port in use, a drained stop ----------------------------------------------------
 
 
@@ -296,8 +506,13 @@ def test_the_door_binds_ipv6_refuses_a_busy_port_and_ends_watches_when_it_stops(
             port = await door.start(host, 0)
             target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             async with grpc.aio.insecure_channel(target) as channel:
-                live = await GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=10)
-                assert live.live
+                stub = GRPCInferenceServiceStub(channel)
+                assert (await stub.ServerLive(pb.ServerLiveRequest(), timeout=10)).live
+                # this machine may administer without a key (admin_loopback), over IPv6 too: admitted, the
+                # call fails only because there is no such model
+                with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                    await stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="nope"), timeout=10)
+                assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
                 watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
                 assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
                 loop = asyncio.get_running_loop()

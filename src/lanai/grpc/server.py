@@ -1,7 +1,8 @@
 """The gRPC door: a ``grpc.aio`` server on the data plane, with health checking and reflection.
 
 It runs on the event loop that runs the data plane (and the HTTP door); ``lanai.serve`` starts it after
-the data plane and stops it before the data plane shuts down.
+the data plane and stops it before the data plane shuts down, and gives it the same access guard as the
+HTTP door (see ``interceptor``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from lanai.grpc.inference_pb2_grpc import add_GRPCInferenceServiceServicer_to_se
 from lanai.grpc.interceptor import DoorInterceptor
 from lanai.grpc.metrics import grpc_metrics
 from lanai.grpc.service import SERVICE_NAME, InferenceServicer
+from lanai.security.guard import Guard
+from lanai.security.keys import KeyRing
 
 __all__ = ["GrpcDoor", "SERVICE_NAMES"]
 
@@ -34,9 +37,12 @@ SERVICE_NAMES = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].
 class GrpcDoor:
     """The Open Inference Protocol over gRPC on ``plane``: ``start()`` binds and serves, ``stop()`` drains."""
 
-    def __init__(self, plane: DataPlane, settings: Settings) -> None:
+    def __init__(self, plane: DataPlane, settings: Settings, guard: Guard | None = None) -> None:
+        """``guard`` checks every call (one shared with the HTTP door); without one, the door makes its own
+        from ``settings`` and the keys of the store at ``settings.home``."""
         self.plane = plane
         self.settings = settings
+        self.guard = guard if guard is not None else Guard(settings, KeyRing(settings.home), plane.metrics)
         self._server: grpc.aio.Server | None = None
         self._draining = asyncio.Event()
 
@@ -46,14 +52,14 @@ class GrpcDoor:
         if self._server is not None:
             raise RuntimeError("this gRPC door has started already")
         server = grpc.aio.server(
-            interceptors=[DoorInterceptor(self.settings.api_key, grpc_metrics(self.plane.metrics.registry))],
+            interceptors=[DoorInterceptor(self.guard, grpc_metrics(self.plane.metrics.registry))],
             options=[
                 ("grpc.max_receive_message_length", min(self.settings.max_body_bytes, 2**31 - 1)),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a port shared with another server
             ],
         )
-        add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.plane), server)  # type: ignore[no-untyped-call]
+        add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.plane, self.guard), server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(self.plane, self._draining), server)
         _enable_reflection(server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,6 +1,7 @@
 """``inference.GRPCInferenceService`` on the data plane: each RPC parses its message at the edge (see
 ``codec``), makes one data-plane call, and encodes the answer; errors end the call with the status of
-``errors``."""
+``errors``. The interceptor has admitted the caller; the RPCs that name a model check that the caller's
+key may use it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from lanai.grpc import codec
 from lanai.grpc import inference_pb2 as pb
 from lanai.grpc.errors import rpc_error
 from lanai.grpc.inference_pb2_grpc import GRPCInferenceServiceServicer
+from lanai.grpc.interceptor import CALLER
 from lanai.protocol.v2 import refuse_load_parameters
+from lanai.security.guard import Guard
 
 __all__ = ["InferenceServicer", "SERVICE_NAME"]
 
@@ -53,8 +56,15 @@ def _mapped(method: Method[Request, Response]) -> Method[Request, Response]:
 class InferenceServicer(GRPCInferenceServiceServicer):
     """The Open Inference Protocol's RPCs and Triton's model repository RPCs, over ``plane``."""
 
-    def __init__(self, plane: DataPlane) -> None:
+    def __init__(self, plane: DataPlane, guard: Guard) -> None:
         self._plane = plane
+        self._guard = guard
+
+    def _model(self, value: str, field: str = "name") -> str:
+        """The model a request names, if the caller may use it."""
+        name = _name(value, field)
+        self._guard.check_model(CALLER.get(), name)
+        return name
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self._plane.live())
@@ -64,7 +74,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     @_mapped
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=self._plane.model_ready(_name(request.name), request.version or None))
+        return pb.ModelReadyResponse(ready=self._plane.model_ready(self._model(request.name), request.version or None))
 
     @_mapped
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
@@ -72,12 +82,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     @_mapped
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
-        metadata = self._plane.model_metadata(_name(request.name), request.version or None)
+        metadata = self._plane.model_metadata(self._model(request.name), request.version or None)
         return codec.model_metadata_message(metadata)
 
     @_mapped
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
-        name = _name(request.model_name, "model_name")
+        name = self._model(request.model_name, "model_name")
         infer_request, raw = codec.parse_infer_request(request)
         response = await self._plane.infer(name, infer_request, request.model_version or None)
         return codec.encode_infer_response(response, raw)
