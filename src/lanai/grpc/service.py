@@ -95,7 +95,9 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     @_mapped
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> pb.RepositoryIndexResponse:
         _repository(request.repository_name)
-        return codec.repository_index_message(self._plane.repository_index(ready_only=request.ready))
+        who = CALLER.get()  # a key limited to some models sees only those
+        entries = [e for e in self._plane.repository_index(ready_only=request.ready) if who.allows_model(e.name)]
+        return codec.repository_index_message(entries)
 
     @_mapped
     async def RepositoryModelLoad(

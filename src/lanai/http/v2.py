@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, ModelNotFound
-from lanai.http.auth import allow_model
+from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
 from lanai.protocol.infer import encode_infer_response, parse_infer_request, parse_raw_request
 from lanai.protocol.v2 import (
@@ -100,7 +100,9 @@ async def repository_index(request: Request) -> Response:
         wanted = RepositoryIndexRequest.from_dict(json_object(body)) if body.strip() else RepositoryIndexRequest()
     except WireError as exc:
         raise BadInput(f"the index request is malformed: {exc}", hint='send {"ready": true} or nothing.') from None
-    return JSONResponse([entry.to_dict() for entry in plane.repository_index(wanted.ready)])
+    who = caller(request)
+    entries = [e.to_dict() for e in plane.repository_index(wanted.ready) if who.allows_model(e.name)]
+    return JSONResponse(entries)
 
 
 async def repository_load(request: Request) -> Response:

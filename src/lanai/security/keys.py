@@ -172,6 +172,9 @@ class KeyRing:
         now = time.time() if now is None else now
         self._refresh()
         record = self._by_id.get(match.group(1))
+        if record is None:  # a key made a moment ago: look at the file now (bad keys are limited elsewhere)
+            self._refresh(force=True)
+            record = self._by_id.get(match.group(1))
         if record is None or not hmac.compare_digest(record.digest, self._digest(text)) or record.expired(now):
             return None
         self._used[record.name] = now
@@ -186,10 +189,10 @@ class KeyRing:
         merged = {**self._read_used(), **self._used}
         replace_atomic(self._used_file, json.dumps(merged).encode(), self.root)
 
-    def _refresh(self) -> None:
+    def _refresh(self, *, force: bool = False) -> None:
         """Re-read the records when the file changed (looked at no more than every half second)."""
         clock = time.monotonic()
-        if clock - self._checked < _RELOAD_EVERY_S and self._seen is not None:
+        if not force and clock - self._checked < _RELOAD_EVERY_S and self._seen is not None:
             return
         with self._mutex:
             self._checked = clock

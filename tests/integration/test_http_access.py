@@ -120,3 +120,11 @@ def test_required_mode_closes_inference_but_not_health(store: Store, photos: dic
         assert refused.status_code == 401 and "needs an API key" in refused.json()["error"]
         assert client.post(CLASSIFY.format("tiny"), files=image, headers=bearer(key)).status_code == 200
         assert client.get("/v2/health/ready").status_code == 200 and client.get("/health").status_code == 200
+
+
+def test_a_key_made_while_the_server_runs_works_at_once_and_sees_only_its_models(
+    lan: httpx.Client, store: Store
+) -> None:
+    key = KeyRing(store.root).create("new-scanner", "infer", models=["tiny"])
+    index = lan.post("/v2/repository/index", headers=bearer(key))
+    assert index.status_code == 200 and [e["name"] for e in index.json()] == ["tiny"]
