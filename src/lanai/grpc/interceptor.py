@@ -133,7 +133,7 @@ class DoorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _admit(self, context: grpc.aio.ServicerContext, token: str | None, access: Access) -> Principal:
         """The caller, if it may make this call; else the call ends here with the refusal's status."""
         try:
-            who = self._guard.identify(token, peer_address(context.peer()))
+            who = self._guard.identify(token, peer_address(context.peer()), access)
             self._guard.authorize(who, access)
         except LanaiError as exc:
             error = rpc_error(exc)

@@ -82,26 +82,16 @@ class AuthGate:
         token = _token(scope)
         peer = (scope.get("client") or ("", 0))[0]
         try:
-            if access is Access.PUBLIC:
-                who = self._quietly(token, peer)
-            elif (method, path) == _METRICS and self.guard.is_metrics_key(token):
-                who = ANONYMOUS
-                access = Access.PUBLIC
+            if (method, path) == _METRICS and self.guard.is_metrics_key(token):
+                who, access = ANONYMOUS, Access.PUBLIC
             else:
-                who = self.guard.identify(token, peer)
+                who = self.guard.identify(token, peer, access)
             self.guard.authorize(who, access)
         except LanaiError as exc:
             await self._refuse(exc, send)
             return
         scope["lanai.caller"] = who
         await self.app(scope, receive, send)
-
-    def _quietly(self, token: str | None, peer: str) -> Principal:
-        """Who calls a public route: a bad key there is not an error (load balancers send none)."""
-        try:
-            return self.guard.identify(token, peer)
-        except LanaiError:
-            return ANONYMOUS
 
     async def _refuse(self, exc: LanaiError, send: Send) -> None:
         headers = dict(retry_headers(exc) or {})

@@ -99,21 +99,32 @@ class Guard:
         self._buckets: dict[str, _Bucket] = {}
         self._failures: dict[str, deque[float]] = {}
 
-    def identify(self, token: str | None, peer: str | None, now: float | None = None) -> Principal:
-        """The caller presenting ``token`` (None: no credential) from address ``peer``."""
+    def identify(
+        self, token: str | None, peer: str | None, access: Access = Access.ADMIN, now: float | None = None
+    ) -> Principal:
+        """The caller presenting ``token`` (None: no credential) from address ``peer``, for a call that
+        needs ``access``. Where anyone may make the call (the health checks; inference unless keys are
+        required), a key that is not valid is not an error: OpenAI's and Ollama's clients always send
+        one, often a placeholder, and the call is allowed without it anyway."""
         now = time.monotonic() if now is None else now
         if token:
+            principal = self._by_key(token)
+            if principal is not None:
+                return principal
+            if access is Access.PUBLIC or (access is Access.INFER and not self.required):
+                return _LOOPBACK if self.admin_loopback and _is_loopback(peer) else ANONYMOUS
             self._check_failures(peer, now)
-            if self._legacy is not None and hmac.compare_digest(token.encode(), self._legacy):
-                return Principal("api_key", "admin")
-            record = self.keys.verify(token) if self.keys is not None else None
-            if record is None:
-                self._failed(peer, now, "invalid")
-                raise Unauthenticated("the API key is not valid: unknown, revoked or expired.", hint=_KEY_HINT)
-            return Principal(record.name, record.role, record.models, record.rate)
+            self._failed(peer, now, "invalid")
+            raise Unauthenticated("the API key is not valid: unknown, revoked or expired.", hint=_KEY_HINT)
         if self.admin_loopback and _is_loopback(peer):
             return _LOOPBACK
         return ANONYMOUS
+
+    def _by_key(self, token: str) -> Principal | None:
+        if self._legacy is not None and hmac.compare_digest(token.encode(), self._legacy):
+            return Principal("api_key", "admin")
+        record = self.keys.verify(token) if self.keys is not None else None
+        return None if record is None else Principal(record.name, record.role, record.models, record.rate)
 
     def is_metrics_key(self, token: str | None) -> bool:
         if not token or self._metrics_key is None:

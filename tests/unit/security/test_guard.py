@@ -65,11 +65,13 @@ def test_an_address_that_keeps_guessing_is_slowed_down(tmp_path: Path) -> None:
     for i in range(10):
         with pytest.raises(Unauthenticated, match="not valid"):
             guard.identify(f"lanai_guessguess_{'x' * 43}", LAN_PEER, now=float(i))
-    good = ring.create("real", "infer")
     with pytest.raises(RateLimited, match="too many bad keys"):
-        guard.identify(good, LAN_PEER, now=11.0)  # even a right key waits: the address is guessing
-    assert guard.identify(good, "192.168.1.21", now=11.0).name == "real"  # other addresses are not held up
-    assert guard.identify(good, LAN_PEER, now=70.5).name == "real"  # a minute later
+        guard.identify(f"lanai_guessguess_{'y' * 43}", LAN_PEER, now=11.0)  # the address has to wait
+    with pytest.raises(Unauthenticated):
+        guard.identify(f"lanai_guessguess_{'y' * 43}", "192.168.1.21", now=11.0)  # others are not held up
+    good = ring.create("real", "infer")
+    assert guard.identify(good, LAN_PEER, now=11.0).name == "real"  # a right key is never held up
+    guard.identify(f"lanai_guessguess_{'y' * 43}", LAN_PEER, now=71.0, access=Access.INFER)  # lan: no error
     assert 'reason="invalid"' in metrics.render().decode()
 
 
@@ -101,3 +103,14 @@ def test_the_legacy_single_key_is_an_admin_key_that_everyone_needs(tmp_path: Pat
 )
 def test_routes_are_admin_unless_listed(method: str, path: str, access: Access) -> None:
     assert access_of(method, path) is access
+
+
+def test_a_placeholder_key_is_no_error_where_no_key_is_needed(tmp_path: Path) -> None:
+    guard, _, metrics = make(tmp_path)
+    for _ in range(20):  # the openai client's api_key="unused", request after request: never slowed down
+        assert guard.identify("unused", LAN_PEER, Access.INFER) is ANONYMOUS
+    with pytest.raises(Unauthenticated, match="not valid"):
+        guard.identify("unused", LAN_PEER, Access.ADMIN)
+    strict, _, _ = make(tmp_path / "strict", auth="required")
+    with pytest.raises(Unauthenticated, match="not valid"):
+        strict.identify("unused", LAN_PEER, Access.INFER)
