@@ -38,6 +38,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="admin actions need a key from this machine too",
     )
     p.add_argument("--api-key", help="one shared admin key required on every request (lanai keys is better)")
+    p.add_argument("--tls", action="store_true", default=None, help="HTTPS and gRPC over TLS (lanai certs init)")
+    p.add_argument("--mtls", action="store_true", default=None, help="--tls, and clients need a certificate too")
     p.add_argument("--tls-cert", type=Path, dest="tls_certfile", help="serve HTTPS with this certificate")
     p.add_argument("--tls-key", type=Path, dest="tls_keyfile", help="private key of --tls-cert")
     p.set_defaults(run=_serve)
@@ -110,6 +112,21 @@ def _keys_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_keys)
 
 
+def _certs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("certs", help="the box's own certificate authority, for --tls and --mtls")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = csub.add_parser("init", help="make the CA (once) and a server certificate for this box")
+    init.add_argument("--name", action="append", help="a DNS name it answers to (default: hostname, .local)")
+    init.add_argument("--address", action="append", help="an IP address it answers on (default: its own)")
+    init.add_argument("--force", action="store_true", help="make a new CA too (every client certificate is lost)")
+    client = csub.add_parser("client", help="issue a client certificate (PEM and PKCS#12 for Windows)")
+    client.add_argument("name")
+    client.add_argument("--role", choices=["infer", "admin"], default="infer")
+    client.add_argument("--days", type=int, default=365)
+    p.set_defaults(run=_certs)
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="load-test a running lanai server")
     p.add_argument("url", nargs="?", default="http://127.0.0.1:8000", help="server base URL")
@@ -150,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _models_parser(sub)
     _pipelines_parser(sub)
     _keys_parser(sub)
+    _certs_parser(sub)
     _bench_parser(sub)
     _optimize_parser(sub)
     return parser
@@ -166,7 +184,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     cli = {k: getattr(args, k, None) for k in (
         "home", "host", "port", "grpc_port", "grpc", "auth", "admin_loopback", "default_model", "providers",
-        "intra_op_threads", "max_body_bytes", "log_level", "access_log", "api_key", "tls_certfile", "tls_keyfile",
+        "intra_op_threads", "max_body_bytes", "log_level", "access_log", "api_key", "tls", "mtls", "tls_certfile",
+        "tls_keyfile",
     )}  # fmt: skip
     return serve(config_file=args.config, cli=cli)
 
@@ -187,6 +206,12 @@ def _keys(args: argparse.Namespace) -> int:
     from lanai.keys_cli import run_keys_command
 
     return run_keys_command(args)
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from lanai.certs_cli import run_certs_command
+
+    return run_certs_command(args)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -75,8 +75,30 @@ class Settings:
     """A key that may read /metrics (and nothing else), for a Prometheus scraper."""
     api_key: str | None = None
     """One shared admin key, the older way: when set, every request but the health checks needs it."""
+    tls: bool = False
+    """Serve HTTPS and gRPC over TLS with the store's own certificate (``lanai certs init`` makes it)."""
+    mtls: bool = False
+    """As ``tls``, and require a client certificate signed by the store's CA."""
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    tls_client_ca: Path | None = None
+    """Require a client certificate signed by this CA (PEM), on HTTP and gRPC."""
+
+    def with_store_tls(self) -> Settings:
+        """``tls``/``mtls`` resolved to the files of ``<home>/tls`` (explicit files take precedence)."""
+        if not (self.tls or self.mtls):
+            return self
+        tls = self.home / "tls"
+        changes: dict[str, Any] = {}
+        if self.tls_certfile is None:
+            changes.update(tls_certfile=tls / "server.pem", tls_keyfile=tls / "server.key")
+        if self.mtls and self.tls_client_ca is None:
+            changes["tls_client_ca"] = tls / "ca.pem"
+        resolved = dataclasses.replace(self, **changes)
+        for path in (resolved.tls_certfile, resolved.tls_keyfile, resolved.tls_client_ca):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{path} does not exist.", hint="run: lanai certs init")
+        return resolved
 
     def with_overrides(self, values: Mapping[str, Any]) -> Settings:
         """A copy with ``values`` (None values ignored) converted to each field's type."""

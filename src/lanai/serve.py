@@ -149,7 +149,7 @@ def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None)
     from lanai.config import load_settings
     from lanai.store import Store
 
-    settings = load_settings(config_file, cli)
+    settings = load_settings(config_file, cli).with_store_tls()
     logging.getLogger().setLevel(settings.log_level.upper())
     store = Store(settings.home)
     ensure_default_model(store)

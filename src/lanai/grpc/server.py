@@ -82,7 +82,12 @@ class GrpcDoor:
         else:
             if keyfile is None:
                 raise ConfigError("tls_certfile is set but tls_keyfile is not.", hint="set both, or neither.")
-            credentials = grpc.ssl_server_credentials([(keyfile.read_bytes(), certfile.read_bytes())])
+            client_ca = self.settings.tls_client_ca  # mTLS: a client certificate signed by this CA, or no call
+            credentials = grpc.ssl_server_credentials(
+                [(keyfile.read_bytes(), certfile.read_bytes())],
+                root_certificates=client_ca.read_bytes() if client_ca else None,
+                require_client_auth=client_ca is not None,
+            )
             bound = server.add_secure_port(address, credentials)
         if not bound:  # older grpcio returns 0 instead of raising
             raise RuntimeError("Failed to bind to address")

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import math
 import socket
+import ssl
 from collections.abc import Iterator
 
 import uvicorn
@@ -63,6 +64,8 @@ class HttpDoor:
             server_header=False,
             ssl_certfile=settings.tls_certfile,
             ssl_keyfile=settings.tls_keyfile,
+            ssl_ca_certs=str(settings.tls_client_ca) if settings.tls_client_ca else None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca else ssl.CERT_NONE,
         )
         self._server = _Uvicorn(config)
         self.sock = sock

@@ -1,0 +1,236 @@
+"""A small certificate authority for one box and its clients, made with the ``cryptography`` package.
+
+``lanai certs init`` makes the CA and the server's certificate; ``lanai certs client NAME`` issues a
+client certificate (PEM, and PKCS#12 that Windows imports). Everything lives in ``<store>/tls/``:
+
+    tls/ca.pem, tls/ca.key                 the authority (the key readable by the server's user only)
+    tls/server.pem, tls/server.key         what ``--tls`` serves
+    tls/clients/NAME.pem, .key, .p12       a client's certificate, for ``--mtls``
+
+Keys are ECDSA P-256: small, fast to verify on a Pi, and accepted by Windows, .NET, browsers and gRPC.
+A client certificate names its role in its subject (``OU=infer`` or ``OU=admin``), so a door that sees
+it can treat it as a key of that role.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from lanai.errors import ConfigError
+
+__all__ = ["TlsFiles", "init_authority", "issue_client", "fingerprint", "local_names", "ClientBundle"]
+
+_CA_DAYS = 3650
+_SERVER_DAYS = 397  # what browsers and Apple accept for a server certificate
+_ORG = "lanai"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where a store keeps its TLS material."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, home: Path) -> TlsFiles:
+        return cls(home / "tls")
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server.key"
+
+    def client(self, name: str, suffix: str) -> Path:
+        return self.root / "clients" / f"{name}{suffix}"
+
+
+@dataclass(frozen=True)
+class ClientBundle:
+    cert: Path
+    key: Path
+    p12: Path
+    p12_password: str
+    fingerprint: str
+
+
+def local_names() -> tuple[list[str], list[str]]:
+    """This box's DNS names (hostname, hostname.local, localhost) and its addresses (with loopback)."""
+    host = socket.gethostname().split(".")[0] or "lanai"
+    names = [host, f"{host}.local", "localhost"]
+    addresses = {"127.0.0.1", "::1"}
+    try:
+        for info in socket.getaddrinfo(host, None):
+            addresses.add(str(info[4][0]).split("%")[0])
+    except OSError:
+        pass
+    return names, sorted(addresses)
+
+
+def init_authority(
+    files: TlsFiles, *, names: list[str] | None = None, addresses: list[str] | None = None, force: bool = False
+) -> str:
+    """Make the CA and a server certificate for ``names`` and ``addresses`` (default: this box's);
+    returns the server certificate's SHA-256 fingerprint. An existing CA is kept unless ``force``."""
+    if files.ca_cert.exists() and not force:
+        ca_key = _read_key(files.ca_key)
+        ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    else:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = _authority(ca_key)
+        _write(files.ca_key, _key_pem(ca_key), private=True)
+        _write(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    default_names, default_addresses = local_names()
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    cert = _server(ca_cert, ca_key, server_key, names or default_names, addresses or default_addresses)
+    _write(files.server_key, _key_pem(server_key), private=True)
+    _write(files.server_cert, cert.public_bytes(serialization.Encoding.PEM))
+    return fingerprint(cert)
+
+
+def issue_client(files: TlsFiles, name: str, role: str = "infer", *, days: int = 365) -> ClientBundle:
+    """A client certificate for ``name`` with ``role``, signed by the store's CA, as PEM and PKCS#12."""
+    if role not in ("infer", "admin"):
+        raise ConfigError(f"role {role!r} is not infer or admin.")
+    if not files.ca_key.exists():
+        raise ConfigError("this store has no certificate authority yet.", hint="run: lanai certs init")
+    ca_key = _read_key(files.ca_key)
+    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+                         x509.NameAttribute(NameOID.COMMON_NAME, name)])  # fmt: skip
+    cert = (
+        _builder(subject, ca_cert.subject, key, days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    password = secrets.token_urlsafe(12)
+    # Windows (certutil, the import wizard, .NET) reads PKCS#12 made with SHA-1 and 3DES; newer suites
+    # fail on older Windows, so the bundle uses those, under a random password printed once.
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(50000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+        .hmac_hash(hashes.SHA1())
+        .build(password.encode())
+    )
+    p12 = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, [ca_cert], encryption)
+    bundle = ClientBundle(files.client(name, ".pem"), files.client(name, ".key"), files.client(name, ".p12"),
+                          password, fingerprint(cert))  # fmt: skip
+    _write(bundle.key, _key_pem(key), private=True)
+    _write(bundle.cert, cert.public_bytes(serialization.Encoding.PEM))
+    _write(bundle.p12, p12, private=True)
+    return bundle
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate, as colon-separated hex pairs (what Windows and browsers show)."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def _authority(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+                      x509.NameAttribute(NameOID.COMMON_NAME, f"lanai CA on {socket.gethostname()}")])  # fmt: skip
+    return (
+        _builder(name, name, key, _CA_DAYS)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _server(
+    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey,
+    names: list[str], addresses: list[str],
+) -> x509.Certificate:  # fmt: skip
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+                         x509.NameAttribute(NameOID.COMMON_NAME, names[0])])  # fmt: skip
+    return (
+        _builder(subject, ca_cert.subject, key, _SERVER_DAYS)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))  # clocks on a LAN disagree a little
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{path} is not an EC key lanai made.", hint="run: lanai certs init --force")
+    return key
+
+
+def _write(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write ``path`` whole (temp file, then rename), readable by this user only when ``private``."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
