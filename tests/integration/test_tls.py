@@ -11,20 +11,23 @@ from pathlib import Path
 
 import grpc
 import httpx
+import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from lanai.bench import BenchConfig, multipart_request, run
 from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.grpc import inference_pb2 as pb
 from lanai.grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from lanai.security.certs import TlsFiles, init_authority, issue_client
+from lanai.security.keys import KeyRing
 from lanai.store import Store
 
-from support import ServerThread, make_store
+from support import ServerThread, encode, make_store
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +139,15 @@ def test_tls_without_certificates_says_how_to_make_them(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="lanai certs init"):
         Settings(home=tmp_path, tls=True).with_store_tls()
+
+
+def test_lanai_bench_loads_a_server_over_mtls_with_a_key(mtls: ServerThread, store: Store) -> None:
+    files = TlsFiles.of(store.root)
+    bundle = issue_client(files, "bench")
+    key = KeyRing(store.root).create("bench", "infer")
+    image = encode(np.zeros((8, 8, 3), np.uint8), "PNG")
+    request = multipart_request("/v1/models/tiny/classify", image, "x.png", headers={"Authorization": f"Bearer {key}"})
+    config = BenchConfig(https(mtls), request, 2, requests=20, warmup=0, cafile=str(files.ca_cert),
+                         certfile=str(bundle.cert), keyfile=str(bundle.key))  # fmt: skip
+    result = run(config)
+    assert result.ok and result.to_dict()["requests"] == 20, result.format_text()

@@ -47,9 +47,10 @@ def _request(args: argparse.Namespace) -> RequestSpec:
     else:
         image = sample_photo()
     path = args.endpoint or (f"/v1/models/{args.model}/classify" if args.model else "/v1/infer")
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else None
     if args.mode == "raw":
-        return raw_image_request(path, image)
-    return multipart_request(path, image, Path(args.image or "chelsea.jpg").name)
+        return raw_image_request(path, image, headers=headers)
+    return multipart_request(path, image, Path(args.image or "chelsea.jpg").name, headers=headers)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     try:
         config = BenchConfig(
             args.url, _request(args), args.concurrency, duration=duration, requests=args.requests,
-            warmup=args.warmup, timeout=args.timeout,
+            warmup=args.warmup, timeout=args.timeout, cafile=args.cacert, certfile=args.cert, keyfile=args.key,
         )  # fmt: skip
     except ValueError as exc:
         raise BadInput(str(exc)) from None

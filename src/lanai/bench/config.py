@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -12,12 +13,14 @@ __all__ = ["BenchConfig", "Target", "parse_url"]
 
 @dataclass(frozen=True)
 class Target:
-    """Where to connect (``host``, ``port``), the ``Host`` header, and a path ``prefix`` from the URL."""
+    """Where to connect (``host``, ``port``), the ``Host`` header, a path ``prefix`` from the URL, and
+    whether the server speaks TLS (an https:// URL)."""
 
     host: str
     port: int
     host_header: str
     prefix: str
+    tls: bool = False
 
 
 def parse_url(url: str) -> Target:
@@ -25,20 +28,16 @@ def parse_url(url: str) -> Target:
     if "://" not in url:
         raise ValueError(f"URL {url!r} has no scheme. Hint: write it as http://{url.lstrip('/')}")
     parts = urlsplit(url)
-    if parts.scheme == "https":
-        raise ValueError(
-            f"URL {url!r}: lanai bench speaks plain HTTP only. "
-            "Hint: benchmark the server's http:// address directly, behind any TLS proxy."
-        )
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"URL {url!r} is not an http://host[:port] address.")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"URL {url!r} is not an http(s)://host[:port] address.")
     if parts.query or parts.fragment:
         raise ValueError(f"URL {url!r}: put the query in the request path, not the base URL.")
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise ValueError(f"URL {url!r} has an invalid port.") from None
-    return Target(parts.hostname, port, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/"))
+    tls = parts.scheme == "https"
+    return Target(parts.hostname, port, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/"), tls)
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,9 @@ class BenchConfig:
     """One benchmark: what to send where, how many at once, and for how long or how many times.
 
     Give exactly one of ``duration`` (seconds measured) or ``requests`` (requests measured).
-    ``timeout`` (seconds) fails a request that has no complete response by then.
+    ``timeout`` (seconds) fails a request that has no complete response by then. For an https:// URL,
+    ``cafile`` is the authority to trust (default: the system's), ``certfile``/``keyfile`` a client
+    certificate for servers that require one (mTLS).
     """
 
     url: str
@@ -56,6 +57,18 @@ class BenchConfig:
     requests: int | None = None
     warmup: float = 1.0
     timeout: float = 30.0
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for an https:// URL, else None."""
+        if not parse_url(self.url).tls:
+            return None
+        context = ssl.create_default_context(cafile=self.cafile)
+        if self.certfile:
+            context.load_cert_chain(self.certfile, self.keyfile)
+        return context
 
     def __post_init__(self) -> None:
         parse_url(self.url)

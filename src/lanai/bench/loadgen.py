@@ -34,6 +34,7 @@ class _Run:
         self.config, self.target = config, target
         request = replace(config.request, path=target.prefix + config.request.path)
         self.payload = request.to_bytes(target.host_header)
+        self.ssl = config.ssl_context()  # one context: its session cache lets connections resume
         self.head_request = request.method == "HEAD"
         self.budget, self.issued, self.completed = config.requests, 0, 0
         self.timeout_ns = int(config.timeout * 1e9)
@@ -102,7 +103,8 @@ class _Run:
         host, port = self.target.host, self.target.port
         factory = partial(Connection, self, self.payload, head_request=self.head_request)
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(factory, host, port), self.config.timeout)
+            opening = loop.create_connection(factory, host, port, ssl=self.ssl)
+            _, conn = await asyncio.wait_for(opening, self.config.timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             self.connect_error = exc
             return None
