@@ -71,6 +71,11 @@ class Settings:
     every request but the health checks needs a key."""
     admin_loopback: bool = True
     """Clients on this machine may do admin actions without a key."""
+    allowed_networks: tuple[str, ...] = ("local",)
+    """Networks clients may come from: "local" (private, CGNAT, link-local, loopback), CIDRs, or "any"."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies whose X-Forwarded-For names the real client (CIDRs). A proxy on this box must be
+    listed here, or every client would look like this machine."""
     metrics_key: str | None = None
     """A key that may read /metrics (and nothing else), for a Prometheus scraper."""
     api_key: str | None = None

@@ -572,3 +572,17 @@ def _ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
+
+
+def test_a_client_outside_the_served_networks_is_permission_denied(
+    tmp_path: Path, model_files: dict[str, Path]
+) -> None:
+    for served in keyed_server(tmp_path, model_files, allowed_networks=("192.168.7.0/24",)):
+        with grpc.insecure_channel(served.address) as channel:
+            denied = refused(lambda: GRPCInferenceServiceStub(channel).ModelInfer(tiny_infer(), timeout=10))
+            assert denied.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+            assert "127.0.0.1 is not on a network this box serves" in denied.details()  # type: ignore[attr-defined]
+            health = refused(
+                lambda: health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            )
+            assert health.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]

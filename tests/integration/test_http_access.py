@@ -131,3 +131,21 @@ def test_a_key_made_while_the_server_runs_works_at_once_and_sees_only_its_models
     key = KeyRing(store.root).create("new-scanner", "infer", models=["tiny"])
     index = lan.post("/v2/repository/index", headers=bearer(key))
     assert index.status_code == 200 and [e["name"] for e in index.json()] == ["tiny"]
+
+
+def test_a_client_outside_the_served_networks_is_refused_before_its_body(
+    store: Store, photos: dict[str, bytes]
+) -> None:
+    # the test client is on 127.0.0.1: a box that serves only 192.168.7.0/24 refuses it, health included
+    with serve(store, allowed_networks=("192.168.7.0/24",)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        refused = client.post(CLASSIFY.format("tiny"), files={"file": ("c.jpg", photos["chelsea"])})
+        assert refused.status_code == 403 and "127.0.0.1 is not on a network this box serves" in refused.json()["error"]
+        assert client.get("/health").status_code == 403
+    # behind a trusted proxy on the box, X-Forwarded-For names the client: a stranger is refused, and a LAN
+    # client through the proxy is not "this machine" (no admin without a key)
+    with serve(store, trusted_proxies=("127.0.0.1/32",)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        outside = client.get("/v2/models/tiny", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert outside.status_code == 403 and "203.0.113.9" in outside.json()["error"]
+        assert client.get("/v2/models/tiny", headers={"X-Forwarded-For": "192.168.1.5"}).status_code == 200
+        admin = client.post("/v2/repository/models/tiny/unload", headers={"X-Forwarded-For": "192.168.1.5"})
+        assert admin.status_code == 401

@@ -121,19 +121,21 @@ class DoorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None
         method: str = details.method
         access = access_of(method)
-        admit = None
-        if access is not Access.PUBLIC:  # public calls are not even identified: a bad key there is no error
-            token = token_of(details.invocation_metadata)
+        # public calls are checked only for their network, not identified: a bad key there is no error
+        token = token_of(details.invocation_metadata) if access is not Access.PUBLIC else None
 
-            async def admit(context: grpc.aio.ServicerContext) -> Principal:
-                return await self._admit(context, token, access)
+        async def admit(context: grpc.aio.ServicerContext) -> Principal:
+            return await self._admit(context, token, access)
 
         return _guarded(handler, method.lstrip("/"), self._metrics, admit)
 
     async def _admit(self, context: grpc.aio.ServicerContext, token: str | None, access: Access) -> Principal:
         """The caller, if it may make this call; else the call ends here with the refusal's status."""
         try:
-            who = self._guard.identify(token, peer_address(context.peer()), access)
+            peer = self._guard.admit(peer_address(context.peer()))
+            if access is Access.PUBLIC:
+                return ANONYMOUS
+            who = self._guard.identify(token, peer, access)
             self._guard.authorize(who, access)
         except LanaiError as exc:
             error = rpc_error(exc)

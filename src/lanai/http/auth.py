@@ -1,9 +1,10 @@
 """Access control at the HTTP door: which level each route needs, and the middleware that checks it.
 
-Every request is identified by its key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) and
-its address, then checked against the level its route needs (see ``lanai.security.guard``), before
-any of its body is read. Routes are public or inference-level only if listed below: anything else,
-including a route added later and not listed, needs an admin.
+Every request's address is checked against the networks the box serves; then the request is identified
+by its key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) and its address, and checked against
+the level its route needs (see ``lanai.security.guard``), before any of its body is read. Routes are
+public or inference-level only if listed below: anything else, including a route added later and not
+listed, needs an admin.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def allow_model(request: Request, model: str) -> None:
         guard.check_model(caller(request), model)
 
 
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    values = [value.decode("latin-1") for name, value in scope["headers"] if name == wanted]
+    return ", ".join(values) if values else None
+
+
 def _token(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
@@ -80,8 +86,8 @@ class AuthGate:
         method, path = scope["method"], scope["path"]
         access = access_of(method, path)
         token = _token(scope)
-        peer = (scope.get("client") or ("", 0))[0]
         try:
+            peer = self.guard.admit((scope.get("client") or (None, 0))[0], _header(scope, b"x-forwarded-for"))
             if (method, path) == _METRICS and self.guard.is_metrics_key(token):
                 who, access = ANONYMOUS, Access.PUBLIC
             else:

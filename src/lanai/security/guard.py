@@ -28,6 +28,7 @@ from typing import Literal
 from lanai.config import Settings
 from lanai.errors import ConfigError, PermissionDenied, RateLimited, Unauthenticated
 from lanai.security.keys import KeyRing
+from lanai.security.network import NetworkPolicy
 from lanai.telemetry.metrics import Metrics
 
 __all__ = ["Access", "Principal", "Guard", "ANONYMOUS"]
@@ -89,6 +90,7 @@ class Guard:
         if settings.auth not in ("lan", "required"):
             raise ConfigError(f"auth = {settings.auth!r} is not a mode lanai knows.", hint='use "lan" or "required".')
         self.keys = keys
+        self.network = NetworkPolicy(settings.allowed_networks, settings.trusted_proxies)
         self.required = settings.auth == "required" or bool(settings.api_key)
         # the single shared key of old asked every caller for the key, this machine's too
         self.admin_loopback = settings.admin_loopback and not settings.api_key
@@ -98,6 +100,17 @@ class Guard:
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         self._failures: dict[str, deque[float]] = {}
+
+    def admit(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
+        """The client's address (see ``NetworkPolicy.client``); PermissionDenied if its network may not
+        talk to this box at all."""
+        client = self.network.client(peer, forwarded_for)
+        try:
+            self.network.check(client)
+        except PermissionDenied:
+            self._count("network")
+            raise
+        return client
 
     def identify(
         self, token: str | None, peer: str | None, access: Access = Access.ADMIN, now: float | None = None
