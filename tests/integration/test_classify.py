@@ -86,3 +86,15 @@ def test_fixed_batch_model_serves_concurrent_requests(server: RunningServer, pho
     assert [r.status_code for r in responses] == [200] * 12
     assert len({r.json()["label"] for r in responses}) == 1
     assert all(r.json()["timing"]["batch_size"] == 1 for r in responses)
+
+
+def test_tutorial_clients_that_mislabel_the_image_still_get_an_answer(
+    server: RunningServer, photos: dict[str, bytes]
+) -> None:
+    cat = photos["chelsea"]
+    url = "/v1/models/efficientnet-lite0/classify"
+    for headers in ({"Content-Type": "multipart/form-data"}, {"Content-Type": "application/json"}, {}):
+        r = server.client.post(url, content=cat, headers=headers)  # the raw JPEG, labelled wrong or not at all
+        assert r.status_code == 200 and "cat" in r.json()["label"].lower(), (headers, r.text)
+    extra = server.client.post(url, files={"photo": ("c.jpg", cat), "notes": ("n.txt", b"hello")}, data={"who": "ann"})
+    assert extra.status_code == 200 and "cat" in extra.json()["label"].lower(), extra.text

@@ -9,7 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from lanai.errors import BadInput, PayloadTooLarge
 
-__all__ = ["read_body", "json_object", "image_from_request", "multipart_file"]
+__all__ = ["read_body", "json_object", "image_from_request", "multipart_file", "looks_like_image"]
 
 _FILE_FIELDS = (b"file", b"image")
 
@@ -52,20 +52,33 @@ def json_object(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def _boundary(content_type: str) -> bytes:
+def _boundary(content_type: str, body: bytes) -> bytes:
     for param in content_type.split(";")[1:]:
         key, _, value = param.strip().partition("=")
         if key.lower() == "boundary" and value:
             return value.strip('"').encode("latin-1")
+    # Clients built from shell one-liners send "multipart/form-data" without the boundary; a form body
+    # starts with "--boundary", so take it from there.
+    first_line = body.split(b"\r\n", 1)[0]
+    if first_line.startswith(b"--") and 2 < len(first_line) <= 72 and b" " not in first_line.strip():
+        return first_line[2:].strip()
     raise BadInput(
         "the multipart body has no boundary in its Content-Type.",
         hint="let your HTTP client build the form (curl -F file=@photo.jpg).",
     )
 
 
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def looks_like_image(data: bytes) -> bool:
+    """Whether ``data`` starts the way a JPEG, PNG, GIF, BMP, TIFF or WebP file does."""
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def multipart_file(body: bytes, content_type: str) -> bytes:
     """The content of the form field ``file`` (or ``image``, or else the only file part)."""
-    delimiter = b"--" + _boundary(content_type)
+    delimiter = b"--" + _boundary(content_type, body)
     files: dict[bytes, bytes] = {}
     fields = []
     for part in body.split(delimiter)[1:]:
@@ -85,6 +98,9 @@ def multipart_file(body: bytes, content_type: str) -> bytes:
             return files[name]
     if len(files) == 1:
         return next(iter(files.values()))
+    images = [content for content in files.values() if looks_like_image(content)]
+    if len(images) == 1:  # the image under another field name, beside other files
+        return images[0]
     raise BadInput(
         f"the form has no field named 'file' (it has: {', '.join(fields)}).",
         hint="send the image as form field 'file', e.g. curl -F file=@photo.jpg.",
@@ -106,10 +122,12 @@ def _disposition(head: bytes) -> tuple[bytes, bool]:
 
 
 async def image_from_request(request: Request, limit: int) -> bytes:
-    """The image in a multipart form (field ``file``) or a raw ``image/*`` / octet-stream body."""
+    """The image in a multipart form (field ``file``, else ``image``, else the one file or the one image
+    part) or the raw body, whatever its Content-Type (tutorials' clients label it every which way)."""
     content_type = request.headers.get("content-type", "")
     body = await read_body(request, limit)
-    if content_type.lower().startswith("multipart/form-data"):
+    # a body that plainly is an image is one, whatever the Content-Type says
+    if content_type.lower().startswith("multipart/") and not looks_like_image(body):
         return multipart_file(body, content_type)
     if not body:
         raise BadInput(

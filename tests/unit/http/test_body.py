@@ -33,7 +33,7 @@ def test_image_field_or_single_file_part() -> None:
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
     [
-        (form(("file", b"x", "a")), "multipart/form-data", "no boundary"),
+        (b"file=x", "multipart/form-data", "no boundary"),
         (b"garbage without parts", CONTENT_TYPE, "no parts"),
         (form(("a", b"1", "x.png"), ("b", b"2", "y.png")), CONTENT_TYPE, "no field named 'file'"),
         (f"--{BOUNDARY}\r\nContent-Type: x\r\n\r\nabc\r\n--{BOUNDARY}--".encode(), CONTENT_TYPE, "Content-Disposition"),
@@ -43,3 +43,15 @@ def test_image_field_or_single_file_part() -> None:
 def test_malformed_forms(body: bytes, content_type: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         multipart_file(body, content_type)
+
+
+def test_liberal_in_what_tutorial_clients_send() -> None:
+    from lanai.http.body import looks_like_image
+
+    jpeg = b"\xff\xd8\xff\xe0 a jpeg"
+    # no boundary in the Content-Type: taken from the body
+    assert multipart_file(form(("file", jpeg, "a.jpg")), "multipart/form-data") == jpeg
+    # the image under another name, beside another file and a plain field
+    body = form(("notes", b"plain text", "notes.txt"), ("photo", jpeg, "a.jpg"), ("user", b"ann", None))
+    assert multipart_file(body, CONTENT_TYPE) == jpeg
+    assert looks_like_image(jpeg) and looks_like_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") and not looks_like_image(b"{}")
