@@ -62,6 +62,14 @@ class Settings:
     """Larger request bodies are refused with 413."""
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     """Larger images (by header, before decoding) are refused with 413."""
+    header_timeout: float = 10.0
+    """Seconds a client may take to send a request's headers (slow clients would hold connections)."""
+    body_timeout: float = 60.0
+    """Seconds a client may take to send a request's body."""
+    max_connections_per_client: int = 64
+    """Open connections one address may hold; one more gets 429."""
+    max_connections: int = 1024
+    """Connections and requests in progress over all clients; past it, 503."""
     shutdown_timeout: float = 10.0
     """Seconds to let in-flight requests finish after SIGTERM."""
     log_level: str = "info"

@@ -19,6 +19,7 @@ from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.errors import ConfigError
 from lanai.http.app import create_app
+from lanai.http.protocol import ConnectionLimits, protocol_with
 from lanai.security.guard import Guard
 
 __all__ = ["bind", "HttpDoor"]
@@ -54,8 +55,13 @@ class HttpDoor:
     """The HTTP API over ``plane`` on ``sock``. ``serve()`` returns once ``stop()`` has drained it."""
 
     def __init__(self, plane: DataPlane, settings: Settings, sock: socket.socket, guard: Guard | None = None) -> None:
+        self.limits = ConnectionLimits(
+            settings.header_timeout, settings.body_timeout, settings.max_connections_per_client
+        )
         config = uvicorn.Config(
             create_app(plane, guard),
+            http=protocol_with(self.limits),
+            limit_concurrency=settings.max_connections,
             lifespan="off",
             log_config=None,
             log_level=settings.log_level,

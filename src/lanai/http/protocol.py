@@ -1,0 +1,112 @@
+"""uvicorn's HTTP/1.1 protocol with the limits a box on a shared network needs.
+
+uvicorn closes idle keep-alive connections but lets a client take as long as it likes over a request's
+headers and body, and take as many connections as it likes: a few slow or greedy clients (slowloris)
+could hold every connection a small box has. This protocol adds, per connection:
+
+- a deadline for each request's headers (``header_timeout``), from the connection's start or the end
+  of the previous answer;
+- a deadline for its body (``body_timeout``), from the end of its headers;
+- at most ``max_connections_per_client`` open connections per client address; one more gets a 429 and
+  is closed.
+
+It builds on uvicorn's httptools protocol (the fast one lanai uses), overriding its connection and
+parser callbacks only to start and stop timers; everything else is uvicorn's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["ConnectionLimits", "protocol_with"]
+
+
+@dataclass
+class ConnectionLimits:
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections_per_client: int = 64
+    open: Counter[str] = field(default_factory=Counter)
+    """Open connections per client address (shared by every connection of one server)."""
+    refused: int = 0
+
+
+_TOO_MANY = json.dumps(
+    {
+        "error": "too many connections from this address. Hint: reuse connections (keep-alive) or open fewer at once.",
+        "kind": "RateLimited",
+    }  # fmt: skip
+).encode()
+_TOO_MANY_RESPONSE = (
+    b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\n"
+    + f"content-length: {len(_TOO_MANY)}\r\n\r\n".encode()
+    + _TOO_MANY
+)
+
+
+class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    limits: ConnectionLimits
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._address: str | None = self.client[0] if self.client else ""
+        if self.limits.open[self._address] >= self.limits.max_connections_per_client:
+            self._address = None  # not counted: refused
+            self.limits.refused += 1
+            transport.write(_TOO_MANY_RESPONSE)
+            transport.close()
+            return
+        self.limits.open[self._address] += 1
+        self._arm(self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._address is not None:
+            self.limits.open[self._address] -= 1
+            if self.limits.open[self._address] <= 0:
+                del self.limits.open[self._address]
+            self._address = None
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # the next request on a kept-alive connection: its headers, in time
+            self._arm(self.limits.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self.limits.body_timeout)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._disarm()  # idle now: uvicorn's keep-alive timeout takes over
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if getattr(self, "_deadline", None) is not None:
+            self._deadline.cancel()  # type: ignore[union-attr]
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_with(limits: ConnectionLimits) -> Any:
+    """uvicorn's httptools protocol class, bound to ``limits`` (for ``uvicorn.Config(http=...)``)."""
+    return type("LanaiHttpProtocol", (_LimitedProtocol,), {"limits": limits})
