@@ -105,6 +105,7 @@ def _keys_parser(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--models", help="the only models it may use, e.g. defects,ocr (default: all)")
     create.add_argument("--expires", help="how long it lives, e.g. 30d, 12h (default: until revoked)")
     create.add_argument("--rate", help="requests it may make, e.g. 20/s or 600/m (default: no limit)")
+    create.add_argument("--concurrency", type=int, help="requests it may have running at once (default: no limit)")
     ksub.add_parser("list", help="the keys: role, scope, created, last used").add_argument(
         "--json", action="store_true"
     )

@@ -26,6 +26,8 @@ def _scope(key: ApiKey) -> str:
     parts = [",".join(key.models) if key.models else "all models"]
     if key.rate is not None:
         parts.append(f"{key.rate:g}/s")
+    if key.concurrency is not None:
+        parts.append(f"{key.concurrency} at once")
     if key.expires is not None:
         parts.append(f"until {_when(key.expires)}")
     return ", ".join(parts)
@@ -37,7 +39,8 @@ def run_keys_command(args: argparse.Namespace) -> int:
         models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
         expires = parse_duration(args.expires) if args.expires else None
         rate = parse_rate(args.rate) if args.rate else None
-        text = ring.create(args.name, args.role, models=models, expires_in=expires, rate=rate)
+        text = ring.create(args.name, args.role, models=models, expires_in=expires, rate=rate,
+                           concurrency=args.concurrency)  # fmt: skip
         print(text)
         print(f"key {args.name!r} ({args.role}) created: this is the only time it is shown.", flush=True)
         return 0
@@ -47,8 +50,11 @@ def run_keys_command(args: argparse.Namespace) -> int:
         return 0
     keys = ring.list()
     if args.json:
-        rows = [{"name": k.name, "role": k.role, "models": list(k.models), "rate": k.rate, "created": k.created,
-                 "expires": k.expires, "last_used": k.last_used} for k in keys]  # fmt: skip
+        rows = [
+            {"name": k.name, "role": k.role, "models": list(k.models), "rate": k.rate, "concurrency": k.concurrency,
+             "created": k.created, "expires": k.expires, "last_used": k.last_used}
+            for k in keys
+        ]  # fmt: skip
         print(json.dumps(rows, indent=1))
         return 0
     if not keys:

@@ -149,3 +149,11 @@ def test_a_client_outside_the_served_networks_is_refused_before_its_body(
         assert client.get("/v2/models/tiny", headers={"X-Forwarded-For": "192.168.1.5"}).status_code == 200
         admin = client.post("/v2/repository/models/tiny/unload", headers={"X-Forwarded-For": "192.168.1.5"})
         assert admin.status_code == 401
+
+
+def test_a_one_at_a_time_key_gets_its_slot_back_after_each_request(lan: httpx.Client, store: Store) -> None:
+    key = KeyRing(store.root).create("serial", "infer", concurrency=1)
+    codes = [lan.get("/v2/models/tiny", headers=bearer(key)).status_code for _ in range(5)]
+    codes.append(lan.get("/v2/models/nope", headers=bearer(key)).status_code)  # an error frees it too
+    codes.append(lan.get("/v2/models/tiny", headers=bearer(key)).status_code)
+    assert codes == [200] * 5 + [404, 200]

@@ -127,7 +127,7 @@ class DoorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def admit(context: grpc.aio.ServicerContext) -> Principal:
             return await self._admit(context, token, access)
 
-        return _guarded(handler, method.lstrip("/"), self._metrics, admit)
+        return _guarded(handler, method.lstrip("/"), self._metrics, admit, self._guard.release)
 
     async def _admit(self, context: grpc.aio.ServicerContext, token: str | None, access: Access) -> Principal:
         """The caller, if it may make this call; else the call ends here with the refusal's status."""
@@ -152,8 +152,9 @@ def _kind(handler: grpc.RpcMethodHandler) -> str:
 
 
 def _guarded(
-    handler: grpc.RpcMethodHandler, method: str, metrics: GrpcMetrics, admit: Admit | None
-) -> grpc.RpcMethodHandler:
+    handler: grpc.RpcMethodHandler, method: str, metrics: GrpcMetrics, admit: Admit | None,
+    release: Callable[[Principal], None] = lambda who: None,
+) -> grpc.RpcMethodHandler:  # fmt: skip
     """The handler, admitting its caller first (when ``admit`` is given) and recording its method, status code
     and duration when the call ends. A single request message is parsed only once the caller is admitted
     (a stream of them is read by the servicer, after that anyway)."""
@@ -195,6 +196,7 @@ def _guarded(
                 raise
             finally:
                 metrics.in_flight.dec()
+                release(CALLER.get())
                 record(context, started, error)
 
         return handler._replace(**{kind: stream})
@@ -209,6 +211,7 @@ def _guarded(
             raise
         finally:
             metrics.in_flight.dec()
+            release(CALLER.get())
             record(context, started, error)
 
     return handler._replace(**{kind: call})

@@ -97,7 +97,10 @@ class AuthGate:
             await self._refuse(exc, send)
             return
         scope["lanai.caller"] = who
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.guard.release(who)
 
     async def _refuse(self, exc: LanaiError, send: Send) -> None:
         headers = dict(retry_headers(exc) or {})

@@ -21,7 +21,7 @@ import ipaddress
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +53,7 @@ class Principal:
     role: Literal["anonymous", "infer", "admin"]
     models: tuple[str, ...] = ()
     rate: float | None = None
+    concurrency: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -99,6 +100,7 @@ class Guard:
         self._metrics = metrics
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
+        self._running: Counter[str] = Counter()
         self._failures: dict[str, deque[float]] = {}
 
     def admit(self, peer: str | None, forwarded_for: str | None = None) -> str | None:
@@ -137,7 +139,9 @@ class Guard:
         if self._legacy is not None and hmac.compare_digest(token.encode(), self._legacy):
             return Principal("api_key", "admin")
         record = self.keys.verify(token) if self.keys is not None else None
-        return None if record is None else Principal(record.name, record.role, record.models, record.rate)
+        if record is None:
+            return None
+        return Principal(record.name, record.role, record.models, record.rate, record.concurrency)
 
     def is_metrics_key(self, token: str | None) -> bool:
         if not token or self._metrics_key is None:
@@ -163,6 +167,28 @@ class Guard:
             self.check_model(who, model)
         if who.rate is not None:
             self._take(who, time.monotonic() if now is None else now)
+        if who.concurrency is not None:
+            self._enter(who)
+
+    def release(self, who: Principal) -> None:
+        """A call that ``authorize`` let through has ended (every door calls this, whatever the outcome)."""
+        if who.concurrency is not None:
+            with self._lock:
+                self._running[who.name] -= 1
+
+    def _enter(self, who: Principal) -> None:
+        assert who.concurrency is not None
+        with self._lock:
+            running = self._running[who.name]
+            if running < who.concurrency:
+                self._running[who.name] = running + 1
+                return
+        self._count("concurrency")
+        raise RateLimited(
+            f"key {who.name!r} already has {running} requests running, its limit.",
+            hint="wait for one to finish, or ask for a key with a higher --concurrency.",
+            retry_after=1.0,
+        )
 
     def check_model(self, who: Principal, model: str) -> None:
         if not who.allows_model(model):

@@ -63,6 +63,8 @@ class ApiKey:
     expires: float | None = None
     rate: float | None = None
     """Requests per second it may make, on average; None: no limit."""
+    concurrency: int | None = None
+    """Requests it may have running at once; None: no limit."""
     last_used: float | None = None
 
     def expired(self, now: float) -> bool:
@@ -79,6 +81,8 @@ class ApiKey:
             record["expires"] = self.expires
         if self.rate is not None:
             record["rate"] = self.rate
+        if self.concurrency is not None:
+            record["concurrency"] = self.concurrency
         return record
 
     @classmethod
@@ -89,6 +93,7 @@ class ApiKey:
         return cls(
             name, str(record["id"]), str(record["digest"]), role, tuple(record.get("models", ())),
             float(record.get("created", 0.0)), _optional(record.get("expires")), _optional(record.get("rate")),
+            None if record.get("concurrency") is None else int(record["concurrency"]),
         )  # fmt: skip
 
 
@@ -117,7 +122,7 @@ class KeyRing:
 
     def create(
         self, name: str, role: Role, *, models: Iterable[str] = (), expires_in: float | None = None,
-        rate: float | None = None, now: float | None = None,
+        rate: float | None = None, concurrency: int | None = None, now: float | None = None,
     ) -> str:  # fmt: skip
         """Add a key and return its text: the only time anyone sees it."""
         if not _NAME.match(name):
@@ -128,13 +133,15 @@ class KeyRing:
             raise ConfigError(f"role {role!r} is not one of {', '.join(ROLES)}.")
         if rate is not None and rate <= 0:
             raise ConfigError(f"rate {rate} is not positive.", hint="e.g. --rate 20/s")
+        if concurrency is not None and concurrency < 1:
+            raise ConfigError(f"concurrency {concurrency} is not a positive number.", hint="e.g. --concurrency 4")
         now = time.time() if now is None else now
         key_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()[:10]
         key_id = re.sub(r"[^a-z0-9]", "a", key_id)
         text = f"{_PREFIX}_{key_id}_{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         record = ApiKey(name, key_id, self._digest(text), role, tuple(models), now,
-                        None if expires_in is None else now + expires_in, rate)  # fmt: skip
+                        None if expires_in is None else now + expires_in, rate, concurrency)  # fmt: skip
         with self._lock.exclusive():
             keys = self._read()
             if name in keys:

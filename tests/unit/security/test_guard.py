@@ -114,3 +114,15 @@ def test_a_placeholder_key_is_no_error_where_no_key_is_needed(tmp_path: Path) ->
     strict, _, _ = make(tmp_path / "strict", auth="required")
     with pytest.raises(Unauthenticated, match="not valid"):
         strict.identify("unused", LAN_PEER, Access.INFER)
+
+
+def test_a_key_limited_to_some_requests_at_once(tmp_path: Path) -> None:
+    guard, ring, metrics = make(tmp_path)
+    who = guard.identify(ring.create("batch-job", "infer", concurrency=2), LAN_PEER)
+    guard.authorize(who, Access.INFER)
+    guard.authorize(who, Access.INFER)
+    with pytest.raises(RateLimited, match="'batch-job' already has 2 requests running"):
+        guard.authorize(who, Access.INFER)
+    guard.release(who)
+    guard.authorize(who, Access.INFER)  # one finished: room for another
+    assert 'reason="concurrency"' in metrics.render().decode()
