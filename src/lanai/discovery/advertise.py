@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lanai
+from lanai.discovery._zeroconf import open_zeroconf
 from lanai.discovery.records import SERVICE_TYPE, Advert, build_txt, instance_label
 
 if TYPE_CHECKING:
@@ -74,7 +75,6 @@ class Advertiser:
     async def start(self, plane: DataPlane, settings: Settings, http_port: int, grpc_port: int | None) -> bool:
         """Register the service; False (logged) when multicast DNS is not usable here."""
         from zeroconf import IPVersion, ServiceInfo
-        from zeroconf.asyncio import AsyncZeroconf
 
         self._plane = plane
         self._base = Advert(
@@ -97,7 +97,7 @@ class Advertiser:
             parsed_addresses=addresses,
         )
         try:
-            self._zc = AsyncZeroconf(interfaces=interfaces, ip_version=version)
+            self._zc = open_zeroconf(interfaces, version)
             await _settle(await self._zc.async_register_service(info, allow_name_change=True))
         except Exception as exc:  # discovery must never stop the serving
             log.warning("not advertising on the LAN (mDNS): %s; clients need the address", exc)
@@ -214,17 +214,15 @@ def _stored_id(path: Path) -> str:
     return new
 
 
-def _where(interfaces: list[str] | None, host: str) -> tuple[Any, list[str]]:
-    """The zeroconf interfaces to use and the addresses to advertise."""
-    from zeroconf import InterfaceChoice
-
+def _where(interfaces: list[str] | None, host: str) -> tuple[list[str] | None, list[str]]:
+    """The interfaces to use (None: all) and the addresses to advertise."""
     if interfaces:
         return interfaces, list(interfaces)
     if host not in _WILDCARDS:
         with contextlib.suppress(ValueError):
             address = ipaddress.ip_address(host)
             return [str(address)], [str(address)]
-    return InterfaceChoice.All, _lan_addresses(ipv6=host == "::")
+    return None, _lan_addresses(ipv6=host == "::")
 
 
 def _lan_addresses(*, ipv6: bool) -> list[str]:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from lanai.discovery._zeroconf import open_zeroconf
 from lanai.discovery.records import SERVICE_TYPE, parse_txt
 
 __all__ = ["Box", "discover", "discover_async"]
@@ -88,8 +89,8 @@ def discover(timeout: float = 2.0, *, interfaces: Sequence[str] | None = None) -
 
 async def discover_async(timeout: float = 2.0, *, interfaces: Sequence[str] | None = None) -> list[Box]:
     """As :func:`discover`, on the running event loop."""
-    from zeroconf import InterfaceChoice, ServiceStateChange
-    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+    from zeroconf import ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
 
     names: set[str] = set()
 
@@ -99,7 +100,7 @@ async def discover_async(timeout: float = 2.0, *, interfaces: Sequence[str] | No
         else:
             names.add(name)
 
-    azc = AsyncZeroconf(interfaces=list(interfaces) if interfaces else InterfaceChoice.All)
+    azc = open_zeroconf(interfaces)
     try:
         browser = AsyncServiceBrowser(azc.zeroconf, SERVICE_TYPE, handlers=[changed])
         try:
