@@ -145,3 +145,34 @@ def test_the_advertiser_gives_up_quietly_where_mdns_cannot_work(
 
     assert asyncio.run(scenario()) is False
     assert "not advertising" in caplog.text
+
+
+def test_started_in_the_background_it_can_be_stopped_at_any_point(box_server: ServerThread) -> None:
+    """What ``lanai serve`` does: start_soon() after the doors open, drain() and stop() when it drains,
+    even while the name is still being probed; nothing is left behind (warnings are errors here)."""
+    service = box_server.service
+
+    async def scenario() -> None:
+        # Stopped at once, while probing: cancelled cleanly, never advertised.
+        early = Advertiser(interfaces=LOOPBACK, hostname=f"lanai-test-{secrets.token_hex(4)}")
+        early.start_soon(service.plane, service.settings, service.http_port, service.grpc_port)
+        await asyncio.sleep(0)
+        await early.drain()
+        started = time.monotonic()
+        await early.stop()
+        assert time.monotonic() - started < 5 and early.info is None
+
+        # Left to finish: found, then drained and gone.
+        name = f"lanai-test-{secrets.token_hex(4)}"
+        advertiser = Advertiser(interfaces=LOOPBACK, hostname=name)
+        advertiser.start_soon(service.plane, service.settings, service.http_port, service.grpc_port)
+        try:
+            box = await _until(lambda b: b is not None, name)
+            assert box is not None and box.state == "ready"
+            await advertiser.drain()
+            await _until(lambda b: b is not None and b.state == "draining", name)
+        finally:
+            await advertiser.stop()
+        await _until(lambda b: b is None, name)
+
+    asyncio.run(scenario())

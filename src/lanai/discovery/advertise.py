@@ -66,6 +66,7 @@ class Advertiser:
         self._base: Advert | None = None
         self._draining = False
         self._checker: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[bool] | None = None
 
     @property
     def name(self) -> str | None:
@@ -99,6 +100,9 @@ class Advertiser:
         try:
             self._zc = open_zeroconf(interfaces, version)
             await _settle(await self._zc.async_register_service(info, allow_name_change=True))
+        except asyncio.CancelledError:  # stopped while probing for the name
+            await self._close()
+            raise
         except Exception as exc:  # discovery must never stop the serving
             log.warning("not advertising on the LAN (mDNS): %s; clients need the address", exc)
             await self._close()
@@ -107,6 +111,13 @@ class Advertiser:
         self._checker = asyncio.create_task(self._check(), name="lanai-discovery")
         log.info("advertising %s over mDNS (%s)", info.name, ", ".join(addresses))
         return True
+
+    def start_soon(self, plane: DataPlane, settings: Settings, http_port: int, grpc_port: int | None) -> None:
+        """``start()`` in the background (probing for the name takes a second or two): for ``lanai serve``,
+        whose shutdown must not wait for it. ``stop()`` cancels it if it has not finished."""
+        self._starting = asyncio.create_task(
+            self.start(plane, settings, http_port, grpc_port), name="lanai-discovery-start"
+        )
 
     async def update(self) -> bool:
         """Republish the TXT record if what it says changed (models loaded or unloaded, draining);
@@ -141,6 +152,11 @@ class Advertiser:
 
     async def stop(self) -> None:
         """Unregister (goodbye packets, so browsers forget the box at once) and close."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
         if self._checker is not None:
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
