@@ -213,21 +213,37 @@ def box_id(settings: Settings) -> str:
 
 
 def _stored_id(path: Path) -> str:
-    try:
-        found = path.read_text(encoding="ascii").strip()
-        if len(found) == 16 and all(c in "0123456789abcdef" for c in found):
-            return found
-    except (OSError, UnicodeDecodeError):
-        pass
+    found = _read_id(path)
+    if found is not None:
+        return found
     new = secrets.token_hex(8)
+    temporary = path.with_name(f".{path.name}.{new}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(new + "\n", encoding="ascii")
-        os.replace(temporary, path)
+        try:
+            os.link(temporary, path)  # whole, and only if there is none yet: of two racing, one id wins
+        except FileExistsError:
+            found = _read_id(path)
+            if found is not None:
+                return found
+            os.replace(temporary, path)  # a damaged file
+        except OSError:  # a file system without hard links
+            os.replace(temporary, path)
     except OSError as exc:
         log.warning("could not keep the box id in %s (it changes on restart): %s", path, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
     return new
+
+
+def _read_id(path: Path) -> str | None:
+    try:
+        found = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return found if len(found) == 16 and all(c in "0123456789abcdef" for c in found) else None
 
 
 def _where(interfaces: list[str] | None, host: str) -> tuple[list[str] | None, list[str]]:

@@ -184,3 +184,15 @@ def test_the_command_prints_a_table_or_json(monkeypatch: pytest.MonkeyPatch) -> 
     out = io.StringIO()
     assert discovery_cli.run_discover_command(argparse.Namespace(timeout=0.1, json=False), out) == 1
     assert "no lanai box" in out.getvalue()
+
+
+def test_box_id_racing_writers_agree_and_a_damaged_file_is_replaced(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: box_id(Settings(home=tmp_path)), range(32)))
+    assert ids == {(tmp_path / "box-id").read_text().strip()}
+    assert [p.name for p in tmp_path.iterdir()] == ["box-id"]  # no temporary file left
+    (tmp_path / "box-id").write_text("garbage")
+    new = box_id(Settings(home=tmp_path))
+    assert new != "garbage" and box_id(Settings(home=tmp_path)) == new
