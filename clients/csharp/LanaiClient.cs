@@ -68,8 +68,16 @@ namespace Lanai.Sample
             if (!string.IsNullOrEmpty(_options.PfxPath))
             {
                 // UserKeySet: the key goes to the user's store, not the machine's (which needs admin on Windows).
-                _clientCertificate = new X509Certificate2(File.ReadAllBytes(_options.PfxPath), _options.PfxPassword,
-                                                          X509KeyStorageFlags.UserKeySet);
+                try
+                {
+                    _clientCertificate = new X509Certificate2(File.ReadAllBytes(_options.PfxPath), _options.PfxPassword,
+                                                              X509KeyStorageFlags.UserKeySet);
+                }
+                catch (CryptographicException e)
+                {
+                    throw new CryptographicException(
+                        "cannot open " + _options.PfxPath + ": a wrong --pfx-password, or not a PKCS#12 file (" + e.Message + ")", e);
+                }
                 if (!_clientCertificate.HasPrivateKey)
                     throw new ArgumentException(_options.PfxPath + " has no private key");
                 if (IsMono && _clientCertificate.GetKeyAlgorithm() == EcPublicKeyOid)
