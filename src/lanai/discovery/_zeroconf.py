@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 __all__ = ["open_zeroconf", "local_addresses"]
 
 
-def open_zeroconf(interfaces: Sequence[str] | None, ip_version: Any = None) -> AsyncZeroconf:
-    """An ``AsyncZeroconf`` on ``interfaces`` (addresses; None: all). Raises OSError when multicast DNS
-    cannot work there (an address no interface has, multicast off, port 5353 refused)."""
+def open_zeroconf(interfaces: Sequence[str] | None, ip_version: Any = None, *, unicast: bool = False) -> AsyncZeroconf:
+    """An ``AsyncZeroconf`` on ``interfaces`` (addresses; None: all); ``unicast``: one that asks from a port
+    of its own instead of listening on 5353. Raises OSError when multicast DNS cannot work there (an
+    address no interface has, port 5353 refused)."""
     from zeroconf import InterfaceChoice
     from zeroconf.asyncio import AsyncZeroconf
 
@@ -26,7 +27,8 @@ def open_zeroconf(interfaces: Sequence[str] | None, ip_version: Any = None) -> A
         if missing:
             raise OSError(f"no interface of this machine has the address {', '.join(missing)}")
     try:
-        return AsyncZeroconf(interfaces=list(interfaces) if interfaces else InterfaceChoice.All, ip_version=ip_version)
+        chosen = list(interfaces) if interfaces else InterfaceChoice.All
+        return AsyncZeroconf(interfaces=chosen, ip_version=ip_version, unicast=unicast)
     except OSError as exc:
         message = f"{exc.strerror or exc} (multicast DNS on {', '.join(interfaces or ['all interfaces'])})"
     # zeroconf leaves the sockets it opened before the failure to the garbage collector (a ResourceWarning):

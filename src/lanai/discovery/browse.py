@@ -89,6 +89,29 @@ def discover(timeout: float = 2.0, *, interfaces: Sequence[str] | None = None) -
 
 async def discover_async(timeout: float = 2.0, *, interfaces: Sequence[str] | None = None) -> list[Box]:
     """As :func:`discover`, on the running event loop."""
+    # Two ways of asking at once, for answers to reach us wherever we run:
+    # - one-shot queries from a port of our own (RFC 6762 §5.1): boxes answer straight to it, at once,
+    #   even where other mDNS sockets share port 5353 on this machine (the kernel would hand a unicast
+    #   answer to 5353 to only one of them) and without the one-second limit on repeating a multicast;
+    # - the usual mDNS socket on port 5353, for networks whose firewalls let only mDNS's port through.
+    outcomes = await asyncio.gather(
+        _browse(timeout, interfaces, unicast=True), _browse(timeout, interfaces, unicast=False), return_exceptions=True
+    )
+    found: dict[str, Box] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+    failures = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    if len(failures) == len(outcomes):
+        raise failures[0]
+    for outcome in outcomes:
+        if isinstance(outcome, list):
+            for box in outcome:
+                found.setdefault(box.name, box)
+    return sorted(found.values(), key=lambda box: box.name)
+
+
+async def _browse(timeout: float, interfaces: Sequence[str] | None, *, unicast: bool) -> list[Box]:
     from zeroconf import ServiceStateChange
     from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo
 
@@ -100,7 +123,7 @@ async def discover_async(timeout: float = 2.0, *, interfaces: Sequence[str] | No
         else:
             names.add(name)
 
-    azc = open_zeroconf(interfaces)
+    azc = open_zeroconf(interfaces, unicast=unicast)
     try:
         browser = AsyncServiceBrowser(azc.zeroconf, SERVICE_TYPE, handlers=[changed])
         try:
@@ -110,7 +133,7 @@ async def discover_async(timeout: float = 2.0, *, interfaces: Sequence[str] | No
         infos = [AsyncServiceInfo(SERVICE_TYPE, name) for name in sorted(names)]
         deadline = time.monotonic() + _RESOLVE_S
         resolved = await asyncio.gather(
-            *(info.async_request(azc.zeroconf, max(1, int((deadline - time.monotonic()) * 1000))) for info in infos)
+            *(info.async_request(azc.zeroconf, max(1, (deadline - time.monotonic()) * 1000)) for info in infos)
         )
     finally:
         await azc.async_close()
