@@ -4,8 +4,10 @@ the record follows an unload and a drain, and the box disappears when the advert
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,8 @@ from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.discovery import Box, discover, discover_async
 from lanai.discovery.advertise import Advertiser
+from lanai.serve import Service, run_loop
+from lanai.store import Store
 
 from support import ServerThread, make_store
 
@@ -176,3 +180,50 @@ def test_started_in_the_background_it_can_be_stopped_at_any_point(box_server: Se
         await _until(lambda b: b is None, name)
 
     asyncio.run(scenario())
+
+
+def _serving(settings: Settings) -> tuple[Service, threading.Thread]:
+    service = Service(DataPlane(Store(settings.home), settings), settings)
+    thread = threading.Thread(target=run_loop, args=(service.run(),), daemon=True)
+    thread.start()
+    assert service.started.wait(60), "the service did not start"
+    return service, thread
+
+
+@pytest.mark.skipif(
+    "discovery" not in {f.name for f in dataclasses.fields(Settings)},
+    reason="lanai serve does not advertise yet: the Settings.discovery wiring is not in",
+)
+def test_lanai_serve_advertises_itself_unless_told_not_to(
+    tmp_path: Path, model_files: dict[str, Path], multicast_loopback: None
+) -> None:
+    store = make_store(tmp_path / "store", model_files)
+    base = Settings(home=store.root, host="127.0.0.1", port=0, grpc=False, intra_op_threads=1)
+
+    def on_port(port: int) -> Callable[[list[Box]], bool]:
+        return lambda boxes: any(b.port == port for b in boxes)
+
+    service, thread = _serving(dataclasses.replace(base, discovery=False))  # type: ignore[call-arg]
+    try:
+        assert getattr(service, "advertiser", None) is None
+        assert not on_port(service.http_port)(discover(1.0, interfaces=LOOPBACK))
+    finally:
+        service.stop()
+        thread.join(30)
+
+    service, thread = _serving(base)
+    port = service.http_port
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not on_port(port)(boxes := discover(0.5, interfaces=LOOPBACK)):
+            assert time.monotonic() < deadline, "lanai serve was not found on loopback"
+        [box] = [b for b in boxes if b.port == port]
+        assert box.state == "ready" and box.grpc_port is None and set(box.models) >= {"tiny", "tiny-fixed"}
+        assert box.base_url == f"http://127.0.0.1:{port}"
+    finally:
+        service.stop()
+        thread.join(30)
+    assert service.finished.is_set()
+    deadline = time.monotonic() + DEADLINE_S
+    while on_port(port)(discover(0.5, interfaces=LOOPBACK)):
+        assert time.monotonic() < deadline, "lanai serve was still advertised after it stopped"
