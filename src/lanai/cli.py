@@ -21,6 +21,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--grpc-port", type=int, help="Open Inference Protocol gRPC port (default 8001; 0: a free one)")
     p.add_argument("--no-grpc", action="store_false", dest="grpc", default=None, help="serve HTTP only")
+    p.add_argument(
+        "--no-discovery", action="store_false", dest="discovery", default=None, help="do not advertise over mDNS"
+    )
     p.add_argument("--default-model", help="model used by /v1/infer and /predict")
     p.add_argument("--providers", help="execution providers in priority order, e.g. tensorrt,cuda,cpu")
     p.add_argument("--threads", type=int, dest="intra_op_threads", help="threads per model run (0: one per core)")
@@ -43,6 +46,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", type=Path, dest="tls_certfile", help="serve HTTPS with this certificate")
     p.add_argument("--tls-key", type=Path, dest="tls_keyfile", help="private key of --tls-cert")
     p.set_defaults(run=_serve)
+
+
+def _discover_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("discover", help="find lanai boxes on the LAN (mDNS/DNS-SD)")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to listen for answers (default 2)")
+    p.add_argument("--json", action="store_true", help="a JSON list, with each box's base_url")
+    p.add_argument("--interface", action="append", metavar="ADDRESS", help="browse only on this interface's address")
+    p.set_defaults(run=_discover)
 
 
 def _models_parser(sub: argparse._SubParsersAction) -> None:
@@ -173,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pipelines_parser(sub)
     _keys_parser(sub)
     _certs_parser(sub)
+    _discover_parser(sub)
     _bench_parser(sub)
     _optimize_parser(sub)
     return parser
@@ -190,9 +202,15 @@ def _serve(args: argparse.Namespace) -> int:
     cli = {k: getattr(args, k, None) for k in (
         "home", "host", "port", "grpc_port", "grpc", "auth", "admin_loopback", "default_model", "providers",
         "intra_op_threads", "max_body_bytes", "log_level", "access_log", "api_key", "tls", "mtls", "tls_certfile",
-        "tls_keyfile",
+        "tls_keyfile", "discovery",
     )}  # fmt: skip
     return serve(config_file=args.config, cli=cli)
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from lanai.discovery.cli import run_discover_command
+
+    return run_discover_command(args)
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -46,6 +46,8 @@ class Settings:
     """The Open Inference Protocol gRPC port; 0 picks a free one."""
     grpc: bool = True
     """Serve gRPC too (when its runtime, the grpc extra, is installed)."""
+    discovery: bool = True
+    """Advertise the box on the LAN over mDNS/DNS-SD (_lanai._tcp), so apps and ``lanai discover`` find it."""
     default_model: str | None = None
     """Model that /v1/infer and /predict use; None: the bundled default model, else the only one."""
     providers: tuple[str, ...] = ("tensorrt", "cuda", "openvino", "cpu")

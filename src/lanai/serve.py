@@ -44,6 +44,8 @@ class Service:
         """Set once every door is serving."""
         self.finished = threading.Event()
         """Set once ``run()`` has returned (or failed)."""
+        self.advertiser: Any = None
+        """The mDNS advertiser (lanai.discovery), while the box is advertised."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -73,6 +75,7 @@ class Service:
                 await asyncio.sleep(0.005)
             self._log_addresses()
             self.started.set()
+            self._advertise()
             stop = asyncio.create_task(self._stop.wait())
             bookkeeping = asyncio.create_task(self._note_key_use())
             await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -101,9 +104,23 @@ class Service:
         waits: list[Any] = [http] if http is not None else []
         if grpc is not None:
             waits.append(grpc.stop(self.settings.shutdown_timeout))
+        if self.advertiser is not None:
+            waits.append(self.advertiser.drain())  # TXT state=draining while the doors finish
         for outcome in await asyncio.gather(*waits, return_exceptions=True):
             if isinstance(outcome, Exception):
                 log.error("a door did not stop cleanly: %s", outcome, exc_info=outcome)
+        if self.advertiser is not None:
+            await self.advertiser.stop()  # goodbye packets: browsers forget the box at once
+            self.advertiser = None
+
+    def _advertise(self) -> None:
+        """Advertise the box over mDNS (in the background: probing for the name takes a second or two)."""
+        if not self.settings.discovery:
+            return
+        from lanai.discovery.advertise import Advertiser
+
+        self.advertiser = Advertiser()
+        self.advertiser.start_soon(self.plane, self.settings, self.http_port, self.grpc_port)
 
     async def _start_grpc(self) -> Any:
         if not self.settings.grpc:
