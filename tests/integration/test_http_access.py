@@ -157,3 +157,12 @@ def test_a_one_at_a_time_key_gets_its_slot_back_after_each_request(lan: httpx.Cl
     codes.append(lan.get("/v2/models/nope", headers=bearer(key)).status_code)  # an error frees it too
     codes.append(lan.get("/v2/models/tiny", headers=bearer(key)).status_code)
     assert codes == [200] * 5 + [404, 200]
+
+
+def test_a_proxy_on_the_box_that_is_not_trusted_does_not_make_its_clients_admins(store: Store) -> None:
+    settings = Settings(home=store.root, intra_op_threads=1, grpc=False)  # admin_loopback on, no trusted proxies
+    with ServerThread(DataPlane(store, settings), settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+        proxied = client.post("/v2/repository/models/tiny/unload", headers={"X-Forwarded-For": "192.168.1.5"})
+        assert proxied.status_code == 401
+        assert client.get("/v2/models/tiny", headers={"X-Forwarded-For": "192.168.1.5"}).status_code == 200
+        assert client.post("/v2/repository/models/tiny/unload").status_code == 200  # this machine itself

@@ -112,6 +112,9 @@ class Guard:
         except PermissionDenied:
             self._count("network")
             raise
+        if forwarded_for and _is_loopback(client):
+            # a proxy on this box that nobody listed in trusted_proxies: its clients are not this machine
+            return None
         return client
 
     def identify(
