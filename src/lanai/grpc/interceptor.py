@@ -164,7 +164,14 @@ def _guarded(
     if admit is not None and not handler.request_streaming and handler.request_deserializer is not None:
         parse, handler = handler.request_deserializer, handler._replace(request_deserializer=None)
 
-    def record(context: grpc.aio.ServicerContext, started: float, error: BaseException | None) -> None:
+    def begin() -> float:
+        metrics.in_flight.inc()
+        return time.perf_counter()
+
+    def end(context: grpc.aio.ServicerContext, started: float, error: BaseException | None) -> None:
+        """The call is over: free its caller's slot, and record its method, status code and duration."""
+        metrics.in_flight.dec()
+        release(CALLER.get())
         code = context.code()  # set by abort(); None when the behavior returned or raised on its own
         if code is None:
             code = grpc.StatusCode.OK if error is None else _unhandled(error)
@@ -186,8 +193,7 @@ def _guarded(
     if inspect.isasyncgenfunction(behavior):
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started, error = time.perf_counter(), None
-            metrics.in_flight.inc()
+            started, error = begin(), None
             try:
                 async for response in behavior(await enter(request, context), context):
                     yield response
@@ -195,24 +201,19 @@ def _guarded(
                 error = exc
                 raise
             finally:
-                metrics.in_flight.dec()
-                release(CALLER.get())
-                record(context, started, error)
+                end(context, started, error)
 
         return handler._replace(**{kind: stream})
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started, error = time.perf_counter(), None
-        metrics.in_flight.inc()
+        started, error = begin(), None
         try:
             return await behavior(await enter(request, context), context)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            metrics.in_flight.dec()
-            release(CALLER.get())
-            record(context, started, error)
+            end(context, started, error)
 
     return handler._replace(**{kind: call})
 
