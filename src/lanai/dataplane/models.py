@@ -123,10 +123,11 @@ def _open_tensor_model(
     batching = _instances(manifest.batching)
     options = _backend_options(manifest, settings, batching.instances)
     backend: TensorBackend = _load_backend(store, manifest, options)
+    batching = _effective_batching(batching, backend)
     alone = None
     try:
         info = _info(manifest, backend.platform, backend.execution_provider, backend.inputs, backend.outputs,
-                     _effective_batching(batching, backend).max_batch_size)  # fmt: skip
+                     batching.max_batch_size)  # fmt: skip
         task.check(info)
         labels: tuple[str, ...] = ()
         if "labels" in manifest.files:
@@ -143,7 +144,7 @@ def _open_tensor_model(
         raise
     name = manifest.name
     batcher = Batcher(
-        backend.run, _effective_batching(batching, backend), observer=lambda stats: observers.batch(name, stats),
+        backend.run, batching, observer=lambda stats: observers.batch(name, stats),
         run_alone=alone.run if alone else None, name=f"lanai-{name}",
     )  # fmt: skip
     view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,8 +83,6 @@ class Classify(Task[ClassifyParams, Classification]):
             return {"probabilities": probs, "order": order}
 
         def result(rows: dict[str, np.ndarray], timing: RunTiming) -> Classification:
-            import time
-
             predictions = ranked(rows["probabilities"][0], rows["order"][0], labels, k)
             best = predictions[0]
             return Classification(info.name, info.version, best.label, best.score, tuple(predictions),
