@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lanai.errors import ConfigError
+from lanai.store._fs import replace_atomic
 
 __all__ = ["TlsFiles", "init_authority", "issue_client", "fingerprint", "local_names", "ClientBundle"]
 
@@ -225,12 +226,8 @@ def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Write ``path`` whole (temp file, then rename), readable by this user only when ``private``."""
+    """Write ``path`` whole (the store's atomic replace), readable by this user only when ``private``."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    replace_atomic(path, data, path.parent)  # its temp file is made 0600
+    if not private:
+        os.chmod(path, 0o644)

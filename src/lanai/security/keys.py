@@ -264,9 +264,7 @@ def ensure_admin_key(ring: KeyRing) -> Path | None:
         return None
     text = ring.create("admin", "admin")
     path = ring.root / "admin.key"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text + "\n")
+    replace_atomic(path, (text + "\n").encode(), ring.root)  # its temp file is made 0600
     return path
 
 
