@@ -9,10 +9,11 @@ Each method needs a level of access (see ``lanai.security.guard``):
 - admin: ``RepositoryModelLoad``, ``RepositoryModelUnload`` and any method not listed here, so that a
   method added later is protected until someone lists it.
 
-The key comes from the metadata ``authorization: Bearer <key>`` (or ``x-api-key: <key>``), the address
-from the call's peer. The check runs before the request message is parsed; a refused call ends with
-UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED (see ``errors``) and is counted like any other
-status. An admitted caller is in ``CALLER`` while its servicer runs, which checks a key's models.
+The key comes from the metadata ``authorization: Bearer <key>`` (or ``x-api-key: <key>``), a client
+certificate (mTLS) from the call's auth context, the address from the call's peer. The check runs
+before the request message is parsed; a refused call ends with UNAUTHENTICATED, PERMISSION_DENIED or
+RESOURCE_EXHAUSTED (see ``errors``) and is counted like any other status. An admitted caller is in
+``CALLER`` while its servicer runs, which checks a key's models.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lanai.errors import LanaiError
 from lanai.grpc.errors import rpc_error
 from lanai.grpc.metrics import GrpcMetrics
 from lanai.security.guard import ANONYMOUS, Access, Guard, Principal
+from lanai.security.identity import PeerCertificate
 
 __all__ = ["DoorInterceptor", "CALLER", "PUBLIC_METHODS", "INFER_METHODS", "access_of", "token_of", "peer_address"]
 
@@ -103,6 +105,12 @@ def peer_address(peer: str | None) -> str | None:
     return str(mapped or address)
 
 
+def peer_certificate(context: grpc.aio.ServicerContext) -> PeerCertificate | None:
+    """The client certificate the call's TLS handshake verified (mTLS), or None."""
+    pems = context.auth_context().get("x509_pem_cert")
+    return PeerCertificate.from_pem(pems[0]) if pems else None
+
+
 class DoorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Admits each call by ``guard`` (by its method's level, key and address) and records its status and
     duration."""
@@ -135,7 +143,9 @@ class DoorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             peer = self._guard.admit(peer_address(context.peer()))
             if access is Access.PUBLIC:
                 return ANONYMOUS
-            who = self._guard.identify(token, peer, access)
+            cert = peer_certificate(context)
+            self._guard.check_certificate(cert, peer)
+            who = self._guard.identify(token, peer, access, cert=cert)
             self._guard.authorize(who, access)
         except LanaiError as exc:
             error = rpc_error(exc)

@@ -17,10 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lanai.errors import LanaiError
 from lanai.http.errors import describe, error_response, kind_of, retry_headers, status_of
 from lanai.security.guard import ANONYMOUS, Access, Guard, Principal
+from lanai.security.identity import PeerCertificate
 
-__all__ = ["AuthGate", "access_of", "caller", "allow_model"]
+__all__ = ["AuthGate", "access_of", "caller", "allow_model", "PAIRING"]
 
 _PUBLIC = {("GET", "/health"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}
+PAIRING = frozenset({("POST", "/v1/pair"), ("POST", "/v1/pair/confirm")})
+"""A device pairing with a one-time code (see ``lanai.security.pairing``): anyone on an allowed network,
+with or without a certificate; the code is the credential, and its attempts are few."""
 _INFER = [
     (method, re.compile(pattern))
     for method, pattern in (
@@ -38,7 +42,7 @@ _METRICS = ("GET", "/metrics")
 
 def access_of(method: str, path: str) -> Access:
     """The level a request needs: listed routes are public or inference; every other one is admin."""
-    if (method, path) in _PUBLIC or method == "HEAD" and ("GET", path) in _PUBLIC:
+    if (method, path) in _PUBLIC or (method, path) in PAIRING or method == "HEAD" and ("GET", path) in _PUBLIC:
         return Access.PUBLIC
     for wanted, pattern in _INFER:
         if method == wanted and pattern.fullmatch(path):
@@ -88,10 +92,13 @@ class AuthGate:
         token = _token(scope)
         try:
             peer = self.guard.admit((scope.get("client") or (None, 0))[0], _header(scope, b"x-forwarded-for"))
+            cert: PeerCertificate | None = scope.get("lanai.peer_cert")
+            if (method, path) not in PAIRING:
+                self.guard.check_certificate(cert, peer)
             if (method, path) == _METRICS and self.guard.is_metrics_key(token):
                 who, access = ANONYMOUS, Access.PUBLIC
             else:
-                who = self.guard.identify(token, peer, access)
+                who = self.guard.identify(token, peer, access, cert=cert)
             self.guard.authorize(who, access)
         except LanaiError as exc:
             await self._refuse(exc, send)

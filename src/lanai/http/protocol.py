@@ -10,6 +10,10 @@ could hold every connection a small box has. This protocol adds, per connection:
 - at most ``max_connections_per_client`` open connections per client address; one more gets a 429 and
   is closed.
 
+It also hands the application what the TLS handshake learnt about the client, which uvicorn does not:
+the client certificate it verified, as ``scope["lanai.peer_cert"]`` (a ``PeerCertificate``, parsed once
+per connection), and as the ASGI TLS extension's ``client_cert_chain`` (PEM) for any other reader.
+
 It builds on uvicorn's httptools protocol (the fast one lanai uses), overriding its connection and
 parser callbacks only to start and stop timers; everything else is uvicorn's.
 """
@@ -18,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from lanai.security.identity import PeerCertificate
 
 __all__ = ["ConnectionLimits", "protocol_with"]
 
@@ -56,6 +63,7 @@ class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._peer_cert, self._tls = _peer_certificate(transport)
         self._address: str | None = self.client[0] if self.client else ""
         if self.limits.open[self._address] >= self.limits.max_connections_per_client:
             self._address = None  # not counted: refused
@@ -77,6 +85,10 @@ class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
+            if self._peer_cert is not None:
+                self.scope["lanai.peer_cert"] = self._peer_cert  # type: ignore[typeddict-unknown-key]
         if self._deadline is None:  # the next request on a kept-alive connection: its headers, in time
             self._arm(self.limits.header_timeout)
 
@@ -105,6 +117,24 @@ class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def _peer_certificate(transport: asyncio.Transport) -> tuple[PeerCertificate | None, dict[str, Any] | None]:
+    """The client certificate the handshake verified (None without one) and the ASGI TLS extension's
+    dict (None on a plain connection)."""
+    tls: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+    if tls is None:
+        return None, None
+    der = tls.getpeercert(binary_form=True)
+    extension: dict[str, Any] = {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+    }
+    return (PeerCertificate.from_der(der) if der else None), extension
 
 
 def protocol_with(limits: ConnectionLimits) -> Any:

@@ -9,6 +9,9 @@ A call needs one of three levels of access (its door decides which; anything a d
 - ``ADMIN``: loading and unloading models, full health, metrics: an admin key, or a client on this
   machine (``admin_loopback``, on by default).
 
+A client certificate from the store's CA (under mTLS) stands in for a key: its role is the one it
+names (``OU=infer`` or ``OU=admin``), and a revoked one is refused everywhere.
+
 Keys may be limited to some models and to a request rate (429 with ``Retry-After`` past it). A caller
 that keeps presenting bad keys is slowed down the same way, and every refusal is counted.
 """
@@ -27,6 +30,7 @@ from typing import Literal
 
 from lanai.config import Settings
 from lanai.errors import ConfigError, PermissionDenied, RateLimited, Unauthenticated
+from lanai.security.identity import PeerCertificate
 from lanai.security.keys import KeyRing
 from lanai.security.network import NetworkPolicy
 from lanai.telemetry.metrics import Metrics
@@ -95,6 +99,8 @@ class Guard:
         self.required = settings.auth == "required" or bool(settings.api_key)
         # the single shared key of old asked every caller for the key, this machine's too
         self.admin_loopback = settings.admin_loopback and not settings.api_key
+        self.require_certificate = settings.tls_client_ca is not None
+        """mTLS: only pairing may be done without a client certificate (see ``check_certificate``)."""
         self._legacy = settings.api_key.encode() if settings.api_key else None
         self._metrics_key = settings.metrics_key.encode() if settings.metrics_key else None
         self._metrics = metrics
@@ -118,17 +124,28 @@ class Guard:
         return client
 
     def identify(
-        self, token: str | None, peer: str | None, access: Access = Access.ADMIN, now: float | None = None
-    ) -> Principal:
-        """The caller presenting ``token`` (None: no credential) from address ``peer``, for a call that
-        needs ``access``. Where anyone may make the call (the health checks; inference unless keys are
-        required), a key that is not valid is not an error: OpenAI's and Ollama's clients always send
-        one, often a placeholder, and the call is allowed without it anyway."""
+        self, token: str | None, peer: str | None, access: Access = Access.ADMIN, now: float | None = None,
+        cert: PeerCertificate | None = None,
+    ) -> Principal:  # fmt: skip
+        """The caller presenting ``token`` (None: no credential) and the verified client certificate
+        ``cert`` (if any) from address ``peer``, for a call that needs ``access``. A valid key wins, then
+        a certificate that names a role. Where anyone may make the call (the health checks; inference
+        unless keys are required), a key that is not valid is not an error: OpenAI's and Ollama's
+        clients always send one, often a placeholder, and the call is allowed without it anyway."""
         now = time.monotonic() if now is None else now
+        if cert is not None and self.keys is not None and self.keys.certificate_revoked(cert.fingerprint):
+            self._failed(peer, now, "revoked_certificate")
+            raise Unauthenticated(
+                f"the client certificate {cert.name!r} has been revoked.",
+                hint="pair this device again (lanai pair), or ask for a new certificate (lanai certs client).",
+            )
         if token:
             principal = self._by_key(token)
             if principal is not None:
                 return principal
+        if cert is not None and cert.role is not None:
+            return Principal(f"certificate {cert.name}", cert.role)
+        if token:
             if access is Access.PUBLIC or (access is Access.INFER and not self.required):
                 return _LOOPBACK if self.admin_loopback and _is_loopback(peer) else ANONYMOUS
             self._check_failures(peer, now)
@@ -137,6 +154,16 @@ class Guard:
         if self.admin_loopback and _is_loopback(peer):
             return _LOOPBACK
         return ANONYMOUS
+
+    def check_certificate(self, cert: PeerCertificate | None, peer: str | None) -> None:
+        """Under mTLS, Unauthenticated for a caller without a client certificate (the doors let one
+        through the handshake only to pair; every other call needs the certificate)."""
+        if self.require_certificate and cert is None:
+            self._count("missing_certificate")
+            raise Unauthenticated(
+                "this server requires a client certificate (mutual TLS).",
+                hint="pair this device (lanai pair BOX CODE), or use one from lanai certs client NAME.",
+            )
 
     def _by_key(self, token: str) -> Principal | None:
         if self._legacy is not None and hmac.compare_digest(token.encode(), self._legacy):

@@ -66,6 +66,10 @@ class ApiKey:
     concurrency: int | None = None
     """Requests it may have running at once; None: no limit."""
     last_used: float | None = None
+    device: bool = False
+    """Made by pairing a device (``lanai pair``) rather than by ``lanai keys create``."""
+    certificate: str | None = None
+    """The fingerprint of the client certificate issued with it (pairing under mTLS): revoked with it."""
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires
@@ -83,6 +87,10 @@ class ApiKey:
             record["rate"] = self.rate
         if self.concurrency is not None:
             record["concurrency"] = self.concurrency
+        if self.device:
+            record["device"] = True
+        if self.certificate is not None:
+            record["certificate"] = self.certificate
         return record
 
     @classmethod
@@ -93,7 +101,8 @@ class ApiKey:
         return cls(
             name, str(record["id"]), str(record["digest"]), role, tuple(record.get("models", ())),
             float(record.get("created", 0.0)), _optional(record.get("expires")), _optional(record.get("rate")),
-            None if record.get("concurrency") is None else int(record["concurrency"]),
+            None if record.get("concurrency") is None else int(record["concurrency"]), None,
+            bool(record.get("device", False)), record.get("certificate"),
         )  # fmt: skip
 
 
@@ -112,6 +121,7 @@ class KeyRing:
         self._lock = FileLock(self.root / "keys.lock")
         self._mutex = threading.Lock()
         self._by_id: dict[str, ApiKey] = {}
+        self._revoked: frozenset[str] = frozenset()
         self._seen: tuple[int, int, int] | None = None
         self._checked = 0.0
         self._used: dict[str, float] = {}
@@ -123,6 +133,7 @@ class KeyRing:
     def create(
         self, name: str, role: Role, *, models: Iterable[str] = (), expires_in: float | None = None,
         rate: float | None = None, concurrency: int | None = None, now: float | None = None,
+        device: bool = False, certificate: str | None = None,
     ) -> str:  # fmt: skip
         """Add a key and return its text: the only time anyone sees it."""
         if not _NAME.match(name):
@@ -141,24 +152,43 @@ class KeyRing:
         text = f"{_PREFIX}_{key_id}_{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         record = ApiKey(name, key_id, self._digest(text), role, tuple(models), now,
-                        None if expires_in is None else now + expires_in, rate, concurrency)  # fmt: skip
+                        None if expires_in is None else now + expires_in, rate, concurrency, None, device,
+                        certificate)  # fmt: skip
         with self._lock.exclusive():
-            keys = self._read()
+            keys, revoked = self._read()
             if name in keys:
                 raise ConfigError(f"a key named {name!r} exists.", hint=f"revoke it first: lanai keys revoke {name}")
             keys[name] = record
-            self._write(keys)
+            self._write(keys, revoked)
         return text
 
     def revoke(self, name: str) -> None:
         if not self.root.is_dir():
             raise ConfigError(f"there is no key named {name!r}.", hint="lanai keys list shows them.")
         with self._lock.exclusive():
-            keys = self._read()
+            keys, revoked = self._read()
             if name not in keys:
                 raise ConfigError(f"there is no key named {name!r}.", hint="lanai keys list shows them.")
-            del keys[name]
-            self._write(keys)
+            gone = keys.pop(name)
+            if gone.certificate is not None:  # a paired device's certificate goes with its key
+                revoked[gone.certificate] = {"name": name, "revoked": time.time()}
+            self._write(keys, revoked)
+
+    def revoke_certificate(self, fingerprint: str, name: str = "") -> None:
+        """Refuse the client certificate with this SHA-256 fingerprint from now on, on every door."""
+        fingerprint = fingerprint.strip().upper()
+        if not re.fullmatch(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}", fingerprint):
+            raise ConfigError(f"{fingerprint!r} is not a SHA-256 fingerprint.", hint="as lanai certs prints: AB:CD:…")
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._lock.exclusive():
+            keys, revoked = self._read()
+            revoked[fingerprint] = {"name": name, "revoked": time.time()}
+            self._write(keys, revoked)
+
+    def certificate_revoked(self, fingerprint: str) -> bool:
+        """Whether the certificate with this fingerprint has been revoked (looked up as keys are)."""
+        self._refresh()
+        return fingerprint in self._revoked
 
     def list(self) -> list[ApiKey]:
         """Every key, with when it was last used (as far as the server has written it down)."""
@@ -166,7 +196,7 @@ class KeyRing:
             return []
         used = self._read_used()
         with self._lock.shared():
-            keys = self._read()
+            keys, _ = self._read()
         return [replace(k, last_used=used.get(k.name)) for k in keys.values()]
 
     # -- checking ----------------------------------------------------------------------------------
@@ -209,7 +239,9 @@ class KeyRing:
             except FileNotFoundError:
                 seen = (0, 0, 0)
             if seen != self._seen:
-                self._by_id = {k.id: k for k in self._read().values()}
+                keys, revoked = self._read()
+                self._by_id = {k.id: k for k in keys.values()}
+                self._revoked = frozenset(revoked)
                 self._seen = seen
 
     # -- files -------------------------------------------------------------------------------------
@@ -234,18 +266,23 @@ class KeyRing:
             self._secret_bytes = path.read_bytes()
         return self._secret_bytes
 
-    def _read(self) -> dict[str, ApiKey]:
+    def _read(self) -> tuple[dict[str, ApiKey], dict[str, dict[str, Any]]]:
+        """The keys by name, and the revoked certificates by fingerprint."""
         try:
             data = tomllib.loads(self._file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except tomllib.TOMLDecodeError as exc:
             raise StoreError(f"{self._file} is not valid TOML: {exc}.") from None
-        return {name: ApiKey.from_record(name, record) for name, record in data.get("key", {}).items()}
+        keys = {name: ApiKey.from_record(name, record) for name, record in data.get("key", {}).items()}
+        return keys, dict(data.get("revoked", {}))
 
-    def _write(self, keys: dict[str, ApiKey]) -> None:
+    def _write(self, keys: dict[str, ApiKey], revoked: dict[str, dict[str, Any]]) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        body = tomli_w.dumps({"key": {name: k.to_record() for name, k in sorted(keys.items())}})
+        document: dict[str, Any] = {"key": {name: k.to_record() for name, k in sorted(keys.items())}}
+        if revoked:
+            document["revoked"] = dict(sorted(revoked.items()))
+        body = tomli_w.dumps(document)
         replace_atomic(self._file, body.encode(), self.root)
         self._seen = None  # this ring sees its own change at once
 
