@@ -12,10 +12,11 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.dataplane import DataPlane
-from lanai.http import openai, ops, pipelines, tasks, v2
+from lanai.http import openai, ops, pair, pipelines, tasks, v2
 from lanai.http.auth import AuthGate
 from lanai.http.errors import EXCEPTION_HANDLERS
 from lanai.security.guard import Guard
+from lanai.security.pairing import PairingDesk
 from lanai.telemetry.metrics import Metrics
 
 __all__ = ["create_app"]
@@ -63,13 +64,22 @@ class RequestMetrics:
             children[1].observe(time.perf_counter() - start)
 
 
-def create_app(plane: DataPlane, guard: Guard | None = None) -> Starlette:
-    """The HTTP API over ``plane``; with ``guard``, every request passes its access checks."""
+def create_app(plane: DataPlane, guard: Guard | None = None, pairing: PairingDesk | None = None) -> Starlette:
+    """The HTTP API over ``plane``; with ``guard``, every request passes its access checks; with
+    ``pairing``, devices may pair with the box (``/v1/pair``)."""
     from lanai.http import openapi
 
     app = Starlette(
         # the task routes first: the router tries routes in order, and classify is the busiest
-        routes=[*tasks.routes(), *v2.routes(), *openai.routes(), *pipelines.routes(), *ops.routes(), *openapi.routes()],
+        routes=[
+            *tasks.routes(),
+            *v2.routes(),
+            *openai.routes(),
+            *pipelines.routes(),
+            *ops.routes(),
+            *pair.routes(),
+            *openapi.routes(),
+        ],
         middleware=[
             Middleware(RequestMetrics, metrics=plane.metrics),
             *([Middleware(AuthGate, guard=guard)] if guard is not None else []),
@@ -78,4 +88,5 @@ def create_app(plane: DataPlane, guard: Guard | None = None) -> Starlette:
     )
     app.state.plane = plane
     app.state.guard = guard
+    app.state.pairing = pairing
     return app
