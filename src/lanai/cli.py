@@ -143,6 +143,38 @@ def _certs_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_certs)
 
 
+def _pair_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pair",
+        help="pair a device with a box by a one-time code",
+        description="On the box: 'lanai pair' opens a pairing and shows a code. On the device: "
+        "'lanai pair BOX CODE' pairs with it and saves the key and the box's certificate.",
+    )
+    p.add_argument("box", nargs="?", help="on the device: the box (URL, or host[:port])")
+    p.add_argument("code", nargs="?", help="on the device: the code the box shows")
+    p.add_argument("--name", help="on the device: this device's name on the box (default: the host name)")
+    p.add_argument("--save-as", help="on the device: the name to keep the box under (default: its host name)")
+    p.add_argument("--home", type=Path, help="on the box: the model store's directory (env LANAI_HOME)")
+    p.add_argument("--role", choices=["infer", "admin"], default="infer", help="on the box: the device's role")
+    p.add_argument("--models", help="on the box: the only models the device may use, e.g. defects,ocr")
+    p.add_argument("--ttl", type=float, default=300.0, help="on the box: seconds the code is valid (default 300)")
+    p.add_argument("--attempts", type=int, default=3, help="on the box: tries the code allows (default 3)")
+    p.add_argument("--url", help="on the box: the running server (default: this machine, the configured port)")
+    p.add_argument("--no-wait", action="store_true", help="on the box: show the code and return")
+    p.set_defaults(run=_pair)
+
+
+def _devices_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("devices", help="the devices paired with this box")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dsub.add_parser("list", help="paired devices: role, certificate, paired, last used").add_argument(
+        "--json", action="store_true"
+    )
+    dsub.add_parser("revoke", help="revoke a device's key and certificate, at once").add_argument("name")
+    p.set_defaults(run=_devices)
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="load-test a running lanai server")
     p.add_argument("url", nargs="?", default="http://127.0.0.1:8000", help="server base URL")
@@ -188,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     _pipelines_parser(sub)
     _keys_parser(sub)
     _certs_parser(sub)
+    _pair_parser(sub)
+    _devices_parser(sub)
     _discover_parser(sub)
     _bench_parser(sub)
     _optimize_parser(sub)
@@ -239,6 +273,18 @@ def _certs(args: argparse.Namespace) -> int:
     from lanai.certs_cli import run_certs_command
 
     return run_certs_command(args)
+
+
+def _pair(args: argparse.Namespace) -> int:
+    from lanai.pair_cli import run_pair_command
+
+    return run_pair_command(args)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from lanai.pair_cli import run_devices_command
+
+    return run_devices_command(args)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """TLS and mTLS with the box's own CA (lanai certs), over real sockets, on HTTP and gRPC: a client with
-the CA's certificate connects; under mTLS, no certificate, one from another CA and an expired one are
-all refused in the handshake."""
+the CA's certificate connects; under mTLS, one from another CA and an expired one are refused in the
+handshake, and no certificate is refused too (on HTTP after the handshake, which pairing needs)."""
 
 from __future__ import annotations
 
@@ -100,8 +100,16 @@ def _refused_grpc(server: ServerThread, ca: bytes, key: bytes | None, cert: byte
 
 
 def test_mtls_refuses_no_certificate(mtls: ServerThread, store: Store) -> None:
+    """gRPC refuses it in the handshake. HTTP lets it finish the handshake so that a new device can
+    pair (lanai pair), and refuses every other request, health and admin ones included, with a 401."""
     files = TlsFiles.of(store.root)
-    _refused_http(mtls, client_context(files))
+    for path in ("/v2/models/tiny", "/health", "/v2/health/live", "/metrics"):
+        refused = httpx.get(https(mtls) + path, verify=client_context(files))
+        assert refused.status_code == 401, path
+        assert "client certificate" in refused.json()["error"]
+    tensor = {"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}
+    infer = httpx.post(https(mtls) + "/v2/models/tiny/infer", json={"inputs": [tensor]}, verify=client_context(files))
+    assert infer.status_code == 401
     _refused_grpc(mtls, files.ca_cert.read_bytes(), None, None)
 
 

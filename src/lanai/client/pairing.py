@@ -162,7 +162,7 @@ def _fingerprint(response: httpx.Response) -> str:
     """The SHA-256 fingerprint of the certificate the response came over; "" over plain HTTP."""
     stream = response.extensions.get("network_stream")
     tls = stream.get_extra_info("ssl_object") if stream is not None else None
-    der = tls.getpeercert(binary_form=True) if tls is not None else None
+    der = tls.getpeercert(True) if tls is not None else None  # positional: httpcore may hand the C object
     return hashlib.sha256(der).digest().hex(":").upper() if der else ""
 
 

@@ -40,7 +40,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from spake2 import SPAKE2_B, SPAKEError
 
+from lanai.config import Settings
 from lanai.errors import BadInput, PermissionDenied
+from lanai.security.certs import TlsFiles
 from lanai.security.keys import ROLES, KeyRing, Role
 from lanai.security.pake import (
     BOX_ID,
@@ -54,7 +56,7 @@ from lanai.security.pake import (
     transcript,
 )  # fmt: skip
 
-__all__ = ["PairingDesk", "PairingOffer", "PairingStatus", "PairedDevice", "Grant"]
+__all__ = ["PairingDesk", "PairingOffer", "PairingStatus", "PairedDevice", "Grant", "desk_for"]
 
 DEFAULT_TTL_S = 300.0
 DEFAULT_ATTEMPTS = 3
@@ -289,3 +291,29 @@ def _pem_fingerprint(pem: str) -> str:
 
 def _fingerprint_of(grant: Grant) -> str | None:
     return _pem_fingerprint(grant.client_certificate) if grant.client_certificate else None
+
+
+def desk_for(settings: Settings, keys: KeyRing) -> PairingDesk:
+    """The desk of a server with ``settings``: bound to the certificate it serves, handing out the
+    store's CA when that is what signed it, and certificates for devices when it requires them (mTLS)
+    and holds the CA's key."""
+    files = TlsFiles.of(settings.home)
+    certfile = settings.tls_certfile
+
+    def served() -> str:
+        if certfile is None:
+            return ""
+        return x509.load_pem_x509_certificate(certfile.read_bytes()).fingerprint(hashes.SHA256()).hex(":").upper()
+
+    def authority() -> str | None:
+        own = certfile is not None and certfile.resolve() == files.server_cert.resolve()
+        return files.ca_cert.read_text() if own and files.ca_cert.is_file() else None
+
+    issue: IssueCertificate | None = None
+    if settings.tls_client_ca is not None and files.ca_key.is_file():
+        from lanai.security.certs import certify_client_key
+
+        def issue(name: str, role: Role, public_key: bytes) -> str:
+            return certify_client_key(files, name, role, public_key)
+
+    return PairingDesk(keys, served, authority, issue)

@@ -1,0 +1,188 @@
+"""``lanai pair`` (on the box: open a pairing and show its code; on a device: pair with a box) and
+``lanai devices`` (the paired devices, on the box). See ``lanai.security.pairing``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import ssl
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from lanai.config import Settings, load_settings
+from lanai.errors import ConfigError
+from lanai.protocol.pairing import PairingOfferInfo, PairingRequest, PairingStatusInfo
+from lanai.security.certs import TlsFiles, issue_client
+from lanai.security.keys import KeyRing
+
+__all__ = ["run_pair_command", "run_devices_command"]
+
+_CLI_CERT = "lanai-cli"
+"""The admin client certificate ``lanai pair`` makes for itself on a box that requires them (mTLS)."""
+
+
+def run_pair_command(args: argparse.Namespace) -> int:
+    if args.box and args.code:
+        return _pair_device(args)
+    if args.box or args.code:
+        raise ConfigError("pairing a device needs both the box and the code.", hint="lanai pair BOX 1234-5678")
+    return _open_on_box(args)
+
+
+# -- on the device -----------------------------------------------------------------------------------
+
+
+def _pair_device(args: argparse.Namespace) -> int:
+    from lanai.client.pairing import pair
+
+    server = pair(args.box, args.code, args.name, name=args.save_as)
+    print(f"paired with {server.url} as {server.device!r} ({server.role}); saved in {server.folder}")
+    if server.fingerprint:
+        print(f"  the box's certificate: SHA-256 {server.fingerprint}")
+        print("  this device now trusts the box's own CA for it (ca.pem there), and nothing else")
+    else:
+        print("  warning: the box serves plain HTTP, so the key travels in clear on every request.")
+        print("  ask its admin for TLS: lanai certs init, then lanai serve --tls")
+    print(f'use it: from lanai.client import paired; paired("{server.name}").client()')
+    return 0
+
+
+# -- on the box --------------------------------------------------------------------------------------
+
+
+def _open_on_box(args: argparse.Namespace) -> int:
+    settings = load_settings(cli={"home": args.home})
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    request = PairingRequest(args.role, models, args.ttl, args.attempts)
+    with _AdminClient(settings, args.url) as (http, url):
+        answer = _call(http, "POST", url, request.to_dict())
+        offer = PairingOfferInfo.from_dict(answer)
+        host = _host_name()
+        print(f"\n    pairing code:  {offer.code}\n")
+        print(f"on the device, within {round(offer.expires - time.time())} s ({offer.attempts} tries):")
+        print(f"    lanai pair {host} {offer.code}")
+        print(f"the device gets a {offer.role} key" + (f" for {', '.join(offer.models)}" if offer.models else ""))
+        if args.no_wait:
+            return 0
+        return _wait(http, url, offer)
+
+
+def _wait(http: httpx.Client, url: str, offer: PairingOfferInfo) -> int:
+    seen = len(PairingStatusInfo.from_dict(_call(http, "GET", url)).paired)
+    print("waiting for the device (Ctrl-C closes the pairing)...", flush=True)
+    try:
+        while True:
+            time.sleep(1.0)
+            status = PairingStatusInfo.from_dict(_call(http, "GET", url))
+            if len(status.paired) > seen:
+                device = status.paired[-1]
+                print(f"paired {device.name!r} ({device.role}); lanai devices list shows it, revoke removes it")
+                return 0
+            if not status.open:
+                print("the pairing closed without a device: its time or its tries ran out.", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        _call(http, "DELETE", url)
+        print("\npairing closed.")
+        return 130
+
+
+class _AdminClient:
+    """An HTTP client for this box's running server with admin rights: as a client on this machine,
+    with the first-run admin key when there is one, and under mTLS with a certificate of its own."""
+
+    def __init__(self, settings: Settings, url: str | None) -> None:
+        self.settings = settings
+        self.url = url
+
+    def __enter__(self) -> tuple[httpx.Client, str]:
+        files = TlsFiles.of(self.settings.home)
+        key_file = self.settings.home / "keys" / "admin.key"
+        headers = {}
+        key = os.environ.get("LANAI_API_KEY") or (key_file.read_text().strip() if key_file.is_file() else None)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        verify: ssl.SSLContext | bool = True
+        if files.ca_cert.is_file():
+            verify = ssl.create_default_context(cafile=str(files.ca_cert))
+            verify.check_hostname = False  # this box's own CA, on this box
+            if files.ca_key.is_file():
+                cert, cert_key = files.client(_CLI_CERT, ".pem"), files.client(_CLI_CERT, ".key")
+                if not cert.is_file():
+                    issue_client(files, _CLI_CERT, "admin")
+                verify.load_cert_chain(str(cert), str(cert_key))
+        self.http = httpx.Client(verify=verify, headers=headers, timeout=30)
+        self.base = self._find() + "/v1/admin/pairing"
+        return self.http, self.base
+
+    def _find(self) -> str:
+        if self.url:
+            return self.url.rstrip("/")
+        port = self.settings.port
+        for scheme in ("https", "http"):
+            base = f"{scheme}://127.0.0.1:{port}"
+            try:
+                self.http.get(base + "/v2/health/live")
+            except (httpx.TransportError, ssl.SSLError):
+                continue
+            return base
+        raise ConfigError(
+            f"no lanai server answers on 127.0.0.1:{port}.", hint="start it (lanai serve), or pass --url."
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+
+def _call(http: httpx.Client, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = http.request(method, url, json=body)
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise ConfigError(f"the server refused: {message}")
+    return response.json() if response.content else {}  # type: ignore[no-any-return]
+
+
+def _host_name() -> str:
+    import socket
+
+    return socket.gethostname().split(".")[0] or "this-box"
+
+
+# -- lanai devices -----------------------------------------------------------------------------------
+
+
+def _when(stamp: float | None) -> str:
+    return "-" if stamp is None else datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def run_devices_command(args: argparse.Namespace) -> int:
+    ring = KeyRing(load_settings(cli={"home": args.home}).home)
+    devices = [k for k in ring.list() if k.device]
+    if args.action == "revoke":
+        if args.name not in {d.name for d in devices}:
+            known = ", ".join(d.name for d in devices) or "none"
+            raise ConfigError(f"no device is paired as {args.name!r}.", hint=f"paired devices: {known}.")
+        ring.revoke(args.name)
+        print(f"device {args.name!r} revoked (its key and certificate); a running server refuses it within a second.")
+        return 0
+    if args.json:
+        rows = [{"name": d.name, "role": d.role, "models": list(d.models), "certificate": d.certificate,
+                 "paired": d.created, "last_used": d.last_used} for d in devices]  # fmt: skip
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not devices:
+        print("no paired devices: lanai pair opens a pairing")
+        return 0
+    print(f"{'NAME':<24} {'ROLE':<6} {'PAIRED':<16} {'LAST USED':<16} CERTIFICATE")
+    for d in devices:
+        cert = (d.certificate or "-")[:23]
+        print(f"{d.name:<24} {d.role:<6} {_when(d.created):<16} {_when(d.last_used):<16} {cert}")
+    return 0
