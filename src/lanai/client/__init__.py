@@ -5,6 +5,9 @@
     with Client(["http://box1:8000", "http://box2:8000"], api_key="…") as lanai:
         print(lanai.classify("efficientnet-lite0", "cat.jpg").label)
 
+    pair("box.local", "1234-5678")                      # once, with the code `lanai pair` shows
+    with paired("box.local").client() as lanai: ...     # then: its key, trusting its own CA
+
 How it is built: ``api`` and ``llm`` describe every endpoint once, as data (``calls.Call``: what to send,
 whether it may run twice, how to read the answer); ``sync.Client`` and ``aio.AsyncClient`` only execute
 those descriptions over ``httpx.Client`` / ``httpx.AsyncClient``; ``failover`` is the one retry and
@@ -35,12 +38,17 @@ from lanai.client.errors import (
 )
 from lanai.client.failover import RetryPolicy
 from lanai.client.llm import Chunk, Embeddings
+from lanai.client.pairing import PairedServer, pair, paired, paired_servers
 from lanai.client.streams import AsyncStream, Stream
 from lanai.client.sync import Client
 
 __all__ = [
     "Client",
     "AsyncClient",
+    "pair",
+    "paired",
+    "paired_servers",
+    "PairedServer",
     "RetryPolicy",
     "Stream",
     "AsyncStream",
