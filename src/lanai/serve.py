@@ -21,6 +21,7 @@ from lanai.dataplane import DataPlane
 from lanai.http.server import HttpDoor, bind
 from lanai.security.guard import Guard
 from lanai.security.keys import KeyRing, ensure_admin_key
+from lanai.security.reload import CertWatcher
 
 __all__ = ["serve", "Service"]
 
@@ -46,6 +47,8 @@ class Service:
         """Set once ``run()`` has returned (or failed)."""
         self.advertiser: Any = None
         """The mDNS advertiser (lanai.discovery), while the box is advertised."""
+        self.certificates = CertWatcher.for_settings(settings)
+        """Under TLS: reloads (and renews) the served certificate without a restart."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -66,6 +69,8 @@ class Service:
         grpc = None
         try:
             await self.plane.start()
+            if self.certificates is not None:
+                await asyncio.to_thread(self.certificates.prepare)  # renewed now if due, before the doors load it
             grpc = await self._start_grpc()
             http = asyncio.create_task(self.http.serve(), name="lanai-http")
             while not self.http.started:
@@ -77,10 +82,11 @@ class Service:
             self.started.set()
             self._advertise()
             stop = asyncio.create_task(self._stop.wait())
-            bookkeeping = asyncio.create_task(self._note_key_use())
+            background = [asyncio.create_task(self._note_key_use()), *self._watch_certificates(grpc)]
             await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
-            bookkeeping.cancel()
+            for task in background:
+                task.cancel()
             log.info("draining: finishing the requests in flight")
         finally:
             await self._drain(http, grpc)
@@ -97,6 +103,15 @@ class Service:
                 await asyncio.to_thread(self.keys.flush_used)
             except OSError as exc:  # a full disk must not stop the serving
                 log.warning("could not note when keys were last used: %s", exc)
+
+    def _watch_certificates(self, grpc: Any) -> list[asyncio.Task[None]]:
+        """Under TLS, both doors switch to a renewed certificate as soon as its files are in place."""
+        if self.certificates is None:
+            return []
+        self.certificates.subscribe(self.http.use_certificate)
+        if grpc is not None:
+            self.certificates.subscribe(grpc.use_certificate)
+        return [asyncio.create_task(self.certificates.run(), name="lanai-certificates")]
 
     async def _drain(self, http: asyncio.Task[None] | None, grpc: Any) -> None:
         """Stop both doors from accepting and wait for their requests in flight (up to shutdown_timeout)."""

@@ -3,12 +3,17 @@
 It runs on the event loop that runs the data plane (and the HTTP door); ``lanai.serve`` starts it after
 the data plane and stops it before the data plane shuts down, and gives it the same access guard as the
 HTTP door (see ``interceptor``).
+
+Under TLS the certificate is switched without a restart (``use_certificate``; ``lanai.security.reload``
+calls it): grpc asks the door before every new handshake whether there is a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,6 +30,7 @@ from lanai.grpc.metrics import grpc_metrics
 from lanai.grpc.service import SERVICE_NAME, InferenceServicer
 from lanai.security.guard import Guard
 from lanai.security.keys import KeyRing
+from lanai.security.reload import CertPair, read_pair
 
 __all__ = ["GrpcDoor", "SERVICE_NAMES"]
 
@@ -45,6 +51,9 @@ class GrpcDoor:
         self.guard = guard if guard is not None else Guard(settings, KeyRing(settings.home), plane.metrics)
         self._server: grpc.aio.Server | None = None
         self._draining = asyncio.Event()
+        self._client_ca: bytes | None = None
+        self._next_certificate: Any = None  # a ServerCertificateConfiguration for grpc to take
+        self._lock = threading.Lock()  # grpc takes it from its own threads
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host``:``port`` (port 0: a free one; IPv6 when ``host`` has a colon) and serve.
@@ -83,15 +92,31 @@ class GrpcDoor:
             if keyfile is None:
                 raise ConfigError("tls_certfile is set but tls_keyfile is not.", hint="set both, or neither.")
             client_ca = self.settings.tls_client_ca  # mTLS: a client certificate signed by this CA, or no call
-            credentials = grpc.ssl_server_credentials(
-                [(keyfile.read_bytes(), certfile.read_bytes())],
-                root_certificates=client_ca.read_bytes() if client_ca else None,
-                require_client_auth=client_ca is not None,
+            self._client_ca = client_ca.read_bytes() if client_ca else None
+            credentials = grpc.dynamic_ssl_server_credentials(
+                self._configuration(read_pair(certfile, keyfile)),
+                self._take_next_certificate,
+                require_client_authentication=client_ca is not None,
             )
             bound = server.add_secure_port(address, credentials)
         if not bound:  # older grpcio returns 0 instead of raising
             raise RuntimeError("Failed to bind to address")
         return int(bound)
+
+    def use_certificate(self, pair: CertPair) -> None:
+        """Serve ``pair`` from the next TLS handshake on; open connections keep the certificate they have."""
+        configuration = self._configuration(pair)
+        with self._lock:
+            self._next_certificate = configuration
+
+    def _configuration(self, pair: CertPair) -> Any:
+        return grpc.ssl_server_certificate_configuration([(pair.key_pem, pair.cert_pem)], self._client_ca)
+
+    def _take_next_certificate(self) -> Any:
+        """grpc calls this before every TLS handshake (on its own thread): a new configuration, or None."""
+        with self._lock:
+            configuration, self._next_certificate = self._next_certificate, None
+        return configuration
 
     async def stop(self, grace: float) -> None:
         """Stop accepting calls; let those in flight finish for up to ``grace`` seconds, then cancel them."""

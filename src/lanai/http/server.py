@@ -21,6 +21,7 @@ from lanai.errors import ConfigError
 from lanai.http.app import create_app
 from lanai.http.protocol import ConnectionLimits, protocol_with
 from lanai.security.guard import Guard
+from lanai.security.reload import CertPair, load_pair_into
 
 __all__ = ["bind", "HttpDoor"]
 
@@ -86,3 +87,11 @@ class HttpDoor:
     def stop(self) -> None:
         """Stop accepting connections, let the requests in flight finish (up to shutdown_timeout)."""
         self._server.should_exit = True
+
+    def use_certificate(self, pair: CertPair) -> None:
+        """Serve ``pair`` from the next TLS handshake on; open connections keep the certificate they have.
+        uvicorn made one ``SSLContext`` at start, and every new connection wraps itself in it."""
+        context = self._server.config.ssl if self._server.config.loaded else None
+        if context is None:
+            raise RuntimeError("the HTTP door serves no TLS (or has not started): there is no certificate to switch")
+        load_pair_into(context, pair)
