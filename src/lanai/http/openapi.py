@@ -21,7 +21,7 @@ import lanai
 from lanai.http.auth import access_of
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
-from lanai.protocol import health, openai, v2
+from lanai.protocol import health, openai, pairing, v2
 from lanai.protocol.pipelines import PipelineList, PipelineResult
 from lanai.protocol.wire import Wire, schema
 from lanai.security.guard import Access
@@ -37,6 +37,7 @@ _TAGS = {
     "repository": "Load and unload models (Triton's model repository extension).",
     "openai": "OpenAI-compatible API for language models (GGUF on llama.cpp): the openai clients work unchanged.",
     "health": "Liveness and readiness, for people and load balancers.",
+    "pairing": "Pair a device with a one-time code (lanai pair): the device's two steps, and the admin's side.",
     "operations": "Metrics and this API's description.",
 }
 _BINARY = {"type": "string", "format": "binary"}
@@ -57,10 +58,19 @@ def _param(name: str) -> Doc:
 
 
 def _op(
-    op_id: str, tag: str, summary: str, ok: Doc, *, errors: tuple[int, ...] = (), also: Doc | None = None, **fields: Any
+    op_id: str,
+    tag: str,
+    summary: str,
+    ok: Doc,
+    *,
+    errors: tuple[int, ...] = (),
+    also: Doc | None = None,
+    status: int = 200,
+    **fields: Any,
 ) -> Doc:
-    """One operation: 200 is ``ok``; ``errors`` are the shared error responses; ``also`` adds others."""
-    responses = {"200": ok, **{str(s): {"$ref": f"#/components/responses/{_ERRORS[s]}"} for s in errors}}
+    """One operation: ``status`` (200) is ``ok``; ``errors`` are the shared error responses; ``also`` adds
+    others."""
+    responses = {str(status): ok, **{str(s): {"$ref": f"#/components/responses/{_ERRORS[s]}"} for s in errors}}
     responses.update(also or {})
     return {"operationId": op_id, "tags": [tag], "summary": summary, **fields, "responses": responses}
 
@@ -76,7 +86,7 @@ _IMAGE_BODY = {
     "description": "The image (JPEG, PNG, WebP, …) as form field 'file', or as the whole body.",
     "content": {
         "multipart/form-data": {
-            "schema": {"type": "object", "properties": {"file": _BINARY}, "required": ["file"]},
+            "schema": ref("ImageUpload"),
             "encoding": {"file": {"contentType": "image/*, application/octet-stream"}},
         },
         "image/*": {"schema": _BINARY},
@@ -277,6 +287,38 @@ def _openai_paths() -> Doc:
     }  # fmt: skip
 
 
+# -- pairing -------------------------------------------------------------------------------------------
+
+
+def _pairing_paths() -> Doc:
+    def body(schema: str, required: bool = True) -> Doc:
+        return {"required": required, "content": {"application/json": {"schema": ref(schema)}}}
+
+    device = (
+        "Open to the networks the box serves, even under mTLS without a certificate: the one-time code is "
+        "the credential (403 once its tries are used up)."
+    )
+    return {
+        "/v1/pair": {"post": _op("StartPairing", "pairing", "A device's first pairing message",
+                                 _json("The box's SPAKE2 message and the session.", ref("PairStarted")),
+                                 errors=(400, 413, 503), description=device, requestBody=body("PairStart"))},
+        "/v1/pair/confirm": {"post": _op("ConfirmPairing", "pairing", "A device's proof that it holds the code",
+                                         _json("The box's proof and the sealed grant.", ref("PairConfirmed")),
+                                         errors=(400, 413, 503), description=device,
+                                         requestBody=body("PairConfirm"))},
+        "/v1/admin/pairing": {
+            "post": _op("OpenPairing", "pairing", "Open a pairing and show its one-time code",
+                        _json("The code, shown only here.", ref("PairingOfferInfo")), status=201,
+                        errors=(400, 413, 503), requestBody=body("PairingRequest", required=False),
+                        description="An empty body: an infer key for every model, a code valid for 5 minutes."),
+            "get": _op("GetPairingStatus", "pairing", "The open pairing, and the devices paired",
+                       _json("Whether a code waits, and who paired.", ref("PairingStatusInfo")), errors=(503,)),
+            "delete": _op("ClosePairing", "pairing", "Close the open pairing", {"description": "Closed."},
+                          status=204, errors=(503,)),
+        },
+    }  # fmt: skip
+
+
 # -- operations ----------------------------------------------------------------------------------------
 
 
@@ -284,7 +326,7 @@ def _ops_paths() -> Doc:
     health = _json(
         "healthy, or degraded when a model failed to load or none is loaded: the whole report for an admin, "
         "the state and why for anyone else.",
-        {"anyOf": [ref("HealthReport"), ref("HealthStatus")]},
+        ref("HealthAnswer"),
     )
     return {
         "/health": {"get": _op("Health", "health", "Server, models and device status", health,
@@ -297,12 +339,18 @@ def _ops_paths() -> Doc:
     }  # fmt: skip
 
 
+_HEALTH_ANSWER = {
+    "description": "The whole report for an admin; the state and why for anyone else.",
+    "anyOf": [ref("HealthReport"), ref("HealthStatus")],
+}
+
+
 def _components() -> Doc:
     path = {"in": "path", "required": True, "schema": {"type": "string"}}
     retry = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
     error = {"content": {"application/json": {"schema": ref("Error")}}}
     return {
-        "schemas": {**SCHEMAS, **_wire_schemas()},
+        "schemas": {**SCHEMAS, **_wire_schemas(), "HealthAnswer": _HEALTH_ANSWER},
         "parameters": {
             "Model": {"name": "model", **path, "description": "The model's name."},
             "Version": {"name": "version", **path, "description": "The model version; it must be the one loaded."},
@@ -315,34 +363,52 @@ def _components() -> Doc:
             "BadRequest": {"description": "The request is malformed or does not fit the model.", **error},
             "NotFound": {"description": "No such model, or that version is not the one loaded.", **error},
             "PayloadTooLarge": {"description": "The body or the image is larger than the server allows.", **error},
-            "Unavailable": {"description": "The server is starting or draining, or the model's queue is full.",
+            "Unavailable": {"description": "The server is starting or draining, the model's queue is full, or the "
+                                           "server does not do this (pairing, outside lanai serve).",
                             "headers": {"Retry-After": retry}, **error},
-            "Unauthorized": {"description": "No key, or a key that is unknown, revoked or expired.",
+            "Unauthorized": {"description": "No key, or a key that is unknown, revoked or expired; under mTLS, no "
+                                            "client certificate, or a revoked one.",
                              "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}, **error},
-            "Forbidden": {"description": "The key's role or models do not allow this.", **error},
+            "Forbidden": {"description": "This address may not use the box, or the key's role or models do not "
+                                         "allow this.", **error},
             "TooManyRequests": {"description": "The key's rate limit, or too many bad keys from this address.",
                                 "headers": {"Retry-After": retry}, **error},
         },
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "An API key (lanai keys create); inference needs none unless auth is required."},
-            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                       "description": "An API key (lanai keys create) as Authorization: Bearer <key>. Inference "
+                                      "needs none unless the server requires keys; admin calls from the box itself "
+                                      "need none either (admin_loopback)."},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "The same API key, in the X-API-Key header."},
+            "mutualTLS": {"type": "mutualTLS",
+                          "description": "A client certificate (lanai certs client, or lanai pair): its OU is its "
+                                         "role, in place of a key. Under lanai serve --mtls every call needs one, "
+                                         "the public health checks too; only pairing does not."},
         },
     }  # fmt: skip
 
 
+_ANY_CREDENTIAL: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {"mutualTLS": []}]
+_SECURITY = [{}, *_ANY_CREDENTIAL]
+"""The document's default, which inference-level operations keep: a key or a client certificate, or
+nothing unless the server requires keys (auth = "required")."""
+
+
 def _secured(paths: Doc) -> Doc:
-    """Each operation's security as the door enforces it (``http.auth.access_of``): none for the health
-    checks; a key for admin operations; inference optional unless the server requires keys."""
-    refusals = {"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"}
+    """Each operation's security as the door enforces it (``http.auth.access_of``): none for public
+    operations (``security: []``), a credential for admin ones, the document's default for the rest;
+    and the refusals the door can answer with before the handler runs."""
     for template, operations in paths.items():
         for method, operation in operations.items():
             access = access_of(method.upper(), template)
+            refusals = {"401": "Unauthorized", "403": "Forbidden"}
             if access is Access.PUBLIC:
-                operation["security"] = [{}]
-                continue
-            if access is Access.ADMIN:
-                operation["security"] = [{"bearer": []}, {"apiKey": []}]
+                operation["security"] = []
+            else:
+                refusals["429"] = "TooManyRequests"
+                if access is Access.ADMIN:
+                    operation["security"] = [dict(requirement) for requirement in _ANY_CREDENTIAL]
             for status, name in refusals.items():
                 operation["responses"].setdefault(status, {"$ref": f"#/components/responses/{name}"})
     return paths
@@ -354,7 +420,10 @@ def _wire_schemas() -> Doc:
         v2.ServerMetadata, v2.ServerLive, v2.ServerReady, v2.ModelReady, v2.ModelMetadata, v2.RepositoryEntry,
         v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, health.HealthStatus,
         PipelineList, PipelineResult,
+        pairing.PairStart, pairing.PairStarted, pairing.PairConfirm, pairing.PairConfirmed, pairing.PairingRequest,
+        pairing.PairingOfferInfo, pairing.PairingStatusInfo,
         openai.ModelList, openai.ChatCompletion, openai.Completion, openai.EmbeddingList,
+        openai.ChatCompletionRequest, openai.CompletionRequest, openai.EmbeddingRequest,
         *(task.result for task in TASKS.values() if task.routed and task.result is not None),
     ]  # fmt: skip
     found: Doc = {}
@@ -394,10 +463,18 @@ def openapi_document() -> Doc:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
-        "paths": _secured({**_task_paths(), **_v2_paths(), **_openai_paths(), **_repository_paths(), **_ops_paths()}),
+        "paths": _secured(
+            {
+                **_task_paths(),
+                **_v2_paths(),
+                **_openai_paths(),
+                **_repository_paths(),
+                **_pairing_paths(),
+                **_ops_paths(),
+            }
+        ),  # fmt: skip
         "components": _components(),
-        # An API key is needed only when the server was given one (then 401 without it); health is open.
-        "security": [{}, {"bearer": []}, {"apiKey": []}],
+        "security": [dict(requirement) for requirement in _SECURITY],
     }
 
 

@@ -1,8 +1,8 @@
 """The JSON Schemas of the HTTP bodies that are not wire values (see ``protocol.wire``).
 
-Wire values describe themselves; what is left here is the Open Inference Protocol's inference bodies
-(parsed by ``protocol.infer``: free-form tensors with the binary extension), the error body, and the
-OpenAI-compatible bodies (parsed in ``http/openai.py``). A test validates served bodies against them.
+Wire values describe themselves (the OpenAI-compatible requests among them: ``protocol.openai``); what
+is left here is the Open Inference Protocol's inference bodies (parsed by ``protocol.infer``: tensors
+with the binary extension), the image upload form and the two error bodies. A test validates served bodies against them.
 """
 
 from __future__ import annotations
@@ -57,13 +57,19 @@ def _described(schema: Schema, description: str) -> Schema:
 
 
 _SHAPE = array(integer(), "Dimensions, the batch axis first.")
-_PARAMETER_VALUE = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
-_TENSOR_DATA = array(
-    {},
-    "The elements, flat or nested, in row-major order: numbers, booleans for BOOL, strings for BYTES.",
-)
+_PARAMETER_VALUE = ref("ParameterValue")
+_TENSOR_DATA = ref("TensorData")
 
 _V2 = {
+    "ParameterValue": {
+        "description": "A parameter's value: a string, a number or a boolean.",
+        "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+    },
+    "TensorData": array(
+        {},
+        "A tensor's elements in row-major order, flat (or nested as its shape): numbers, booleans for BOOL, "
+        "strings for BYTES.",
+    ),
     "Datatype": string("An Open Inference Protocol tensor datatype.", enum=list(DATATYPES)),
     "InferParameters": {
         "type": "object",
@@ -132,6 +138,14 @@ _V2 = {
     ),
 }
 
+_UPLOADS = {
+    "ImageUpload": obj(
+        "An image as a form field (multipart/form-data).",
+        {"file": string("The image: JPEG, PNG, WebP, …", format="binary")},
+        ("file",),
+    ),
+}
+
 _ERRORS = {
     "Error": obj(
         "What went wrong, and usually a 'Hint: …' saying what to do.",
@@ -140,38 +154,14 @@ _ERRORS = {
     ),
 }
 
-_SAMPLING = {
-    "model": string("A loaded language model."),
-    "max_tokens": integer("Tokens to generate at most (default: until the model stops or the context is full).",
-                          minimum=1),
-    "max_completion_tokens": integer("Same as max_tokens.", minimum=1),
-    "temperature": number("0: always the likeliest token.", minimum=0, maximum=2, default=1),
-    "top_p": number(minimum=0, maximum=1, default=1),
-    "stop": {"oneOf": [string(), array(string(), maxItems=4)], "description": "Text that ends the answer."},
-    "seed": integer("Same seed, same prompt, same settings: same answer."),
-    "stream": boolean("Answer as server-sent events, ending with data: [DONE]."),
-    "stream_options": obj("", {"include_usage": boolean("A last event with the token counts.")}),
-}  # fmt: skip
 _OPENAI = {
-    "OpenAIError": obj(
-        "OpenAI's error shape.",
-        {"error": obj("", {"message": string(), "type": string(), "param": nullable(string()),
-                           "code": nullable(string())}, ("message", "type"))},
-        ("error",),
+    "OpenAIError": obj("OpenAI's error shape.", {"error": ref("OpenAIErrorDetail")}, ("error",)),
+    "OpenAIErrorDetail": obj(
+        "What went wrong, and usually a 'Hint: …' saying what to do.",
+        {"message": string(), "type": string("invalid_request_error, not_found_error or server_error."),
+         "param": nullable(string("The request field at fault.")), "code": nullable(string())},
+        ("message", "type"),
     ),
-    "ChatCompletionRequest": obj("", {
-        **_SAMPLING,
-        "messages": array(obj("", {"role": string(enum=["system", "user", "assistant", "tool", "developer"]),
-                                   "content": {"oneOf": [string(), array(obj("A text part.", {
-                                       "type": string(enum=["text"]), "text": string()}, ("type", "text")))]}},
-                              ("role",)), minItems=1),
-    }, ("model", "messages")),
-    "CompletionRequest": obj("", {**_SAMPLING, "prompt": string("The text to continue.")}, ("model", "prompt")),
-    "EmbeddingRequest": obj("", {
-        "model": string("A model added with --task embed."),
-        "input": {"oneOf": [string(), array(string(), minItems=1)]},
-        "encoding_format": string("base64: little-endian float32 bytes.", enum=["float", "base64"], default="float"),
-    }, ("model", "input")),
 }  # fmt: skip
 
-SCHEMAS: dict[str, Schema] = {**_V2, **_ERRORS, **_OPENAI}
+SCHEMAS: dict[str, Schema] = {**_V2, **_UPLOADS, **_ERRORS, **_OPENAI}

@@ -117,7 +117,7 @@ def test_operations_have_unique_csharp_friendly_ids_and_known_tags(document: dic
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[A-Z][A-Za-z]+", op_id) for op_id in ids), ids
     tags = {tag["name"] for tag in document["tags"]}
-    assert tags == {"tasks", "inference", "openai", "repository", "health", "operations"}
+    assert tags == {"tasks", "inference", "openai", "repository", "pairing", "health", "operations"}
     assert all(len(op["tags"]) == 1 and op["tags"][0] in tags for op in operations)
     assert {"Classify", "ModelInfer", "ServerLive", "ServerReady", "ModelMetadata", "Health"} <= set(ids)
 
@@ -137,7 +137,7 @@ def test_every_component_is_used(document: dict[str, Any]) -> None:
 def test_classify_bodies_are_documented(document: dict[str, Any]) -> None:
     classify = document["paths"]["/v1/models/{model}/classify"]["post"]
     content = classify["requestBody"]["content"]
-    assert content["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    assert resolve(document, content["multipart/form-data"]["schema"])["properties"]["file"]["format"] == "binary"
     assert {"image/*", "application/octet-stream"} <= set(content)
     assert "top_k" in {resolve(document, p)["name"] for p in classify["parameters"]}
     infer = document["paths"]["/v2/models/{model}/infer"]["post"]
