@@ -21,6 +21,7 @@ from lanai.dataplane import DataPlane
 from lanai.http.server import HttpDoor, bind
 from lanai.security.guard import Guard
 from lanai.security.keys import KeyRing, ensure_admin_key
+from lanai.security.pairing import desk_for
 from lanai.security.reload import CertWatcher
 
 __all__ = ["serve", "Service"]
@@ -38,7 +39,9 @@ class Service:
         self.settings = settings
         self.keys = KeyRing(settings.home)
         self.guard = Guard(settings, self.keys, plane.metrics)
-        self.http = HttpDoor(plane, settings, bind(http_host or settings.host, settings.port), self.guard)
+        self.pairing = desk_for(settings, self.keys)
+        sock = bind(http_host or settings.host, settings.port)
+        self.http = HttpDoor(plane, settings, sock, self.guard, self.pairing)
         self.http_port: int = self.http.sock.getsockname()[1]
         self.grpc_port: int | None = None
         self.started = threading.Event()

@@ -21,6 +21,7 @@ from lanai.errors import ConfigError
 from lanai.http.app import create_app
 from lanai.http.protocol import ConnectionLimits, protocol_with
 from lanai.security.guard import Guard
+from lanai.security.pairing import PairingDesk
 from lanai.security.reload import CertPair, load_pair_into
 
 __all__ = ["bind", "HttpDoor"]
@@ -55,12 +56,15 @@ class _Uvicorn(uvicorn.Server):
 class HttpDoor:
     """The HTTP API over ``plane`` on ``sock``. ``serve()`` returns once ``stop()`` has drained it."""
 
-    def __init__(self, plane: DataPlane, settings: Settings, sock: socket.socket, guard: Guard | None = None) -> None:
+    def __init__(
+        self, plane: DataPlane, settings: Settings, sock: socket.socket, guard: Guard | None = None,
+        pairing: PairingDesk | None = None,
+    ) -> None:  # fmt: skip
         self.limits = ConnectionLimits(
             settings.header_timeout, settings.body_timeout, settings.max_connections_per_client
         )
         config = uvicorn.Config(
-            create_app(plane, guard),
+            create_app(plane, guard, pairing),
             http=protocol_with(self.limits),
             limit_concurrency=settings.max_connections,
             lifespan="off",
@@ -72,7 +76,9 @@ class HttpDoor:
             ssl_certfile=settings.tls_certfile,
             ssl_keyfile=settings.tls_keyfile,
             ssl_ca_certs=str(settings.tls_client_ca) if settings.tls_client_ca else None,
-            ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca else ssl.CERT_NONE,
+            # mTLS: a client without a certificate may finish the handshake only to pair; the access
+            # gate refuses it everything else (lanai.http.auth)
+            ssl_cert_reqs=ssl.CERT_OPTIONAL if settings.tls_client_ca else ssl.CERT_NONE,
         )
         self._server = _Uvicorn(config)
         self.sock = sock
