@@ -65,13 +65,18 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     """Larger images (by header, before decoding) are refused with 413."""
     header_timeout: float = 10.0
-    """Seconds a client may take to send a request's headers (slow clients would hold connections)."""
+    """Seconds a client may take to send a request's headers (slow clients would hold connections); on
+    gRPC, to finish the TLS and HTTP/2 handshake."""
     body_timeout: float = 60.0
     """Seconds a client may take to send a request's body."""
     max_connections_per_client: int = 64
     """Open connections one address may hold; one more gets 429."""
     max_connections: int = 1024
-    """Connections and requests in progress over all clients; past it, 503."""
+    """Connections and requests in progress over all clients; past it, 503 (gRPC: the connection is refused)."""
+    grpc_idle_timeout: float = 300.0
+    """Seconds a gRPC connection may carry no call before the server closes it (clients reconnect)."""
+    grpc_max_streams: int = 100
+    """gRPC calls one connection may have in progress at once; more wait in the client."""
     shutdown_timeout: float = 10.0
     """Seconds to let in-flight requests finish after SIGTERM."""
     log_level: str = "info"

@@ -4,6 +4,10 @@ It runs on the event loop that runs the data plane (and the HTTP door); ``lanai.
 the data plane and stops it before the data plane shuts down, and gives it the same access guard as the
 HTTP door (see ``interceptor``).
 
+Connections are bounded as on the HTTP door (see :func:`connection_options`): a client must finish its
+TLS and HTTP/2 handshake within ``header_timeout``, an idle connection is closed after
+``grpc_idle_timeout``, one connection carries at most ``grpc_max_streams`` calls at once, the server
+takes at most ``max_connections`` connections, and clients may not ping more often than every 30 s.
 Under TLS the certificate is switched without a restart (``use_certificate``; ``lanai.security.reload``
 calls it): grpc asks the door before every new handshake whether there is a new one.
 """
@@ -32,12 +36,32 @@ from lanai.security.guard import Guard
 from lanai.security.keys import KeyRing
 from lanai.security.reload import CertPair, read_pair
 
-__all__ = ["GrpcDoor", "SERVICE_NAMES"]
+__all__ = ["GrpcDoor", "SERVICE_NAMES", "connection_options"]
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
 """What reflection lists."""
+
+_MIN_PING_INTERVAL_MS = 30_000
+"""Clients may ping an idle connection this often (keepalive); more often counts as abuse."""
+_KEEPALIVE_MS, _KEEPALIVE_TIMEOUT_MS = 60_000, 20_000
+"""The server pings a quiet connection every minute and drops it if no answer comes within 20 s."""
+
+
+def connection_options(settings: Settings) -> list[tuple[str, Any]]:
+    """The grpc core server's channel arguments that keep slow, idle and greedy clients from holding it."""
+    return [
+        ("grpc.server_handshake_timeout_ms", max(1, round(settings.header_timeout * 1000))),  # TLS + HTTP/2 preface
+        ("grpc.max_connection_idle_ms", max(1, round(settings.grpc_idle_timeout * 1000))),  # then GOAWAY
+        ("grpc.max_concurrent_streams", settings.grpc_max_streams),
+        ("grpc.max_allowed_incoming_connections", settings.max_connections),
+        ("grpc.keepalive_time_ms", _KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
+        ("grpc.http2.min_ping_interval_without_data_ms", _MIN_PING_INTERVAL_MS),
+        ("grpc.http2.max_ping_strikes", 2),  # then GOAWAY "too_many_pings"
+        ("grpc.keepalive_permit_without_calls", 0),  # an idle connection need not be kept alive
+    ]
 
 
 class GrpcDoor:
@@ -66,6 +90,7 @@ class GrpcDoor:
                 ("grpc.max_receive_message_length", min(self.settings.max_body_bytes, 2**31 - 1)),
                 ("grpc.max_send_message_length", -1),
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a port shared with another server
+                *connection_options(self.settings),
             ],
         )
         add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.plane, self.guard), server)  # type: ignore[no-untyped-call]
