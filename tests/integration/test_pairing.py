@@ -132,15 +132,22 @@ class TlsRelay:
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
+        self.server = self.loop.run_until_complete(
             asyncio.start_server(self._relay, "127.0.0.1", 0, ssl=self.server_context)
         )
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self.server.sockets[0].getsockname()[1]
         ready.set()
         self.loop.run_forever()
-        server.close()
-        self.loop.run_until_complete(server.wait_closed())
         self.loop.close()
+
+    async def _shutdown(self) -> None:
+        """Stop listening and end every relayed connection (nothing left pending for the next test)."""
+        self.server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client_context = ssl.create_default_context()
@@ -159,13 +166,9 @@ class TlsRelay:
                 sink.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        for stream in (writer, up_writer):
-            try:
-                await stream.wait_closed()
-            except (ConnectionError, ssl.SSLError):
-                pass
 
     def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
