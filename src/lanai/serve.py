@@ -114,6 +114,8 @@ class Service:
         self.certificates.subscribe(self.http.use_certificate)
         if grpc is not None:
             self.certificates.subscribe(grpc.use_certificate)
+        if self.advertiser is not None:
+            self.certificates.subscribe(self.advertiser.use_certificate)  # its id is the certificate's
         return [asyncio.create_task(self.certificates.run(), name="lanai-certificates")]
 
     async def _drain(self, http: asyncio.Task[None] | None, grpc: Any) -> None:

@@ -227,3 +227,31 @@ def test_lanai_serve_advertises_itself_unless_told_not_to(
     deadline = time.monotonic() + DEADLINE_S
     while on_port(port)(discover(0.5, interfaces=LOOPBACK)):
         assert time.monotonic() < deadline, "lanai serve was still advertised after it stopped"
+
+
+def test_the_id_follows_a_renewed_certificate(box_server: ServerThread, tmp_path: Path) -> None:
+    """Under TLS the id is the served certificate's fingerprint prefix: after a renewal (the certificate
+    watcher hands the doors and the advertiser the new pair) the record says the new one, no restart."""
+    from lanai.security.certs import TlsFiles, init_authority
+    from lanai.security.reload import read_pair
+
+    files = TlsFiles(tmp_path / "tls")
+    init_authority(files, names=["localhost"], addresses=["127.0.0.1"])
+    pair = read_pair(files.server_cert, files.server_key)
+    expected = pair.fingerprint.replace(":", "").lower()[:16]
+    service = box_server.service
+    name = f"lanai-test-{secrets.token_hex(4)}"
+
+    async def scenario() -> None:
+        advertiser = Advertiser(interfaces=LOOPBACK, hostname=name, check_every=0.1)
+        assert await advertiser.start(service.plane, service.settings, service.http_port, service.grpc_port)
+        try:
+            before = await _until(lambda b: b is not None, name)
+            assert before is not None and before.id != expected
+            advertiser.use_certificate(pair)
+            after = await _until(lambda b: b is not None and b.id == expected, name)
+            assert after is not None and after.port == service.http_port
+        finally:
+            await advertiser.stop()
+
+    asyncio.run(scenario())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import ipaddress
 import logging
@@ -64,6 +65,7 @@ class Advertiser:
         self._zc: AsyncZeroconf | None = None
         self._plane: DataPlane | None = None
         self._base: Advert | None = None
+        self._updating: asyncio.Future[bool] | None = None
         self._draining = False
         self._checker: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[bool] | None = None
@@ -144,6 +146,13 @@ class Advertiser:
             return False
         self.info = info
         return True
+
+    def use_certificate(self, pair: Any) -> None:
+        """The box serves a renewed certificate (a ``lanai.security.reload.CertPair``): the id follows it."""
+        if self._base is None:
+            return
+        self._base = dataclasses.replace(self._base, id=pair.fingerprint.replace(":", "").lower()[:16])
+        self._updating = asyncio.ensure_future(self.update())
 
     async def drain(self) -> None:
         """Say the box is draining (it finishes its requests and stops): clients should pick another."""
