@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import os
 import ssl
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -27,6 +29,7 @@ _CLI_CERT = "lanai-cli"
 
 
 def run_pair_command(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request on the terminal
     if args.box and args.code:
         return _pair_device(args)
     if args.box or args.code:
@@ -62,11 +65,15 @@ def _open_on_box(args: argparse.Namespace) -> int:
     with _AdminClient(settings, args.url) as (http, url):
         answer = _call(http, "POST", url, request.to_dict())
         offer = PairingOfferInfo.from_dict(answer)
-        host = _host_name()
+        port = urlsplit(url).port or 8000
+        host = _host_name() + (f":{port}" if port != 8000 else "")
         print(f"\n    pairing code:  {offer.code}\n")
         print(f"on the device, within {round(offer.expires - time.time())} s ({offer.attempts} tries):")
         print(f"    lanai pair {host} {offer.code}")
-        print(f"the device gets a {offer.role} key" + (f" for {', '.join(offer.models)}" if offer.models else ""))
+        print(
+            f"the device gets a key with role {offer.role}"
+            + (f", for {', '.join(offer.models)}" if offer.models else "")
+        )
         if args.no_wait:
             return 0
         return _wait(http, url, offer)
