@@ -103,6 +103,10 @@ class Settings:
     tls_keyfile: Path | None = None
     tls_client_ca: Path | None = None
     """Require a client certificate signed by this CA (PEM), on HTTP and gRPC."""
+    tls_client_pins: tuple[str, ...] = ()
+    """Under mTLS, accept only the client certificates with these SHA-256 fingerprints (as ``lanai certs``
+    prints them); empty: any the CA signed. Certificates that no CA signed can be pinned by listing them in
+    ``tls_client_ca`` too (each one is then its own authority)."""
 
     def with_store_tls(self) -> Settings:
         """``tls``/``mtls`` resolved to the files of ``<home>/tls`` (explicit files take precedence)."""

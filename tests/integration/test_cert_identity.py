@@ -102,3 +102,26 @@ def test_a_revoked_certificate_is_refused_on_both_doors_without_a_restart(server
         assert _grpc_code(call) is grpc.StatusCode.UNAUTHENTICATED
     other = issue_client(files, "other-tablet", "infer")  # other certificates are not affected
     assert _https(server, "/v2/models/tiny", other, files).status_code == 200
+
+
+def test_pinned_client_certificates_are_the_only_ones_accepted(store: Store) -> None:
+    files = TlsFiles.of(store.root)
+    pinned = issue_client(files, "pinned-pc", "infer")
+    other = issue_client(files, "other-pc", "infer")  # the same CA, not pinned
+    settings = Settings(
+        home=store.root, intra_op_threads=1, mtls=True, admin_loopback=False,
+        tls_client_pins=(pinned.fingerprint.replace(":", "").lower(),),  # any spelling of the fingerprint
+    ).with_store_tls()  # fmt: skip
+    server = ServerThread(DataPlane(store, settings), settings)
+    with server:
+        assert _https(server, "/v2/models/tiny", pinned, files).status_code == 200
+        refused = _https(server, "/v2/models/tiny", other, files)
+        assert refused.status_code == 401 and "other-pc" in refused.json()["error"]
+        for bundle, expected in ((pinned, None), (other, grpc.StatusCode.UNAUTHENTICATED)):
+            channel, stub = _grpc_stub(server, bundle, files)
+            with channel:
+                call = lambda: stub.ModelMetadata(pb.ModelMetadataRequest(name="tiny"), timeout=10)  # noqa: E731
+                if expected is None:
+                    assert call().name == "tiny"
+                else:
+                    assert _grpc_code(call) is expected

@@ -100,7 +100,9 @@ class Guard:
         # the single shared key of old asked every caller for the key, this machine's too
         self.admin_loopback = settings.admin_loopback and not settings.api_key
         self.require_certificate = settings.tls_client_ca is not None
-        """mTLS: only pairing may be done without a client certificate (see ``check_certificate``)."""
+        """mTLS: only pairing may be done without a client certificate (see ``check_certificate``); with
+        ``tls_client_pins``, only the pinned certificates are accepted."""
+        self.pins = frozenset(_fingerprint(p) for p in settings.tls_client_pins)
         self._legacy = settings.api_key.encode() if settings.api_key else None
         self._metrics_key = settings.metrics_key.encode() if settings.metrics_key else None
         self._metrics = metrics
@@ -157,12 +159,19 @@ class Guard:
 
     def check_certificate(self, cert: PeerCertificate | None, peer: str | None) -> None:
         """Under mTLS, Unauthenticated for a caller without a client certificate (the doors let one
-        through the handshake only to pair; every other call needs the certificate)."""
+        through the handshake only to pair; every other call needs the certificate), or with one that is
+        not pinned when the server pins its clients' certificates."""
         if self.require_certificate and cert is None:
             self._count("missing_certificate")
             raise Unauthenticated(
                 "this server requires a client certificate (mutual TLS).",
                 hint="pair this device (lanai pair BOX CODE), or use one from lanai certs client NAME.",
+            )
+        if self.pins and cert is not None and cert.fingerprint not in self.pins:
+            self._count("unpinned_certificate")
+            raise Unauthenticated(
+                f"the client certificate {cert.name!r} is not one this server accepts (it pins its clients').",
+                hint="ask the box's admin to add its SHA-256 fingerprint to tls_client_pins.",
             )
 
     def _by_key(self, token: str) -> Principal | None:
@@ -264,6 +273,16 @@ class Guard:
     def _count(self, reason: str) -> None:
         if self._metrics is not None:
             self._metrics.auth_refusals.labels(reason).inc()
+
+
+def _fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as ``PeerCertificate`` writes it (colon pairs, upper case), from any spelling."""
+    digits = text.replace(":", "").replace(" ", "").upper()
+    if len(digits) != 64 or any(c not in "0123456789ABCDEF" for c in digits):
+        raise ConfigError(
+            f"tls_client_pins: {text!r} is not a SHA-256 fingerprint.", hint="64 hex digits, e.g. AB:CD:…"
+        )
+    return ":".join(digits[i : i + 2] for i in range(0, 64, 2))
 
 
 def _is_loopback(peer: str | None) -> bool:
