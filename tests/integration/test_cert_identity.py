@@ -45,7 +45,9 @@ def _https(server: ServerThread, path: str, bundle: ClientBundle, files: TlsFile
     return httpx.get(server.url.replace("http://", "https://") + path, verify=context, timeout=30)
 
 
-def _grpc_stub(server: ServerThread, bundle: ClientBundle, files: TlsFiles) -> tuple[grpc.Channel, GRPCInferenceServiceStub]:
+def _grpc_stub(
+    server: ServerThread, bundle: ClientBundle, files: TlsFiles
+) -> tuple[grpc.Channel, GRPCInferenceServiceStub]:
     credentials = grpc.ssl_channel_credentials(
         files.ca_cert.read_bytes(), bundle.key.read_bytes(), bundle.cert.read_bytes()
     )
@@ -117,11 +119,53 @@ def test_pinned_client_certificates_are_the_only_ones_accepted(store: Store) -> 
         assert _https(server, "/v2/models/tiny", pinned, files).status_code == 200
         refused = _https(server, "/v2/models/tiny", other, files)
         assert refused.status_code == 401 and "other-pc" in refused.json()["error"]
-        for bundle, expected in ((pinned, None), (other, grpc.StatusCode.UNAUTHENTICATED)):
-            channel, stub = _grpc_stub(server, bundle, files)
-            with channel:
-                call = lambda: stub.ModelMetadata(pb.ModelMetadataRequest(name="tiny"), timeout=10)  # noqa: E731
-                if expected is None:
-                    assert call().name == "tiny"
-                else:
-                    assert _grpc_code(call) is expected
+        request = pb.ModelMetadataRequest(name="tiny")
+        channel, stub = _grpc_stub(server, pinned, files)
+        with channel:
+            assert stub.ModelMetadata(request, timeout=10).name == "tiny"
+        channel, stub = _grpc_stub(server, other, files)
+        with channel:
+            assert _grpc_code(lambda: stub.ModelMetadata(request, timeout=10)) is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_self_signed_client_certificate_can_be_pinned(store: Store, tmp_path: Path) -> None:
+    """A certificate no CA signed (one a device made itself): listed as an authority of its own beside
+    the store's CA, and pinned, it is let in, with the role it names."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    files = TlsFiles.of(store.root)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "admin"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "own-laptop")])  # fmt: skip
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    bundle = ClientBundle(tmp_path / "own.pem", tmp_path / "own.key", tmp_path / "none.p12", "",
+                          cert.fingerprint(hashes.SHA256()).hex(":").upper())  # fmt: skip
+    bundle.cert.write_bytes(cert_pem)
+    bundle.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    authorities = tmp_path / "clients.pem"
+    authorities.write_bytes(files.ca_cert.read_bytes() + cert_pem)
+    settings = Settings(
+        home=store.root, intra_op_threads=1, mtls=True, admin_loopback=False, tls_client_ca=authorities,
+        tls_client_pins=(bundle.fingerprint,),
+    ).with_store_tls()  # fmt: skip
+    server = ServerThread(DataPlane(store, settings), settings)
+    with server:
+        assert _https(server, "/metrics", bundle, files).status_code == 200  # admin, as its OU says
+        stranger = issue_client(files, "not-pinned", "admin")
+        assert _https(server, "/metrics", stranger, files).status_code == 401
