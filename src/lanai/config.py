@@ -50,6 +50,11 @@ class Settings:
     """Advertise the box on the LAN over mDNS/DNS-SD (_lanai._tcp), so apps and ``lanai discover`` find it."""
     default_model: str | None = None
     """Model that /v1/infer and /predict use; None: the bundled default model, else the only one."""
+    deepstack_detection_model: str | None = None
+    """Model that DeepStack's /v1/vision/detection uses; None: the only detect model, else the first that
+    is not a face detector."""
+    deepstack_face_model: str | None = None
+    """Model that DeepStack's /v1/vision/face uses; None: the first detect model with RetinaFace's outputs."""
     providers: tuple[str, ...] = ("tensorrt", "cuda", "openvino", "cpu")
     """ONNX Runtime execution providers in priority order; those not installed are skipped."""
     litert_delegates: tuple[str, ...] = ()

@@ -16,7 +16,10 @@ from lanai.types import BatchingConfig, ImagePreprocess
 
 __all__ = ["run_models_command", "parse_preprocess"]
 
-_PREPROCESS_HINT = "e.g. --preprocess resize=256,crop=224,mean=127,std=128,layout=NCHW,dtype=float32,color=RGB"
+_PREPROCESS_HINT = (
+    "e.g. --preprocess resize=256,crop=224,mean=127,std=128,layout=NCHW,dtype=float32,color=RGB"
+    " (detectors: fit=letterbox|stretch, channel_order=RGB|BGR)"
+)
 
 
 def parse_preprocess(text: str) -> ImagePreprocess:
@@ -54,6 +57,10 @@ def _apply(spec: ImagePreprocess, key: str, value: str) -> ImagePreprocess:
         return replace(spec, color="RGB" if value.upper() == "RGB" else "L")
     if key == "dtype" and value in ("float32", "uint8"):
         return replace(spec, dtype="float32" if value == "float32" else "uint8")
+    if key == "fit" and value.lower() in ("crop", "letterbox", "stretch"):
+        return replace(spec, fit=value.lower())  # type: ignore[arg-type]
+    if key == "channel_order" and value.upper() in ("RGB", "BGR"):
+        return replace(spec, channel_order="RGB" if value.upper() == "RGB" else "BGR")
     raise BadInput(f"unknown --preprocess setting {key}={value!r}.", hint=_PREPROCESS_HINT)
 
 
@@ -99,6 +106,8 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         pairs = "; ".join(f"{name} on {', '.join(t.backends)}" for name, t in TASKS.items())
         raise BadInput(f"task {args.task!r} does not go with backend {backend!r}.", hint=f"tasks run: {pairs}.")
     options = parse_options(args.option or [])
+    if args.task == "detect":
+        preprocess = _detector(args, backend, options, preprocess)
     manifest = store.add(
         args.file,
         name=args.name,
@@ -116,6 +125,23 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     state = "active" if active == manifest.version else f"not active (active: {active})"
     print(f"added {manifest.name} version {manifest.version}, {state}")
     return 0
+
+
+def _detector(
+    args: argparse.Namespace, backend: str, options: dict[str, Any], preprocess: ImagePreprocess | None
+) -> ImagePreprocess:
+    """Choose the detector's output decoder from its outputs (or check the one ``--option decoder=``
+    names) and record it in ``options``; the preprocessing is its family's unless ``--preprocess`` says."""
+    from lanai.bundled import inspector
+    from lanai.store.labels import parse_labels
+    from lanai.tasks.detection import choose_decoder
+
+    _, outputs = inspector(backend, args.task)(args.file)
+    classes = len(parse_labels(args.labels.read_bytes(), source=str(args.labels))) if args.labels else None
+    decoder = choose_decoder(outputs, options, classes)
+    options["decoder"] = decoder.name
+    print(f"detector outputs decoded as {decoder.name}: {decoder.summary}")
+    return preprocess or decoder.preprocess
 
 
 def _list(store: Store, as_json: bool) -> int:

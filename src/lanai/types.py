@@ -68,6 +68,14 @@ class ImagePreprocess:
     The image is decoded to ``color`` (``RGB``, or ``L`` for one grey channel), its shorter side resized
     to ``resize``, centre-cropped to ``crop`` × ``crop``, then each channel becomes ``(x - mean) / std``
     in ``dtype`` with ``layout``. A grey image uses the first value of ``mean`` and ``std``.
+
+    ``fit`` says how the image meets the model's size: ``crop`` (the above, for classifiers),
+    ``letterbox`` (scaled whole to fit the model's input, the rest padded, as YOLO-style detectors want)
+    or ``stretch`` (resized to the input's size, aspect ratio lost, as SSD-style detectors want). For
+    ``letterbox`` and ``stretch`` the size is the model's input height and width when they are fixed,
+    else ``crop`` × ``crop``, and ``resize`` is unused. ``channel_order`` ``BGR`` reverses the colour
+    channels after decoding (models trained with OpenCV); ``mean`` and ``std`` are then in B, G, R order.
+    The two are written to a manifest only when they differ from their defaults.
     """
 
     resize: int = 256
@@ -77,13 +85,15 @@ class ImagePreprocess:
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     dtype: Literal["float32", "uint8"] = "float32"
     color: Literal["RGB", "L"] = "RGB"
+    fit: Literal["crop", "letterbox", "stretch"] = "crop"
+    channel_order: Literal["RGB", "BGR"] = "RGB"
 
     @property
     def channels(self) -> int:
         return 1 if self.color == "L" else 3
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "resize": self.resize,
             "crop": self.crop,
             "mean": list(self.mean),
@@ -92,6 +102,11 @@ class ImagePreprocess:
             "dtype": self.dtype,
             "color": self.color,
         }
+        if self.fit != "crop":  # older manifests stay as they were, byte for byte
+            found["fit"] = self.fit
+        if self.channel_order != "RGB":
+            found["channel_order"] = self.channel_order
+        return found
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImagePreprocess:
@@ -104,6 +119,8 @@ class ImagePreprocess:
             layout=data.get("layout", default.layout),
             dtype=data.get("dtype", default.dtype),
             color=data.get("color", default.color),
+            fit=data.get("fit", default.fit),
+            channel_order=data.get("channel_order", default.channel_order),
         )
 
 

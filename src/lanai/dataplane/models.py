@@ -147,7 +147,7 @@ def _open_tensor_model(
         backend.run, batching, observer=lambda stats: observers.batch(name, stats),
         run_alone=alone.run if alone else None, name=f"lanai-{name}",
     )  # fmt: skip
-    view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels)
+    view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels, dict(manifest.backend_options))
     return TensorModel(manifest, task, info, view, backend, batcher, alone)
 
 

@@ -3,6 +3,7 @@ one, plus the aliases that edge tutorials' clients call (``/v1/infer``, ``/predi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -28,6 +29,10 @@ async def _run(request: Request, task: Task, name: str, version: str | None) -> 
     request.scope["lanai.model"] = name
     data = await _input(request, task, plane.settings.max_body_bytes)
     result = await plane.run_task(name, task.name, data, params, version)
+    render = getattr(task, "render", None)
+    if render is not None and getattr(params, "draw", False):  # e.g. detect?draw=true: the image, drawn on
+        body, media_type = await asyncio.to_thread(render, data, result)
+        return Response(body, media_type=media_type)
     return JSONResponse(result.to_dict())
 
 

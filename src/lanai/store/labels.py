@@ -42,10 +42,11 @@ def parse_labels(data: bytes, *, source: str) -> list[str]:
 def check_label_count(labels: Sequence[str], outputs: Sequence[TensorSpec], *, source: str) -> None:
     """StoreError unless there is one label per class of the first output.
 
-    The class count is the last dimension of the first output; when that is unknown (``-1``) or the
-    model has no such output, any count is accepted.
+    The class count is the last dimension of the first output; when that is unknown (``-1``), the
+    model has no such output, or the output is not a row of class scores (three axes or more: a
+    detector's head, a feature map), any count is accepted.
     """
-    if not outputs or not outputs[0].shape:
+    if not outputs or not outputs[0].shape or len(outputs[0].shape) > 2:
         return
     classes = outputs[0].shape[-1]
     if classes > 0 and classes != len(labels):

@@ -39,6 +39,8 @@ class TaskModel:
     labels: tuple[str, ...]
     preprocess: ImagePreprocess | None
     max_image_pixels: int
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The manifest's backend options: what ``models add --option`` recorded (e.g. a detector's decoder)."""
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,8 @@ def preprocess(img: Image.Image, spec: ImagePreprocess) -> np.ndarray:
     pixels = np.asarray(img.resize((spec.crop, spec.crop), Image.Resampling.BILINEAR, box=box))
     if pixels.ndim == 2:  # grey
         pixels = pixels[:, :, np.newaxis]
+    elif spec.channel_order == "BGR":
+        pixels = pixels[:, :, ::-1]
     if spec.layout == "NCHW":
         pixels = pixels.transpose(2, 0, 1)
     if spec.dtype == "uint8":

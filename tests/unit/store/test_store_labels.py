@@ -35,7 +35,10 @@ def test_label_count_must_match_a_known_class_dimension() -> None:
         check_label_count(["a", "b"], outputs, source="l.txt")
 
 
-@pytest.mark.parametrize("outputs", [(), (TensorSpec("y", "FP32", ()),), (TensorSpec("y", "FP32", (-1, -1)),)])
+@pytest.mark.parametrize(
+    "outputs",
+    [(), (TensorSpec("y", "FP32", ()),), (TensorSpec("y", "FP32", (-1, -1)),), (TensorSpec("y", "FP32", (1, 84, 8400)),)],
+)
 def test_label_count_is_not_checked_when_the_class_count_is_unknown(
     outputs: tuple[TensorSpec, ...],
 ) -> None:

@@ -29,7 +29,7 @@ def test_every_task_declares_what_it_is() -> None:
         assert task.name == name and task.kind in ("tensor", "language") and task.backends
         if task.routed:
             assert task.result is not None and hasattr(task.result, "from_dict")
-    assert [t.name for t in TASKS.values() if t.routed] == ["classify"]
+    assert [t.name for t in TASKS.values() if t.routed][:1] == ["classify"] and "detect" in TASKS
     with pytest.raises(BadInput, match="there is no task 'nope'.*classify"):
         get_task("nope")
 
