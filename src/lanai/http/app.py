@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.dataplane import DataPlane
-from lanai.http import openai, ops, pair, pipelines, tasks, v2
+from lanai.http import deepstack, openai, ops, pair, pipelines, tasks, v2
 from lanai.http.auth import AuthGate
 from lanai.http.errors import EXCEPTION_HANDLERS
 from lanai.security.guard import Guard
@@ -73,6 +73,7 @@ def create_app(plane: DataPlane, guard: Guard | None = None, pairing: PairingDes
         # the task routes first: the router tries routes in order, and classify is the busiest
         routes=[
             *tasks.routes(),
+            *deepstack.routes(),
             *v2.routes(),
             *openai.routes(),
             *pipelines.routes(),

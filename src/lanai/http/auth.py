@@ -30,6 +30,7 @@ _INFER = [
     for method, pattern in (
         ("POST", r"/v1/models/[^/]+(/versions/[^/]+)?/[a-z0-9_-]+"),  # tasks
         ("POST", r"/v1/infer|/predict"),
+        ("POST", r"/v1/vision/detection|/v1/vision/face"),  # DeepStack-compatible detection (http/deepstack.py)
         ("GET", r"/v2|/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"),
         ("POST", r"/v2/models/[^/]+(/versions/[^/]+)?/infer"),
         ("POST", r"/v2/repository/index"),

@@ -109,6 +109,9 @@ _DEFAULT_MODEL = "Uses the default model (the setting default_model, else the on
 def _task_op(task: Task, op_id: str, summary: str, params: list[Doc], description: str | None = None) -> Doc:
     assert task.result is not None
     ok = _json(f"The {task.name} result.", ref(task.result.__name__))
+    if getattr(task, "render", None) is not None:  # draw=true: the image with the result drawn on it
+        ok = {"description": f"The {task.name} result; with draw=true, the image with it drawn, as JPEG.",
+              "content": {**ok["content"], "image/jpeg": {"schema": _BINARY}}}  # fmt: skip
     query = [
         {
             "name": name,
@@ -163,6 +166,76 @@ def _task_paths() -> Doc:
         )
     }
     return paths  # fmt: skip
+
+
+# -- DeepStack-compatible ------------------------------------------------------------------------------
+
+_DEEPSTACK_SCHEMAS: Doc = {
+    "DeepStackUpload": {
+        "type": "object",
+        "description": "The image, and how sure a detection must be.",
+        "properties": {
+            "image": {**_BINARY, "description": "The image (JPEG, PNG, WebP, …)."},
+            "min_confidence": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.4,
+                               "description": "Leave out detections below this confidence."},
+        },
+        "required": ["image"],
+    },
+    "DeepStackPrediction": {
+        "type": "object",
+        "description": "One detection, in the original image's whole pixels.",
+        "properties": {
+            "label": {"type": "string"}, "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            **{k: {"type": "integer"} for k in ("x_min", "y_min", "x_max", "y_max")},
+        },
+        "required": ["label", "confidence", "x_min", "y_min", "x_max", "y_max"],
+    },
+    "DeepStackAnswer": {
+        "type": "object",
+        "description": "DeepStack's answer (count, inferenceMs and processMs as CodeProject.AI adds them).",
+        "properties": {
+            "success": {"type": "boolean", "const": True},
+            "predictions": {"type": "array", "items": ref("DeepStackPrediction")},
+            "count": {"type": "integer", "minimum": 0},
+            "inferenceMs": {"type": "integer", "minimum": 0},
+            "processMs": {"type": "integer", "minimum": 0},
+        },
+        "required": ["success", "predictions"],
+    },
+    "DeepStackError": {
+        "type": "object",
+        "description": "DeepStack's failure: the message ends with a hint.",
+        "properties": {"success": {"type": "boolean", "const": False}, "error": {"type": "string"},
+                       "code": {"type": "integer"}},
+        "required": ["success", "error"],
+    },
+}  # fmt: skip
+
+
+def _deepstack_paths() -> Doc:
+    body = {
+        "required": True,
+        "description": "A multipart form: the image as field 'image'; min_confidence as a form field (or query).",
+        "content": {"multipart/form-data": {"schema": ref("DeepStackUpload")}},
+    }
+    error = {"content": {"application/json": {"schema": ref("DeepStackError")}}}
+    errors = {str(s): {"description": d, **error} for s, d in (
+        (400, "Not an image, or a bad min_confidence."), (404, "No detect model is loaded for this endpoint."),
+        (413, "The body or the image is larger than the server allows."),
+        (503, "The model's queue is full, or the server is starting or draining."))}  # fmt: skip
+    answer = _json("What was found.", ref("DeepStackAnswer"))
+    which = ("Answered by the model in the setting deepstack_{0}_model; unset, {1}. Refusals by the access "
+             "checks (401, 403, 429) have lanai's error body.")  # fmt: skip
+    return {
+        "/v1/vision/detection": {"post": {**_op(
+            "DeepStackDetection", "tasks", "Detect objects (DeepStack-compatible)", answer, requestBody=body,
+            description=which.format("detection", "the only detect model, else the first that is not a face "
+                                                  "detector")), "responses": {"200": answer, **errors}}},
+        "/v1/vision/face": {"post": {**_op(
+            "DeepStackFace", "tasks", "Detect faces (DeepStack-compatible)", answer, requestBody=body,
+            description=which.format("face", "the first face detector (RetinaFace outputs)")),
+            "responses": {"200": answer, **errors}}},
+    }  # fmt: skip
 
 
 # -- Open Inference Protocol v2 ------------------------------------------------------------------------
@@ -350,7 +423,7 @@ def _components() -> Doc:
     retry = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 1}}
     error = {"content": {"application/json": {"schema": ref("Error")}}}
     return {
-        "schemas": {**SCHEMAS, **_wire_schemas(), "HealthAnswer": _HEALTH_ANSWER},
+        "schemas": {**SCHEMAS, **_wire_schemas(), **_DEEPSTACK_SCHEMAS, "HealthAnswer": _HEALTH_ANSWER},
         "parameters": {
             "Model": {"name": "model", **path, "description": "The model's name."},
             "Version": {"name": "version", **path, "description": "The model version; it must be the one loaded."},
@@ -466,6 +539,7 @@ def openapi_document() -> Doc:
         "paths": _secured(
             {
                 **_task_paths(),
+                **_deepstack_paths(),
                 **_v2_paths(),
                 **_openai_paths(),
                 **_repository_paths(),

@@ -21,7 +21,11 @@ from lanai.security.guard import Access
 from lanai.store import Store
 
 ANY_CREDENTIAL = [{"bearer": []}, {"apiKey": []}, {"mutualTLS": []}]
-ERROR_SCHEMAS = {"#/components/schemas/Error", "#/components/schemas/OpenAIError"}
+ERROR_SCHEMAS = {
+    "#/components/schemas/Error",
+    "#/components/schemas/OpenAIError",
+    "#/components/schemas/DeepStackError",
+}
 
 
 @pytest.fixture(scope="module")
