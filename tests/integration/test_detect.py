@@ -1,5 +1,6 @@
 """The detect task over real HTTP: the real RetinaFace model on real photos, and graphs that emit known
-raw outputs of the YOLOv8, YOLOv5, SSD and GFL heads, decoded and mapped back to the photo's pixels."""
+raw outputs of the YOLOv8, YOLOv5, SSD and GFL heads, decoded and mapped back to the photo's pixels
+(the photo is real, the heads' answers are made up: no YOLO, SSD or GFL weights are used here)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,14 @@ def detectors(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, P
            "detection_scores:0": np.array([0.95, 0.6]), "detection_classes:0": np.array([1.0, 2.0])}  # fmt: skip
     add(home, write_emitter(root / "ssd.onnx", ssd, image=(300, 300, 3), dtype="uint8"), "people",
         "--labels", str(labels), "--preprocess", "crop=300,layout=NHWC,dtype=uint8,fit=stretch")  # fmt: skip
+    gfl = {}
+    for stride, cells in ((8, 64), (16, 16)):
+        scores, dist = np.full((cells, 3), -10.0, np.float32), np.zeros((cells, 4, 8), np.float32)
+        if stride == 8:
+            scores[9, 1] = 3.0  # cell (1, 1): centre 12, 12; sides 1, 1, 2, 2 bins of 8 px
+            dist[9, [0, 1, 2, 3], [1, 1, 2, 2]] = 30.0
+        gfl[f"cls{stride}"], gfl[f"reg{stride}"] = scores, dist.reshape(cells, 32)
+    add(home, write_emitter(root / "gfl.onnx", gfl, image=(3, 64, 64)), "layout", "--labels", str(labels))
     face = retinaface_model()
     if face is not None:
         add(home, face, "faces")
@@ -118,6 +127,16 @@ def test_yolov5_and_ssd_heads(detectors: RunningServer, coffee: bytes) -> None:
     assert person["label"] == "person" and person["index"] == 0 and person["score"] == pytest.approx(0.95)
     # ymin, xmin, ymax, xmax = 0.25, 0.5, 0.75, 1.0 of a stretched input: fractions of the photo itself
     assert person["box"] == pytest.approx({"x1": 300, "y1": 100, "x2": 600, "y2": 300}, abs=0.02)
+
+
+def test_gfl_head_on_a_stretched_input(detectors: RunningServer, coffee: bytes) -> None:
+    assert detectors.plane.store.manifest("layout").backend_options["decoder"] == "gfl"
+    r = detectors.client.post("/v1/models/layout/detect", files={"file": ("c.jpg", coffee)})
+    assert r.status_code == 200, r.text
+    [found] = r.json()["detections"]
+    assert found["label"] == "bicycle" and found["score"] == pytest.approx(1 / (1 + np.exp(-3.0)), abs=1e-4)
+    # input box 4, 4, 28, 28 of 64 × 64, stretched back onto 600 × 400
+    assert found["box"] == pytest.approx({"x1": 37.5, "y1": 25, "x2": 262.5, "y2": 175}, abs=0.05)
 
 
 def test_draw_returns_the_photo_with_boxes_as_jpeg(detectors: RunningServer, coffee: bytes) -> None:
