@@ -80,6 +80,21 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--max-queue-size", type=int, help="waiting requests before 503")
     add.add_argument("--instances", type=int, help="batches that may run at once")
     add.add_argument("--activate", action="store_true", help="make it the active version now")
+    add.add_argument(
+        "--stage",
+        action="append",
+        metavar="STAGE=FILE",
+        help="a staged task's other model files, e.g. ocr: --stage cls=cls.onnx --stage rec=rec.onnx",
+    )
+    ppocr = msub.add_parser("add-ppocr", help="add the PP-OCR models that the rapidocr package ships, as one ocr model")
+    ppocr.add_argument("--name", default="ocr")
+    ppocr.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="rapidocr's wheel, or a folder with its models (default: the installed rapidocr package)",
+    )
+    ppocr.add_argument("--activate", action="store_true", help="make it the active version now")
     msub.add_parser("list", help="models, versions and which is active").add_argument("--json", action="store_true")
     show = msub.add_parser("show", help="a version's manifest")
     show.add_argument("name")

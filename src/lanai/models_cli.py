@@ -106,6 +106,8 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         pairs = "; ".join(f"{name} on {', '.join(t.backends)}" for name, t in TASKS.items())
         raise BadInput(f"task {args.task!r} does not go with backend {backend!r}.", hint=f"tasks run: {pairs}.")
     options = parse_options(args.option or [])
+    if getattr(args, "stage", None) or getattr(get_task(args.task), "stages", ()):  # several files, one version
+        return _add_staged(store, args, backend, batching, options)
     if args.task == "detect":
         preprocess = _detector(args, backend, options, preprocess)
     manifest = store.add(
@@ -144,6 +146,25 @@ def _detector(
     return preprocess or decoder.preprocess
 
 
+def _add_staged(
+    store: Store, args: argparse.Namespace, backend: str, batching: BatchingConfig, options: dict[str, Any]
+) -> int:
+    from lanai.staged_cli import add_staged, parse_stage_files
+
+    manifest = add_staged(
+        store, args.file, name=args.name, task_name=args.task, files=parse_stage_files(args.stage or []),
+        backend=backend, batching=batching, backend_options=options, activate=True if args.activate else None,
+    )  # fmt: skip
+    return _added(store, manifest)
+
+
+def _added(store: Store, manifest: Manifest) -> int:
+    active = store.active(manifest.name)
+    state = "active" if active == manifest.version else f"not active (active: {active})"
+    print(f"added {manifest.name} version {manifest.version}, {state}")
+    return 0
+
+
 def _list(store: Store, as_json: bool) -> int:
     summaries = store.list()
     if as_json:
@@ -174,6 +195,10 @@ def run_models_command(args: argparse.Namespace) -> int:
     store = Store(settings.home)
     if args.action == "add":
         return _add(store, args)
+    if args.action == "add-ppocr":
+        from lanai.staged_cli import add_ppocr
+
+        return _added(store, add_ppocr(store, name=args.name, source=args.source, activate=args.activate or None))
     if args.action == "list":
         return _list(store, args.json)
     if args.action == "show":

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from lanai.backends import BackendOptions, LanguageBackend, TensorBackend, backend_class, backend_kind
 from lanai.batching import Batcher, BatchStats
@@ -23,9 +23,11 @@ from lanai.store import Manifest, Store
 from lanai.store.labels import parse_labels
 from lanai.tasks import Task, get_task
 from lanai.tasks.base import TaskModel
+from lanai.tasks.staged import StagedTask
 from lanai.types import BatchingConfig, ModelInfo
 
 if TYPE_CHECKING:
+    from lanai.dataplane.staged import StagedModel
     from lanai.generation import Engine, Usage
 
 __all__ = ["TensorModel", "LanguageModel", "Loaded", "open_model", "Observers"]
@@ -101,7 +103,7 @@ class LanguageModel(_Loaded):
         self.backend.close()
 
 
-Loaded = TensorModel | LanguageModel
+Loaded = Union[TensorModel, LanguageModel, "StagedModel"]
 
 
 def open_model(store: Store, manifest: Manifest, settings: Settings, observers: Observers) -> Loaded:
@@ -114,6 +116,10 @@ def open_model(store: Store, manifest: Manifest, settings: Settings, observers: 
         )
     if task.kind == "language":
         return _open_language_model(store, manifest, task, settings, observers)
+    if isinstance(task, StagedTask):  # several model files in one version (e.g. ocr)
+        from lanai.dataplane.staged import open_staged_model
+
+        return open_staged_model(store, manifest, task, settings, observers)
     return _open_tensor_model(store, manifest, task, settings, observers)
 
 

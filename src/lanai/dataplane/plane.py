@@ -22,6 +22,7 @@ import lanai
 from lanai.config import Settings
 from lanai.dataplane.models import LanguageModel, Loaded, Observers, TensorModel, open_model
 from lanai.dataplane.pipelines import run_pipeline
+from lanai.dataplane.staged import PlaneStages, StagedModel
 from lanai.dataplane.validate import validate
 from lanai.errors import LanaiError, ModelNotFound, NotReady, VersionNotFound, WrongTask
 from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
@@ -254,6 +255,8 @@ class DataPlane:
         started = time.perf_counter_ns()
         model = self.get(name, version)
         wanted = get_task(task)
+        if isinstance(model, StagedModel) and model.task is wanted:  # several models per request (e.g. ocr)
+            return await self._run_staged(model, data, params)
         if model.task is not wanted or not isinstance(model, TensorModel):
             raise WrongTask(f"model {name!r} is a {model.info.task} model, not a {task} model.",
                             model=name, task=model.info.task)  # fmt: skip
@@ -275,6 +278,13 @@ class DataPlane:
         # waiting for the batch to start, and for the other inputs of the batch to be prepared
         queue_ns = timing.queue_ns + timing.prepare_ns - prepare_ns
         return job.result(rows, RunTiming(started, prepare_ns, queue_ns, timing.compute_ns, timing.batch_size))
+
+    async def _run_staged(self, model: StagedModel, data: Any, params: Mapping[str, Any] | Wire | None) -> Wire:
+        task = model.task
+        if not isinstance(params, task.params):
+            params = parse_params(task.params, cast(Mapping[str, Any], params or {}), task=task.name)
+        observe = self.metrics.preprocess_seconds.labels(model.name).observe
+        return cast(Wire, await task.run(PlaneStages(model, lambda ns: observe(ns / 1e9)), data, params))
 
     # -- language models ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ checks, pipelines and the OpenAPI document all read this table.
 from __future__ import annotations
 
 from lanai.errors import BadInput
-from lanai.tasks import chat, classify, completion, detect, embed, infer
+from lanai.tasks import chat, classify, completion, detect, embed, infer, ocr
 from lanai.tasks.base import Task
 
 __all__ = ["TASKS", "get_task", "Task"]
@@ -21,6 +21,7 @@ TASKS: dict[str, Task] = {
         completion.TASK,
         embed.TASK,
         detect.TASK,
+        ocr.TASK,
     )
 }
 
