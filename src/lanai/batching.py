@@ -30,6 +30,7 @@ _MAX_BUFFERS = 8
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 FinishFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+CollateFn = Callable[[list[dict[str, np.ndarray]]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class _Item:
     enqueued_ns: int
     prepare: Callable[[], dict[str, np.ndarray]] | None = None
     finish: FinishFn | None = None
+    collate: CollateFn | None = None
 
 
 def _fail(items: Iterable[_Item], error: BaseException) -> None:
@@ -133,7 +135,11 @@ class Batcher:
         return await self._enqueue(inputs, rows, _shape_key(inputs), None)
 
     async def submit_prepared(
-        self, prepare: Callable[[], dict[str, np.ndarray]], key: object = None, finish: FinishFn | None = None
+        self,
+        prepare: Callable[[], dict[str, np.ndarray]],
+        key: object = None,
+        finish: FinishFn | None = None,
+        collate: CollateFn | None = None,
     ) -> tuple[dict[str, np.ndarray], Timing]:
         """Run ``prepare()`` (one row of inputs) on the worker thread, then the model on its batch.
 
@@ -142,8 +148,13 @@ class Batcher:
         ``prepare`` makes inputs of the same shapes, and whose ``finish`` is the same) may share a batch;
         without a key, a request runs alone. ``finish``, if given, turns the whole batch's outputs into
         the rows the requests get, on the worker thread too (e.g. softmax and ranking, once per batch).
+
+        ``collate``, if given (the same for every request of a key), joins the prepared inputs of a batch
+        instead of concatenating them: e.g. token rows of different lengths, padded to the longest. A
+        prepared request counts as one row while it waits; it may make several (a long text's chunks),
+        and gets back as many rows of the outputs as it made.
         """
-        return await self._enqueue({}, 1, object() if key is None else key, prepare, finish)
+        return await self._enqueue({}, 1, object() if key is None else key, prepare, finish, collate)
 
     async def _enqueue(
         self,
@@ -152,6 +163,7 @@ class Batcher:
         key: object,
         prepare: Callable[[], dict[str, np.ndarray]] | None,
         finish: FinishFn | None = None,
+        collate: CollateFn | None = None,
     ) -> tuple[dict[str, np.ndarray], Timing]:
         if self._closing:
             raise NotReady("the model is being unloaded.", hint="retry; another version may be loading.")
@@ -161,7 +173,7 @@ class Batcher:
                 hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
             )
         loop = asyncio.get_running_loop()
-        item = _Item(inputs, rows, key, loop.create_future(), time.perf_counter_ns(), prepare, finish)
+        item = _Item(inputs, rows, key, loop.create_future(), time.perf_counter_ns(), prepare, finish, collate)
         self._queue.append(item)
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name="lanai-batcher")
@@ -271,22 +283,32 @@ class Batcher:
     def _compute(self, run: RunFn, batch: list[_Item]) -> tuple[dict[str, np.ndarray], int, int]:
         """Runs in a worker thread: the outputs, the ns spent preparing inputs and the ns running the model."""
         start = time.perf_counter_ns()
-        inputs = [item.prepare() if item.prepare is not None else item.inputs for item in batch]
-        if len(inputs) == 1:
+        inputs = []
+        for item in batch:
+            if item.prepare is None:
+                inputs.append(item.inputs)
+                continue
+            made = item.prepare()
+            item.rows = len(next(iter(made.values()))) if made else 1  # read on the loop, after this
+            inputs.append(made)
+        if batch[0].collate is not None:  # a batch shares its key, so its requests share their collate
+            joined = batch[0].collate(inputs)
+        elif len(inputs) == 1:
             joined = inputs[0]
         else:  # each thread reuses its own join buffers
-            joined = {name: self._join([one[name] for one in inputs]) for name in inputs[0]}
+            joined = {name: self._join(name, [one[name] for one in inputs]) for name in inputs[0]}
         prepared = time.perf_counter_ns()
         outputs = run(joined)
         if batch[0].finish is not None:  # a batch shares its key, so its requests share their finish
             outputs = batch[0].finish(outputs)
         return outputs, prepared - start, time.perf_counter_ns() - prepared
 
-    def _join(self, arrays: list[np.ndarray]) -> np.ndarray:
-        """Concatenate into a buffer kept per row shape: fresh large arrays cost page faults every batch."""
+    def _join(self, name: str, arrays: list[np.ndarray]) -> np.ndarray:
+        """Concatenate into a buffer kept per input and row shape: fresh large arrays cost page faults
+        every batch. (Per input: two inputs of one shape, e.g. a text model's ids and mask, need two.)"""
         first = arrays[0]
         rows = sum(len(a) for a in arrays)
-        key = (first.shape[1:], first.dtype.str)
+        key = (name, first.shape[1:], first.dtype.str)
         if first.dtype == object or rows > self._config.max_batch_size:
             return np.concatenate(arrays)
         buffers: dict[tuple, np.ndarray] = self._local.__dict__.setdefault("buffers", {})

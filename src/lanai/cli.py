@@ -74,6 +74,10 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
         help="backend option, e.g. n_ctx=4096, parallel=4, n_gpu_layers=99, providers=cuda,cpu",
     )
     add.add_argument("--labels", type=Path, help="text file, one label per line, in output order")
+    add.add_argument("--tokenizer", type=Path, help="a text model's tokenizer.json (classify-text, embed)")
+    add.add_argument(
+        "--examples", type=Path, help="classify-text: a CSV of text,label rows to build a few-shot head from"
+    )
     add.add_argument("--preprocess", help="e.g. resize=256,crop=224,mean=127,std=128,layout=NCHW")
     add.add_argument("--max-batch-size", type=int)
     add.add_argument("--max-queue-delay-us", type=int)

@@ -69,6 +69,11 @@ class Settings:
     """Larger request bodies are refused with 413."""
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     """Larger images (by header, before decoding) are refused with 413."""
+    embedding_cache_bytes: int = 64 * 2**20
+    """Memory for the embedding cache (answers of the embed tasks by model version and content hash,
+    least recently used dropped first); 0 turns the cache off."""
+    embedding_cache_disk: bool = False
+    """Also keep the embedding cache on disk, in ``<home>/cache/embeddings``, across restarts."""
     header_timeout: float = 10.0
     """Seconds a client may take to send a request's headers (slow clients would hold connections); on
     gRPC, to finish the TLS and HTTP/2 handshake."""

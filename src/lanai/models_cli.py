@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from lanai.config import load_settings
@@ -99,30 +101,35 @@ def _add(store: Store, args: argparse.Namespace) -> int:
             raise BadInput(f"--{key.replace('_', '-')} {value} is out of range.", hint="use a positive number.")
     batching = replace(BatchingConfig(), **given)
     preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
-    if args.task == "classify" and preprocess is None:
+    if args.task in ("classify", "embed-image") and preprocess is None:
         preprocess = ImagePreprocess()
     backend = args.backend or {".gguf": "llamacpp", ".tflite": "litert"}.get(args.file.suffix.lower(), "onnx")
     if backend not in get_task(args.task).backends:
         pairs = "; ".join(f"{name} on {', '.join(t.backends)}" for name, t in TASKS.items())
         raise BadInput(f"task {args.task!r} does not go with backend {backend!r}.", hint=f"tasks run: {pairs}.")
     options = parse_options(args.option or [])
+    attachments, cleanup = _text_files(args, backend, options)
     if getattr(args, "stage", None) or getattr(get_task(args.task), "stages", ()):  # several files, one version
         return _add_staged(store, args, backend, batching, options)
     if args.task == "detect":
         preprocess = _detector(args, backend, options, preprocess)
-    manifest = store.add(
-        args.file,
-        name=args.name,
-        task=args.task,
-        backend=backend,
-        backend_options=options,
-        labels=args.labels,
-        preprocess=preprocess,
-        batching=batching,
-        provenance={"source_file": str(args.file.resolve())},
-        inspect=inspector(backend, args.task),
-        activate=True if args.activate else None,
-    )
+    try:
+        manifest = store.add(
+            args.file,
+            name=args.name,
+            task=args.task,
+            backend=backend,
+            backend_options=options,
+            labels=args.labels,
+            preprocess=preprocess,
+            batching=batching,
+            provenance={"source_file": str(args.file.resolve())},
+            inspect=inspector(backend, args.task),
+            activate=True if args.activate else None,
+            attachments=attachments,
+        )
+    finally:
+        cleanup()
     active = store.active(manifest.name)
     state = "active" if active == manifest.version else f"not active (active: {active})"
     print(f"added {manifest.name} version {manifest.version}, {state}")
@@ -165,6 +172,42 @@ def _added(store: Store, manifest: Manifest) -> int:
     return 0
 
 
+def _text_files(
+    args: argparse.Namespace, backend: str, options: dict[str, Any]
+) -> tuple[dict[str, Path], Callable[[], None]]:
+    """A text model's files to keep with it: its tokenizer, and a few-shot head built from ``--examples``
+    (by running the encoder on them here, before anything is stored)."""
+    tokenizer, examples = getattr(args, "tokenizer", None), getattr(args, "examples", None)
+    if args.task not in ("classify-text", "embed") or backend == "llamacpp":
+        if tokenizer or examples:
+            raise BadInput("--tokenizer and --examples are for ONNX text models.",
+                           hint="use them with --task classify-text or --task embed.")  # fmt: skip
+        return {}, lambda: None
+    if tokenizer is None:
+        raise BadInput(f"a {args.task} model needs its tokenizer.", hint="add --tokenizer tokenizer.json.")
+    if examples is not None and args.task != "classify-text":
+        raise BadInput("--examples builds a classifier head.", hint="use it with --task classify-text.")
+    if not tokenizer.is_file():
+        raise BadInput(f"tokenizer file {tokenizer} does not exist.", hint="check the path.")
+    files = {"tokenizer": tokenizer}
+    if examples is None:
+        return files, lambda: None
+    import tempfile
+
+    from lanai.tasks.fewshot import build_head, embed_texts, read_examples
+
+    if not examples.is_file():
+        raise BadInput(f"examples file {examples} does not exist.", hint="check the path.")
+    rows = read_examples(examples.read_bytes(), source=str(examples))
+    vectors = embed_texts(args.file, tokenizer, options, [text for text, _ in rows])
+    head = build_head(vectors, [label for _, label in rows])
+    folder = tempfile.TemporaryDirectory(prefix="lanai-head-")
+    path = Path(folder.name) / "head.json"
+    path.write_bytes(head.to_json())
+    print(head.summary())
+    return {**files, "head": path}, folder.cleanup
+
+
 def _list(store: Store, as_json: bool) -> int:
     summaries = store.list()
     if as_json:
@@ -184,6 +227,10 @@ def _list(store: Store, as_json: bool) -> int:
 def _show(store: Store, manifest: Manifest) -> int:
     """The manifest, then the optimisation report attached to the version, if there is one."""
     sys.stdout.write(manifest.to_toml())
+    if "head" in manifest.files:
+        from lanai.tasks.fewshot import load_head
+
+        sys.stdout.write("\n# " + load_head(store.file_path(manifest, "head")).summary() + "\n")
     if "report_md" in manifest.files:
         report = store.file_path(manifest, "report_md").read_text(encoding="utf-8")
         sys.stdout.write("\n" + report)

@@ -109,12 +109,13 @@ Loaded = Union[TensorModel, LanguageModel, "StagedModel"]
 def open_model(store: Store, manifest: Manifest, settings: Settings, observers: Observers) -> Loaded:
     """Load ``manifest``'s model on its backend (blocking: call it in a thread)."""
     task = get_task(manifest.task)
-    if backend_kind(manifest.backend) != task.kind:
+    kind = task.kind_on(manifest.backend)
+    if backend_kind(manifest.backend) != kind:
         raise ModelLoadError(
             f"{manifest.name} is a {manifest.task} model on backend {manifest.backend!r}, which cannot serve it.",
             hint=f"task {task.name} runs on: {', '.join(task.backends)}.",
         )
-    if task.kind == "language":
+    if kind == "language":
         return _open_language_model(store, manifest, task, settings, observers)
     if isinstance(task, StagedTask):  # several model files in one version (e.g. ocr)
         from lanai.dataplane.staged import open_staged_model
@@ -153,7 +154,9 @@ def _open_tensor_model(
         backend.run, batching, observer=lambda stats: observers.batch(name, stats),
         run_alone=alone.run if alone else None, name=f"lanai-{name}",
     )  # fmt: skip
-    view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels, dict(manifest.backend_options))
+    files = {role: store.file_path(manifest, role) for role in manifest.files if role not in ("model", "labels")}
+    view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels, dict(manifest.backend_options),
+                     files=files)  # fmt: skip
     return TensorModel(manifest, task, info, view, backend, batcher, alone)
 
 

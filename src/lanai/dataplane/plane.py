@@ -20,6 +20,7 @@ import numpy as np
 
 import lanai
 from lanai.config import Settings
+from lanai.dataplane.embed_cache import CacheKey, EmbeddingCache, content_digest
 from lanai.dataplane.models import LanguageModel, Loaded, Observers, TensorModel, open_model
 from lanai.dataplane.pipelines import run_pipeline
 from lanai.dataplane.staged import PlaneStages, StagedModel
@@ -31,7 +32,7 @@ from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, Reposi
 from lanai.protocol.wire import Wire
 from lanai.store import Store
 from lanai.tasks import get_task
-from lanai.tasks.base import RunTiming, parse_params
+from lanai.tasks.base import Job, RunTiming, parse_params
 from lanai.telemetry.device import read_device
 from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
@@ -65,6 +66,16 @@ class DataPlane:
         self.started_at = time.time()
         self._ready = False
         self._swap_lock = asyncio.Lock()
+        self.cache: EmbeddingCache | None = None
+        """Answers of cacheable tasks (embeddings), by model version and content; None when turned off."""
+        if settings.embedding_cache_bytes > 0:
+            folder = store.root / "cache" / "embeddings" if settings.embedding_cache_disk else None
+            self.cache = EmbeddingCache(
+                settings.embedding_cache_bytes, folder,
+                on_hit=lambda model: self.metrics.embedding_cache_hits.labels(model).inc(),
+                on_miss=lambda model: self.metrics.embedding_cache_misses.labels(model).inc(),
+            )  # fmt: skip
+        self._pending_writes: set[asyncio.Future] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -101,6 +112,8 @@ class DataPlane:
             self.failed.pop(name, None)
             info = model.info
             self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider)
+            if self.cache is not None:  # answers of other versions must never be given for this one
+                await asyncio.to_thread(self.cache.drop_other_versions, name, info.version)
             log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
         if old is not None:
             await old.close(self.settings.shutdown_timeout)
@@ -158,6 +171,8 @@ class DataPlane:
         """The Prometheus text exposition, with queue depths read now."""
         for model in self.models.values():
             self.metrics.queue_depth.labels(model.name).set(model.queue_depth)
+        if self.cache is not None:
+            self.metrics.embedding_cache_bytes.set(self.cache.bytes)
         return self.metrics.render()
 
     # -- models ------------------------------------------------------------------------------------
@@ -263,6 +278,33 @@ class DataPlane:
         if not isinstance(params, wanted.params):
             params = parse_params(wanted.params, cast(Mapping[str, Any], params or {}), task=task)
         job = wanted.job(model.view, data, params)
+        rows, timing = await self._rows(model, task, job, data, cast(Wire, params), started)
+        return job.result(rows, timing)
+
+    async def _rows(
+        self, model: TensorModel, task: str, job: Job, data: Any, params: Wire, started: int
+    ) -> tuple[dict[str, np.ndarray], RunTiming]:
+        """The request's rows: from the embedding cache when its task is cacheable and the cache holds
+        them (then its batcher never sees it: all timings are 0), else from a batch."""
+        key = None
+        if self.cache is not None and getattr(model.task, "cacheable", False) and isinstance(data, (str, bytes)):
+            key = CacheKey(model.name, model.version, task, params, content_digest(data))
+            cached = self.cache.get(key)
+            if cached is None and self.cache.folder is not None:
+                cached = await asyncio.to_thread(self.cache.read, key)
+            self.cache.count(key, cached is not None)
+            if cached is not None:
+                return cached, RunTiming(started, 0, 0, 0, 0)
+        rows, timing = await self._submit(model, job, started)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, rows)
+            if self.cache.folder is not None:  # written behind the answer
+                write = asyncio.get_running_loop().run_in_executor(None, self.cache.write, key, rows)
+                self._pending_writes.add(write)
+                write.add_done_callback(self._pending_writes.discard)
+        return rows, timing
+
+    async def _submit(self, model: TensorModel, job: Job, started: int) -> tuple[dict[str, np.ndarray], RunTiming]:
         prepare_ns = 0
         prepare = job.prepare
 
@@ -273,11 +315,13 @@ class DataPlane:
             prepare_ns = time.perf_counter_ns() - began
             return rows
 
-        rows, timing = await model.batcher.submit_prepared(timed_prepare, key=job.key, finish=job.finish)
+        rows, timing = await model.batcher.submit_prepared(
+            timed_prepare, key=job.key, finish=job.finish, collate=job.collate
+        )
         self.metrics.preprocess_seconds.labels(model.name).observe(prepare_ns / 1e9)
         # waiting for the batch to start, and for the other inputs of the batch to be prepared
         queue_ns = timing.queue_ns + timing.prepare_ns - prepare_ns
-        return job.result(rows, RunTiming(started, prepare_ns, queue_ns, timing.compute_ns, timing.batch_size))
+        return rows, RunTiming(started, prepare_ns, queue_ns, timing.compute_ns, timing.batch_size)
 
     async def _run_staged(self, model: StagedModel, data: Any, params: Mapping[str, Any] | Wire | None) -> Wire:
         task = model.task
@@ -316,15 +360,37 @@ class DataPlane:
             )
         return model.engine.submit(request)
 
-    async def embed(self, name: str, texts: Sequence[str]) -> tuple[list[np.ndarray], int]:
-        """One embedding per text, and the number of tokens read."""
+    async def embed(self, name: str, texts: Sequence[str | bytes]) -> tuple[list[np.ndarray], int]:
+        """One embedding per input, and the number of tokens read. A GGUF encoder embeds texts in its
+        generation engine; an ONNX encoder embeds texts (task embed) or images (task embed-image) in
+        batches, all of a call's inputs at once, each answered from the embedding cache if it can be."""
+        loaded = self.get(name)
+        if isinstance(loaded, TensorModel):
+            return await self._embed_tensors(loaded, texts)
         model = self.language_model(name)
         if model.info.task != "embed":
             raise WrongTask(f"model {name!r} is a {model.info.task} model; it was not loaded for embeddings.",
                             model=name, task=model.info.task, hint="add the GGUF again with --task embed.")  # fmt: skip
-        tokens = [model.backend.tokenize(text) for text in texts]
+        tokens = [model.backend.tokenize(text if isinstance(text, str) else text.decode()) for text in texts]
         vectors = [await model.engine.embed(t) for t in tokens]
         return vectors, sum(len(t) for t in tokens)
+
+    async def _embed_tensors(self, model: TensorModel, items: Sequence[str | bytes]) -> tuple[list[np.ndarray], int]:
+        from lanai.tasks.embed import embedding_of
+
+        task = model.task
+        embeds = getattr(task, "cacheable", False) and task.name in ("embed", "embed-image")
+        if not embeds:
+            raise WrongTask(f"model {model.name!r} is a {model.info.task} model; it does not make embeddings.",
+                            model=model.name, task=model.info.task)  # fmt: skip
+        started = time.perf_counter_ns()
+        params = task.params()
+        jobs = [task.job(model.view, item, params) for item in items]  # bad input fails before any runs
+        answers = await asyncio.gather(
+            *(self._rows(model, task.name, job, item, params, started) for job, item in zip(jobs, items))
+        )
+        vectors = [embedding_of(rows) for rows, _ in answers]
+        return vectors, sum(int(rows["tokens"].sum()) for rows, _ in answers)
 
     # -- pipelines ---------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from lanai.tasks.chat_template import ROLES, message_text
 __all__ = ["routes"]
 
 _MAX_STOPS = 4
+_MAX_INPUTS = 2048
 _DISCONNECT_POLL_S = 0.25
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -286,12 +287,31 @@ async def embeddings(request: Request) -> Response:
         texts = [texts]
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise _Invalid("input", "'input' must be a string or a non-empty list of strings.")
+    if len(texts) > _MAX_INPUTS:
+        raise _Invalid("input", f"'input' holds {len(texts)} items; at most {_MAX_INPUTS} per request.",
+                       hint="send them in several requests.")  # fmt: skip
     encoding = data.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise _Invalid("encoding_format", "'encoding_format' must be 'float' or 'base64'.")
-    vectors, tokens = await plane.embed(name, texts)
+    inputs: list[str | bytes] = list(texts)
+    if plane.get(name).info.task == "embed-image":  # an image encoder: each input is an encoded image
+        inputs = [_image(text, i) for i, text in enumerate(texts)]
+    vectors, tokens = await plane.embed(name, inputs)
     items = tuple(Embedding("embedding", i, _encode(v, encoding)) for i, v in enumerate(vectors))
     return JSONResponse(EmbeddingList("list", items, name, EmbeddingUsage(tokens, tokens)).to_dict())
+
+
+def _image(text: str, index: int) -> bytes:
+    """An image input of /v1/embeddings: a data URL (``data:image/jpeg;base64,…``) or bare base64."""
+    payload = text.partition(",")[2] if text.startswith("data:") else text
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise _Invalid(
+            f"input[{index}]",
+            f"input[{index}] is not a base64 image.",
+            hint="an image encoder takes images as data URLs: data:image/jpeg;base64,...",
+        ) from None
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:

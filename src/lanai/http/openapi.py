@@ -97,9 +97,7 @@ _TEXT_BODY = {
     "required": True,
     "description": 'The text: {"text": "..."} as JSON, or the raw text as UTF-8.',
     "content": {
-        "application/json": {
-            "schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-        },
+        "application/json": {"schema": ref("TextInput")},
         "text/plain": {"schema": {"type": "string"}},
     },
 }

@@ -144,6 +144,11 @@ _UPLOADS = {
         {"file": string("The image: JPEG, PNG, WebP, …", format="binary")},
         ("file",),
     ),
+    "TextInput": obj(
+        "A text for a text task (classify-text, embed).",
+        {"text": string("The text, UTF-8.", examples=["Invoice 4411: amount due EUR 1,250.00."])},
+        ("text",),
+    ),
 }
 
 _ERRORS = {

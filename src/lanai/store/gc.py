@@ -42,6 +42,11 @@ def collect(layout: Layout, blobs: Blobs, *, grace_s: float) -> int:
         if digest not in referenced and age_seconds(blobs.path(digest), now) >= grace_s:
             blobs.delete(digest)
             deleted += 1
+    linked = layout.root / "linked"  # models linked beside their external data (store.external)
+    if linked.is_dir():
+        for entry in linked.iterdir():
+            if entry.name not in referenced and age_seconds(entry, now) >= grace_s:
+                shutil.rmtree(entry, ignore_errors=True)
     if layout.staging.is_dir():
         for entry in layout.staging.iterdir():
             if age_seconds(entry, now) < grace_s:

@@ -10,6 +10,7 @@ from typing import Any
 
 from lanai.errors import LanaiError, ModelLoadError, StoreError
 from lanai.store.blobs import Blobs
+from lanai.store.external import ROLE_PREFIX, external_locations, linked_model
 from lanai.store.labels import check_label_count, parse_labels
 from lanai.store.manifest import FileRef, Manifest
 from lanai.types import BatchingConfig, ImagePreprocess, TensorSpec
@@ -76,8 +77,13 @@ def build_manifest(spec: ModelSpec, labels: LabelsFile | None, blobs: Blobs, ins
     written stay unreferenced until gc, and nothing else has changed.
     """
     model = FileRef(*blobs.put(spec.path), spec.path.name)
-    inputs, outputs = _inspect(inspect, blobs.path(model.sha256), spec)
-    files = {"model": model}
+    external = _external_files(spec, blobs)
+    loadable = blobs.path(model.sha256)
+    if external:  # the model reads its weights from files beside it: link them under their names
+        data = {ref.filename: blobs.path(ref.sha256) for ref in external.values()}
+        loadable = linked_model(linked_root(blobs), loadable, model.filename, data)
+    inputs, outputs = _inspect(inspect, loadable, spec)
+    files = {"model": model, **external}
     if labels is not None and spec.labels is not None:
         check_label_count(labels.labels, outputs, source=str(spec.labels))
         files["labels"] = FileRef(*blobs.put_bytes(labels.data), spec.labels.name)
@@ -97,6 +103,29 @@ def build_manifest(spec: ModelSpec, labels: LabelsFile | None, blobs: Blobs, ins
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         provenance=spec.provenance,
     )
+
+
+def linked_root(blobs: Blobs) -> Path:
+    """Where models with external data are linked beside their data files (``<store>/linked``)."""
+    return blobs.directory.parents[1] / "linked"
+
+
+def _external_files(spec: ModelSpec, blobs: Blobs) -> dict[str, FileRef]:
+    """An ONNX model's external data files (``model.onnx_data``), stored as blobs of their own."""
+    if spec.backend != "onnx":
+        return {}
+    folder = spec.path.parent.resolve()
+    found = {}
+    for location in external_locations(spec.path):
+        source = spec.path.parent / location
+        _require_file(source, "external data file")
+        if not source.resolve().is_relative_to(folder):
+            raise StoreError(
+                f"the model's external data {location!r} leads outside its folder ({source.resolve()})",
+                hint="copy the data file beside the model instead of linking to it",
+            )
+        found[ROLE_PREFIX + location] = FileRef(*blobs.put(source), location)
+    return found
 
 
 def _require_file(path: Path, what: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from lanai.errors import StoreError, VersionNotFound
 from lanai.store.active import read_active
 from lanai.store.blobs import Blobs
+from lanai.store.external import ROLE_PREFIX, linked_model
 from lanai.store.layout import Layout
 from lanai.store.manifest import Manifest, read_manifest
 
@@ -92,14 +93,20 @@ class StoreView:
         return path
 
     def file_path(self, manifest: Manifest, role: str) -> Path:
-        """The path of the file playing ``role`` (``"model"``, ``"labels"``) in ``manifest``."""
+        """The path of the file playing ``role`` (``"model"``, ``"labels"``) in ``manifest``. A model with
+        external data files is given linked beside them (see ``store.external``)."""
         ref = manifest.files.get(role)
         if ref is None:
             raise StoreError(
                 f"{manifest.name!r} version {manifest.version} has no {role!r} file",
                 hint=f"its files are: {', '.join(sorted(manifest.files)) or 'none'}",
             )
-        return self.blob_path(ref.sha256)
+        path = self.blob_path(ref.sha256)
+        files = manifest.files.items()
+        external = {r.filename: self.blob_path(r.sha256) for k, r in files if k.startswith(ROLE_PREFIX)}
+        if role == "model" and external:
+            return linked_model(self.root / "linked", path, ref.filename, external)
+        return path
 
     def _summary(self, name: str, versions: builtins.list[int]) -> ModelSummary:
         active: int | None = None

@@ -7,7 +7,7 @@ checks, pipelines and the OpenAPI document all read this table.
 from __future__ import annotations
 
 from lanai.errors import BadInput
-from lanai.tasks import chat, classify, completion, detect, embed, infer, ocr
+from lanai.tasks import chat, classify, classify_text, completion, detect, embed, embed_image, infer, ocr
 from lanai.tasks.base import Task
 
 __all__ = ["TASKS", "get_task", "Task"]
@@ -20,6 +20,8 @@ TASKS: dict[str, Task] = {
         chat.TASK,
         completion.TASK,
         embed.TASK,
+        classify_text.TASK,
+        embed_image.TASK,
         detect.TASK,
         ocr.TASK,
     )

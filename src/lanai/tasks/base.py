@@ -16,6 +16,7 @@ import dataclasses
 import typing
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
@@ -41,6 +42,8 @@ class TaskModel:
     max_image_pixels: int
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """The manifest's backend options: what ``models add --option`` recorded (e.g. a detector's decoder)."""
+    files: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+    """The version's other files by role, as paths in the store (e.g. ``tokenizer``, ``head``)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ class Job(Generic[R]):
     """The whole batch's outputs → the rows each request gets, on the batch thread (vectorised)."""
     result: Callable[[Rows, RunTiming], R]
     """This request's rows → its answer, on the event loop (keep it cheap)."""
+    collate: Callable[[list[Rows]], Rows] | None = None
+    """Joins the prepared rows of a batch's requests into its inputs, on the batch thread (e.g. token
+    rows padded to the batch's longest). None: rows of equal shapes, concatenated. ``prepare`` may then
+    make several rows (a long text's chunks); each request gets back as many rows as it made."""
 
 
 class Task(Generic[P, R]):
@@ -105,6 +112,10 @@ class Task(Generic[P, R]):
     backends: ClassVar[tuple[str, ...]]
     params: type[P]
     result: type[R] | None = None
+
+    def kind_on(self, backend: str) -> Literal["tensor", "language"]:
+        """The kind of model this task is on ``backend`` (a task such as embed serves both)."""
+        return self.kind
 
     @property
     def routed(self) -> bool:

@@ -101,6 +101,15 @@ class Metrics:
         )
         self.prompt_tokens = Counter("lanai_llm_prompt_tokens", "Prompt tokens read.", ["model"], registry=r)
         self.completion_tokens = Counter("lanai_llm_completion_tokens", "Tokens generated.", ["model"], registry=r)
+        self.embedding_cache_hits = Counter(
+            "lanai_embedding_cache_hits", "Embedding requests answered from the cache.", ["model"], registry=r
+        )
+        self.embedding_cache_misses = Counter(
+            "lanai_embedding_cache_misses", "Embedding requests the cache did not hold.", ["model"], registry=r
+        )
+        self.embedding_cache_bytes = Gauge(
+            "lanai_embedding_cache_bytes", "Bytes of answers held in the embedding cache's memory.", registry=r
+        )
         self.model_info = Gauge(
             "lanai_model_info",
             "Loaded models (value 1), with version, backend and execution provider.",
