@@ -107,7 +107,7 @@ def test_bad_images_unknown_and_broken_pipelines(server: str) -> None:
     [
         ({}, "has no \\[\\[step\\]\\] tables"),
         ({"step": [{"name": "a", "model": "m", "task": "classify", "colour": "red"}]}, "unknown keys: colour"),
-        ({"step": [{"name": "a", "model": "m", "task": "detect"}]}, "task 'detect' is not one of"),
+        ({"step": [{"name": "a", "model": "m", "task": "segment"}]}, "task 'segment' is not one of"),
         ({"step": [{"name": "a", "model": "m", "task": "chat", "prompt": "{b.text}"}]}, "not an earlier step"),
         ({"step": [{"name": "a", "model": "m", "task": "chat"}]}, "needs a prompt"),
         ({"step": [{"model": "m", "task": "chat"}]}, "every step needs name, model and task"),
