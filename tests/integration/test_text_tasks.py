@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from assets_text import minilm
 
 from lanai.bundled import inspector
 from lanai.cli import build_parser
@@ -19,7 +20,6 @@ from lanai.dataplane import DataPlane
 from lanai.models_cli import run_models_command
 from lanai.store import Store
 
-from assets_text import minilm
 from support import ServerThread
 
 pytest.importorskip("tokenizers", reason="the text extra is not installed: pip install -e '.[test]'")

@@ -46,7 +46,8 @@ def test_external_data_is_stored_and_the_model_loads_from_the_store(tmp_path: Pa
     assert (path.parent / "model.onnx_data").is_file()
     import onnxruntime as ort
 
-    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": np.ones((1, 128), np.float32)})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"x": np.ones((1, 128), np.float32)})
     assert out[0].shape == (1, 128)
     store.remove("ext")
     assert not any((store.root / "linked").iterdir())  # gc takes the link folder too
