@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from assets_text import minilm
 
 from lanai.errors import BadInput
 from lanai.tasks.fewshot import Head, build_head, read_examples
 from lanai.tasks.text import Encoder, collate, mean_pool, normalise, pool_chunks
 from lanai.types import ModelInfo, TensorSpec
-
-from assets_text import minilm
 
 pytest.importorskip("tokenizers")
 
@@ -113,5 +112,5 @@ def test_bad_examples_are_refused(csv: bytes, message: str) -> None:
 
 
 def test_examples_with_and_without_header() -> None:
-    rows = read_examples('text,label\n"Dear John, hello",letter\nInvoice 4,invoice\n'.encode())
+    rows = read_examples(b'text,label\n"Dear John, hello",letter\nInvoice 4,invoice\n')
     assert rows == [("Dear John, hello", "letter"), ("Invoice 4", "invoice")]
