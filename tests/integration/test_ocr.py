@@ -169,3 +169,34 @@ def test_a_stage_that_does_not_fit_is_refused_and_nothing_is_published(
     assert main([*wrong[:-2]]) == 1
     assert "needs every stage" in capsys.readouterr().err
     assert Store(home).list() == []
+
+
+def test_a_version_whose_stage_fails_to_load_leaves_the_old_one_serving(tmp_path: Path, models: Path) -> None:
+    import asyncio
+
+    from lanai.bundled import inspector
+    from lanai.errors import ModelLoadError
+    from lanai.staged_cli import add_ppocr
+
+    store = Store(tmp_path / "home")
+    add_ppocr(store, source=models)
+    det, cls = models / "PP-OCRv6_det_small.onnx", models / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+    # published around the checks of `models add` (as a damaged or hand-made store could hold it): its
+    # recogniser is the classifier, with no character set
+    store.add(det, name="ocr", task="ocr", attachments={"cls": cls, "rec": cls}, inspect=inspector("onnx"),
+              activate=True)  # fmt: skip
+    plane = DataPlane(store, Settings(home=store.root))
+
+    async def scenario() -> None:
+        store.activate("ocr", 1)
+        await plane.start()
+        assert plane.models["ocr"].version == "1"
+        store.activate("ocr", 2)
+        with pytest.raises(ModelLoadError, match="rec model must output|character set"):
+            await plane.load("ocr")
+        assert plane.models["ocr"].version == "1"  # still serving
+        result = await plane.run_task("ocr", "ocr", png(page().crop((0, 0, 384, 40))), {})
+        assert result.to_dict()["text"] == "Region-based segmentation"
+        await plane.shutdown()
+
+    asyncio.run(scenario())
