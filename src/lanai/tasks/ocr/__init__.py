@@ -41,9 +41,10 @@ __all__ = ["TASK", "OcrParams", "OcrResult", "OcrPage", "OcrTiming", "TextLine",
 LINE_HEIGHT = 48
 """The height PP-OCR's classifier and recogniser read lines at."""
 CLS_WIDTH = 192
-REC_WIDTHS = (320, 480, 640, 960, 1280, 1920, 2560)
+REC_WIDTHS = (320, 384, 448, 512, 608, 736, 896, 1088, 1312, 1600, 1920, 2560)
 """Recognition widths: a line is padded to the smallest that holds it (wider ones are squeezed into the
-last), so lines of similar length share a batch. 320 is PP-OCR's own minimum."""
+last), so lines of similar length share a batch. Each is ~1.2× the last: the recogniser's time grows with
+the width, so padding costs at most ~20 %. 320 is PP-OCR's own minimum."""
 MIN_BOX_SIDE = 4
 """Boxes thinner than this many page pixels are dropped before reading."""
 
