@@ -8,6 +8,7 @@ swaps it in, so a version with a bad stage leaves the old version serving.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
@@ -40,10 +41,14 @@ class Stage:
     view: TaskModel
     backend: TensorBackend
     batcher: Batcher
+    alone: TensorBackend | None = None
+    """A second session with every core, for rows that find the stage idle (as for a plain model)."""
 
     async def close(self, timeout: float) -> None:
         await self.batcher.close(timeout)
         self.backend.close()
+        if self.alone is not None:
+            self.alone.close()
 
 
 @dataclass
@@ -77,6 +82,8 @@ def open_staged_model(
     except BaseException:
         for stage in stages.values():
             stage.backend.close()
+            if stage.alone is not None:
+                stage.alone.close()
         raise
     first = stages[task.stages[0]]
     return StagedModel(manifest, task, first.view.info, stages)
@@ -96,6 +103,7 @@ def _open_stage(
     options = _backend_options(manifest, settings, batching.instances)
     files = {"model": manifest.files[role]}
     backend: TensorBackend = _load_backend(store, replace(manifest, files=files), options)
+    alone: TensorBackend | None = None
     try:
         batching = _effective_batching(batching, backend)
         info = _info(manifest, backend.platform, backend.execution_provider, backend.inputs, backend.outputs,
@@ -105,13 +113,16 @@ def _open_stage(
             labels = _read_labels(store, manifest, task.stage_labels[name])
         view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels)
         task.check_stage(name, view)
+        if batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
+            lone = replace(options, intra_op_threads=settings.intra_op_threads, allow_spinning=True)
+            alone = _load_backend(store, replace(manifest, files=files), lone)
     except BaseException:
         backend.close()
         raise
     metric = f"{manifest.name}/{name}"
     batcher = Batcher(backend.run, batching, observer=lambda stats: observers.batch(metric, stats),
-                      name=f"lanai-{manifest.name}-{name}")  # fmt: skip
-    return Stage(name, view, backend, batcher)
+                      run_alone=alone.run if alone else None, name=f"lanai-{manifest.name}-{name}")  # fmt: skip
+    return Stage(name, view, backend, batcher, alone)
 
 
 def _read_labels(store: Store, manifest: Manifest, role: str) -> tuple[str, ...]:
