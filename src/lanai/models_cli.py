@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -172,16 +173,28 @@ def _added(store: Store, manifest: Manifest) -> int:
     return 0
 
 
+def _with_secret(files: dict[str, Path]) -> tuple[dict[str, Path], Callable[[], None]]:
+    import secrets
+    import tempfile
+
+    folder = tempfile.TemporaryDirectory(prefix="lanai-secret-")
+    path = Path(folder.name) / "secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(32))
+    return {**files, "secret": path}, folder.cleanup
+
+
 def _text_files(
     args: argparse.Namespace, backend: str, options: dict[str, Any]
 ) -> tuple[dict[str, Path], Callable[[], None]]:
     """A text model's files to keep with it: its tokenizer, and a few-shot head built from ``--examples``
     (by running the encoder on them here, before anything is stored)."""
     tokenizer, examples = getattr(args, "tokenizer", None), getattr(args, "examples", None)
-    if args.task not in ("classify-text", "embed") or backend == "llamacpp":
+    if args.task not in ("classify-text", "embed", "redact") or backend == "llamacpp":
         if tokenizer or examples:
             raise BadInput("--tokenizer and --examples are for ONNX text models.",
-                           hint="use them with --task classify-text or --task embed.")  # fmt: skip
+                           hint="use them with --task classify-text, embed or redact.")  # fmt: skip
         return {}, lambda: None
     if tokenizer is None:
         raise BadInput(f"a {args.task} model needs its tokenizer.", hint="add --tokenizer tokenizer.json.")
@@ -190,6 +203,8 @@ def _text_files(
     if not tokenizer.is_file():
         raise BadInput(f"tokenizer file {tokenizer} does not exist.", hint="check the path.")
     files = {"tokenizer": tokenizer}
+    if args.task == "redact":  # the key of its hash style: one per version, never shown
+        return _with_secret(files)
     if examples is None:
         return files, lambda: None
     import tempfile

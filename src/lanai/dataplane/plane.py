@@ -10,6 +10,7 @@ raises the errors of ``lanai.errors``; each door turns those into its own wire f
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -279,7 +280,10 @@ class DataPlane:
             params = parse_params(wanted.params, cast(Mapping[str, Any], params or {}), task=task)
         job = wanted.job(model.view, data, params)
         rows, timing = await self._rows(model, task, job, data, cast(Wire, params), started)
-        return job.result(rows, timing)
+        answer = job.result(rows, timing)
+        if inspect.isawaitable(answer):  # a task with work to finish off the event loop (e.g. redact's rules)
+            answer = await answer
+        return answer
 
     async def _rows(
         self, model: TensorModel, task: str, job: Job, data: Any, params: Wire, started: int

@@ -7,7 +7,7 @@ checks, pipelines and the OpenAPI document all read this table.
 from __future__ import annotations
 
 from lanai.errors import BadInput
-from lanai.tasks import chat, classify, classify_text, completion, detect, embed, embed_image, infer, ocr
+from lanai.tasks import chat, classify, classify_text, completion, detect, embed, embed_image, infer, ocr, redact
 from lanai.tasks.base import Task
 
 __all__ = ["TASKS", "get_task", "Task"]
@@ -24,6 +24,7 @@ TASKS: dict[str, Task] = {
         embed_image.TASK,
         detect.TASK,
         ocr.TASK,
+        redact.TASK,
     )
 }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -93,8 +93,9 @@ class Job(Generic[R]):
     """Jobs with equal keys make rows of the same shapes and share ``finish``: they may share a batch."""
     finish: Callable[[Rows], Rows] | None
     """The whole batch's outputs → the rows each request gets, on the batch thread (vectorised)."""
-    result: Callable[[Rows, RunTiming], R]
-    """This request's rows → its answer, on the event loop (keep it cheap)."""
+    result: Callable[[Rows, RunTiming], R | Awaitable[R]]
+    """This request's rows → its answer, on the event loop (keep it cheap). It may be a coroutine function
+    when the answer waits on work off the loop (redact awaits its rules, which ran on a worker thread)."""
     collate: Callable[[list[Rows]], Rows] | None = None
     """Joins the prepared rows of a batch's requests into its inputs, on the batch thread (e.g. token
     rows padded to the batch's longest). None: rows of equal shapes, concatenated. ``prepare`` may then
