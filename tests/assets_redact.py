@@ -56,3 +56,32 @@ def rampart() -> TokenClassifier | None:
         names = json.loads((folder / "config.json").read_text(encoding="utf-8"))["id2label"]
         labels.write_text("".join(names[str(i)] + "\n" for i in range(len(names))), encoding="utf-8")
     return TokenClassifier(folder / "onnx" / "model_q4.onnx", folder / "tokenizer.json", labels)
+
+
+LETTER_LINES = (
+    "Harbour & Finch Solicitors",
+    "12 Quay Street, Bristol",
+    "",
+    "Dear Ms. Clara Jansen,",
+    "",
+    "Thank you for your letter of 3 May. Following our call,",
+    "please send the signed lease to clara.jansen@example.com",
+    "or call me on +44 20 7946 0958 if anything is unclear.",
+    "We look forward to hearing from you.",
+    "",
+    "Kind regards,",
+    "Peter Olsen",
+)
+"""A letter of the kind a law office redacts, as the tests print it on a page."""
+
+
+def letter_page(lines: tuple[str, ...] = LETTER_LINES, size: int = 26) -> "Image.Image":  # noqa: F821, UP037
+    """``lines`` printed black on a white A5-ish page with Pillow's built-in font (no font files needed)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=size)
+    page = Image.new("RGB", (900, 120 + len(lines) * int(size * 1.6)), "white")
+    draw = ImageDraw.Draw(page)
+    for i, line in enumerate(lines):
+        draw.text((60, 60 + i * int(size * 1.6)), line, fill="black", font=font)
+    return page
