@@ -4,9 +4,11 @@ black out, and the pages with those boxes filled in.
 The OCR text is the ocr task's ``text``: each page's lines joined by a line break, pages by a blank line
 (``lanai.tasks.ocr``), so a span's character offsets say which line(s) it covers and where in them. A
 line's box is four corners clockwise from the text's own top-left, so a stretch of a line is the
-matching stretch of its top and bottom edges (rotated lines included); characters are taken as equally
-wide, and the box is widened by ``padding`` pixels on every side, so that a narrow "i" beside a wide "W"
-is still covered. A span that runs over several lines gets a box on each.
+matching stretch of its top and bottom edges (rotated lines included). OCR gives no character positions,
+so they are estimated from typical widths in proportional type (an "i" or a "." is narrow, an "m" or a "@"
+wide, a capital wider than a small letter), and the box reaches half a character further on each side,
+plus ``padding`` pixels: a redaction that covers a little more than its words is safe; one that leaves
+the last letter of a name showing is not. A span that runs over several lines gets a box on each.
 """
 
 from __future__ import annotations
@@ -79,9 +81,34 @@ def map_spans(ocr: Mapping[str, Any], spans: Sequence[Mapping[str, Any]], paddin
             if a >= b:
                 continue
             corners = [(float(x), float(y)) for x, y in line["box"]]
-            polygon = _stretch(corners, a / length, b / length, padding)
+            edges = _edges(line["text"])
+            slack = 0.5 * edges[-1] / length  # half an average character
+            lo, hi = max(0.0, edges[a] - slack) / edges[-1], min(edges[-1], edges[b] + slack) / edges[-1]
+            polygon = _stretch(corners, lo, hi, padding)
             boxes.append(PageBox(page, polygon, str(span.get("type", "")), line["text"][a:b]))
     return boxes
+
+
+_NARROW = set("iljtfrI.,:;'|!()[]{}`\"")
+_WIDE = set("mwMW@%&")
+
+
+def _edges(text: str) -> list[float]:
+    """Where each character starts along a line (and, last, where the line ends), in estimated widths."""
+    edges, at = [0.0], 0.0
+    for c in text:
+        if c in _NARROW:
+            at += 0.45
+        elif c in _WIDE:
+            at += 1.45
+        elif c == " ":
+            at += 0.5
+        elif c.isupper():
+            at += 1.2
+        else:
+            at += 1.0
+        edges.append(at)
+    return edges
 
 
 def _stretch(corners: Sequence[Point], a: float, b: float, padding: float) -> tuple[Point, Point, Point, Point]:
