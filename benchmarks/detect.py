@@ -15,14 +15,9 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -35,8 +30,10 @@ from lanai.tasks.detection import DECODERS
 from lanai.tasks.detection.nms import select
 from lanai.tasks.detection.prepare import prepare_image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_vision import retinaface_model  # noqa: E402
+from harness import measure, start_server  # noqa: E402
 
 
 def astronaut_jpeg() -> bytes:
@@ -66,37 +63,6 @@ class InProcess:
         count = int(picked.count[0])
         place.boxes_to_original(picked.boxes[0, :count])
         return count
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "lanai.cli", "serve", "--home", str(home), "--host", "127.0.0.1", "--port", "0",
-           "--no-grpc", "--no-admin-loopback"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        found = re.search(r"listening on (https?://\S+)", line)
-        if found:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, found.group(1).replace("0.0.0.0", "127.0.0.1")
-    raise RuntimeError("lanai serve exited early")
-
-
-def measure(work, concurrency: int, duration: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Images/s and median seconds per image, ``concurrency`` workers for ``duration`` seconds."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + duration
-
-    def worker() -> None:
-        while time.perf_counter() < deadline:
-            began = time.perf_counter()
-            work()
-            latencies.append(time.perf_counter() - began)
-
-    began = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for future in [pool.submit(worker) for _ in range(concurrency)]:
-            future.result()
-    return len(latencies) / (time.perf_counter() - began), statistics.median(latencies)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from assets_ocr import ppocr_models  # noqa: E402
 from assets_redact import letter_page, rampart  # noqa: E402
 from assets_text import minilm  # noqa: E402
-from detect import start_server  # noqa: E402
+from harness import start_server  # noqa: E402
 
 EXAMPLES = ROOT / "docs" / "law-office" / "examples.csv"
 PIPELINE = ROOT / "docs" / "law-office" / "redact-document.toml"

@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -35,6 +30,9 @@ from lanai.tasks.ocr.ctc import best_paths, character_table, decode
 from lanai.tasks.ocr.geometry import crop_size, db_boxes, flips, is_tall, reading_order, scale_quads
 from lanai.tasks.ocr.images import crop, det_input, det_size, line_input, rec_width
 from lanai.tasks.ocr.pages import read_pages
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import measure, start_server  # noqa: E402
 
 
 def page_png() -> bytes:
@@ -77,37 +75,6 @@ class InProcess:
             for row, i in enumerate(chosen):
                 texts[i] = decode(index[row], prob_[row], self.table)[0]
         return "\n".join(texts[i] for i in reading_order(np.stack(quads)))
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "lanai.cli", "serve", "--home", str(home), "--host", "127.0.0.1", "--port", "0",
-           "--no-grpc", "--no-admin-loopback"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        found = re.search(r"listening on (https?://\S+)", line)
-        if found:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, found.group(1).replace("0.0.0.0", "127.0.0.1")
-    raise RuntimeError("lanai serve exited early")
-
-
-def measure(work, concurrency: int, duration: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Pages/s and median seconds per page, ``concurrency`` workers for ``duration`` seconds."""
-    latencies: list[float] = []
-    deadline = time.perf_counter() + duration
-
-    def worker() -> None:
-        while time.perf_counter() < deadline:
-            began = time.perf_counter()
-            work()
-            latencies.append(time.perf_counter() - began)
-
-    began = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for future in [pool.submit(worker) for _ in range(concurrency)]:
-            future.result()
-    return len(latencies) / (time.perf_counter() - began), statistics.median(latencies)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from lanai.tasks.text import load_tokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_redact import rampart  # noqa: E402
-from detect import measure, start_server  # noqa: E402
+from harness import measure, start_server  # noqa: E402
 
 LETTER = (
     "Dear Ms. Clara Jansen, following our call on 14 March 2025 (ref {n}), please send the signed lease to "

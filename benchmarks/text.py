@@ -35,7 +35,7 @@ from lanai.types import ModelInfo, TensorSpec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_text import minilm  # noqa: E402
-from detect import measure, start_server  # noqa: E402
+from harness import measure, start_server  # noqa: E402
 
 SENTENCES = [
     "Invoice 4411: amount due EUR 1,250.00 for consulting services rendered in March.",
