@@ -192,7 +192,8 @@ _DEEPSTACK_SCHEMAS: Doc = {
         "type": "object",
         "description": "DeepStack's answer (count, inferenceMs and processMs as CodeProject.AI adds them).",
         "properties": {
-            "success": {"type": "boolean", "const": True},
+            # always true; no "const": openapi-generator's C# client turns a boolean const into an int
+            "success": {"type": "boolean", "description": "Always true here."},
             "predictions": {"type": "array", "items": ref("DeepStackPrediction")},
             "count": {"type": "integer", "minimum": 0},
             "inferenceMs": {"type": "integer", "minimum": 0},
@@ -203,7 +204,7 @@ _DEEPSTACK_SCHEMAS: Doc = {
     "DeepStackError": {
         "type": "object",
         "description": "DeepStack's failure: the message ends with a hint.",
-        "properties": {"success": {"type": "boolean", "const": False}, "error": {"type": "string"},
+        "properties": {"success": {"type": "boolean", "description": "Always false here."}, "error": {"type": "string"},
                        "code": {"type": "integer"}},
         "required": ["success", "error"],
     },
