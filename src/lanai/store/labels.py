@@ -43,10 +43,11 @@ def check_label_count(labels: Sequence[str], outputs: Sequence[TensorSpec], *, s
     """StoreError unless there is one label per class of the first output.
 
     The class count is the last dimension of the first output; when that is unknown (``-1``), the
-    model has no such output, or the output is not a row of class scores (three axes or more: a
-    detector's head, a feature map), any count is accepted.
+    model has no such output, or the output is not a row of class scores per image (one axis: a
+    count per image, such as an SSD's ``num_detections`` [1]; three axes or more: a detector's head, a
+    feature map), any count is accepted.
     """
-    if not outputs or not outputs[0].shape or len(outputs[0].shape) > 2:
+    if not outputs or len(outputs[0].shape) != 2:
         return
     classes = outputs[0].shape[-1]
     if classes > 0 and classes != len(labels):
