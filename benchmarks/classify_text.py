@@ -13,10 +13,8 @@ between the two; the script prints medians and the server/in-process ratio.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +28,7 @@ from lanai.tasks.fewshot import build_head, read_examples
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_text import minilm  # noqa: E402
-from harness import measure, start_server  # noqa: E402
+from harness import arguments, interleave, report, start_server  # noqa: E402
 from text import SENTENCES, InProcess  # noqa: E402
 
 EXAMPLES = """text,label
@@ -47,10 +45,7 @@ EXAMPLES = """text,label
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser = arguments(__doc__.split("\n")[0])
     args = parser.parse_args()
     encoder = minilm()
     if encoder is None:
@@ -84,23 +79,12 @@ def main() -> None:
                     client.post("/v1/models/doctype/classify-text", json={"text": text()}).raise_for_status()
 
                 served(), classify()  # warm up both
-                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-                for n in range(args.rounds):
-                    for c in args.concurrency:
-                        pair = [("server", served), ("in-process", classify)]
-                        for name, work in pair if n % 2 == 0 else pair[::-1]:
-                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+                contenders = [("server", served), ("in-process", classify)]
+                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)
-    print(f"{'':12} {'c':>3} {'texts/s':>9} {'ms p50':>8}")
-    for c in args.concurrency:
-        rates = {}
-        for name in ("server", "in-process"):
-            found = results[(name, c)]
-            rates[name] = statistics.median(r for r, _ in found)
-            print(f"{name:12} {c:>3} {rates[name]:>9.1f} {statistics.median(s for _, s in found) * 1e3:>8.2f}")
-        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>9.2f}")
+    report(results, args.concurrency, ("server", "in-process"), "texts")
 
 
 if __name__ == "__main__":

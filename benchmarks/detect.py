@@ -12,10 +12,8 @@ alternate between the two; the script prints medians and the server/in-process r
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +31,7 @@ from lanai.tasks.detection.prepare import prepare_image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_vision import retinaface_model  # noqa: E402
-from harness import measure, start_server  # noqa: E402
+from harness import arguments, interleave, report, start_server  # noqa: E402
 
 
 def astronaut_jpeg() -> bytes:
@@ -66,10 +64,7 @@ class InProcess:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser = arguments(__doc__.split("\n")[0])
     args = parser.parse_args()
     model = retinaface_model()
     if model is None:
@@ -90,23 +85,12 @@ def main() -> None:
                     assert len(r.json()["detections"]) == 1
 
                 served(), local.detect(body)  # warm up both
-                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-                for n in range(args.rounds):
-                    for c in args.concurrency:
-                        pair = [("server", served), ("in-process", lambda: local.detect(body))]
-                        for name, work in pair if n % 2 == 0 else pair[::-1]:
-                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+                contenders = [("server", served), ("in-process", lambda: local.detect(body))]
+                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)
-    print(f"{'':12} {'c':>3} {'images/s':>9} {'ms p50':>8}")
-    for c in args.concurrency:
-        rates = {}
-        for name in ("server", "in-process"):
-            rows = results[(name, c)]
-            rates[name] = statistics.median(r for r, _ in rows)
-            print(f"{name:12} {c:>3} {rates[name]:>9.1f} {statistics.median(s for _, s in rows) * 1e3:>8.1f}")
-        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>9.2f}")
+    report(results, args.concurrency, ("server", "in-process"), "images")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,35 @@
-"""What the task benchmarks share: a `lanai serve` process on a store, and a closed-loop load of
-`concurrency` workers for a while (throughput and median latency)."""
+"""What the task benchmarks share: their command line, a `lanai serve` process on a store, a closed-loop
+load of `concurrency` workers for a while (throughput and median latency), rounds that alternate the
+contenders, and the table of medians with the server/in-process ratio."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["start_server", "measure"]
+__all__ = ["arguments", "start_server", "measure", "interleave", "report", "Results"]
+
+Results = dict[tuple[str, int], list[tuple[float, float]]]
+"""(contender, concurrency) → each round's (calls per second, median seconds)."""
+
+
+def arguments(
+    description: str, *, duration: float = 8.0, concurrency: Sequence[int] = (1, 16)
+) -> argparse.ArgumentParser:
+    """The options every task benchmark takes: --rounds, --duration and --concurrency."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=duration)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(concurrency))
+    return parser
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
@@ -46,3 +62,28 @@ def measure(work: Callable[[], object], concurrency: int, duration: float) -> tu
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
     return len(latencies) / (time.perf_counter() - began), statistics.median(latencies)
+
+
+def interleave(
+    contenders: Sequence[tuple[str, Callable[[], object]]], rounds: int, concurrency: Sequence[int], duration: float
+) -> Results:
+    """Each contender at each concurrency, ``rounds`` times; odd rounds run the contenders in reverse order,
+    so that neither always goes first on a machine whose speed drifts."""
+    results: Results = {}
+    for n in range(rounds):
+        for c in concurrency:
+            for name, work in contenders if n % 2 == 0 else contenders[::-1]:
+                results.setdefault((name, c), []).append(measure(work, c, duration))
+    return results
+
+
+def report(results: Results, concurrency: Sequence[int], names: Sequence[str], unit: str) -> None:
+    """Medians per contender and concurrency, and the ratio of the first contender's rate to the second's."""
+    print(f"{'':12} {'c':>3} {unit + '/s':>10} {'ms p50':>9}")
+    for c in concurrency:
+        rates = {}
+        for name in names:
+            rows = results[(name, c)]
+            rates[name] = statistics.median(r for r, _ in rows)
+            print(f"{name:12} {c:>3} {rates[name]:>10.2f} {statistics.median(s for _, s in rows) * 1e3:>9.2f}")
+        print(f"{'ratio':12} {c:>3} {rates[names[0]] / rates[names[1]]:>10.2f}")

@@ -11,9 +11,7 @@ by `concurrency` threads. Rounds alternate between the two; the script prints me
 
 from __future__ import annotations
 
-import argparse
 import io
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +30,7 @@ from lanai.tasks.ocr.images import crop, det_input, det_size, line_input, rec_wi
 from lanai.tasks.ocr.pages import read_pages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import measure, start_server  # noqa: E402
+from harness import arguments, interleave, report, start_server  # noqa: E402
 
 
 def page_png() -> bytes:
@@ -78,10 +76,7 @@ class InProcess:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser = arguments(__doc__.split("\n")[0], duration=10.0, concurrency=(1, 4))
     parser.add_argument("--from", dest="source", type=Path, help="rapidocr's wheel or a folder of its models")
     args = parser.parse_args()
     body = page_png()
@@ -99,23 +94,12 @@ def main() -> None:
                     r.raise_for_status()
 
                 served(), local.read(body)  # warm up both
-                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-                for n in range(args.rounds):
-                    for c in args.concurrency:
-                        pair = [("server", served), ("in-process", lambda: local.read(body))]
-                        for name, work in pair if n % 2 == 0 else pair[::-1]:
-                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+                contenders = [("server", served), ("in-process", lambda: local.read(body))]
+                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)
-    print(f"{'':12} {'c':>3} {'pages/s':>8} {'ms/page p50':>12}")
-    for c in args.concurrency:
-        rates = {}
-        for name in ("server", "in-process"):
-            rows = results[(name, c)]
-            rates[name] = statistics.median(r for r, _ in rows)
-            print(f"{name:12} {c:>3} {rates[name]:>8.2f} {statistics.median(s for _, s in rows) * 1e3:>12.0f}")
-        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>8.2f}")
+    report(results, args.concurrency, ("server", "in-process"), "pages")
 
 
 if __name__ == "__main__":

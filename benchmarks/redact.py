@@ -13,10 +13,8 @@ how long the rules alone take per letter (they dominate).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ from lanai.tasks.text import load_tokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_redact import rampart  # noqa: E402
-from harness import measure, start_server  # noqa: E402
+from harness import arguments, interleave, report, start_server  # noqa: E402
 
 LETTER = (
     "Dear Ms. Clara Jansen, following our call on 14 March 2025 (ref {n}), please send the signed lease to "
@@ -67,10 +65,7 @@ class InProcess:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser = arguments(__doc__.split("\n")[0])
     args = parser.parse_args()
     model = rampart()
     if model is None:
@@ -99,12 +94,8 @@ def main() -> None:
                     assert "[PERSON]" in local.redact(letter())
 
                 served(), in_process()  # warm up both (the rules load once on each side)
-                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-                for n in range(args.rounds):
-                    for c in args.concurrency:
-                        pair = [("server", served), ("in-process", in_process)]
-                        for name, work in pair if n % 2 == 0 else pair[::-1]:
-                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+                contenders = [("server", served), ("in-process", in_process)]
+                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -112,14 +103,7 @@ def main() -> None:
         for _ in range(20):
             local.rules.find(letter())
         rules_ms = (time.perf_counter() - began) / 20 * 1e3
-    print(f"{'':12} {'c':>3} {'letters/s':>10} {'ms p50':>8}")
-    for c in args.concurrency:
-        rates = {}
-        for name in ("server", "in-process"):
-            rows = results[(name, c)]
-            rates[name] = statistics.median(r for r, _ in rows)
-            print(f"{name:12} {c:>3} {rates[name]:>10.1f} {statistics.median(s for _, s in rows) * 1e3:>8.2f}")
-        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>10.2f}")
+    report(results, args.concurrency, ("server", "in-process"), "letters")
     print(f"the rules alone: {rules_ms:.1f} ms per letter")
 
 

@@ -15,10 +15,8 @@ as batches of equal length (what bucketing lengths in the batch key would give).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ from lanai.types import ModelInfo, TensorSpec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_text import minilm  # noqa: E402
-from harness import measure, start_server  # noqa: E402
+from harness import arguments, interleave, report, start_server  # noqa: E402
 
 SENTENCES = [
     "Invoice 4411: amount due EUR 1,250.00 for consulting services rendered in March.",
@@ -95,10 +93,7 @@ def padding(local: InProcess, repeats: int = 20) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser = arguments(__doc__.split("\n")[0])
     args = parser.parse_args()
     encoder = minilm()
     if encoder is None:
@@ -127,23 +122,12 @@ def main() -> None:
                     served(SENTENCES[0])
 
                 served(), cached(), local.embed(text())  # warm up all three
-                results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-                for n in range(args.rounds):
-                    for c in args.concurrency:
-                        trio = [("server", served), ("in-process", lambda: local.embed(text())), ("cache hit", cached)]
-                        for name, work in trio if n % 2 == 0 else trio[::-1]:
-                            results.setdefault((name, c), []).append(measure(work, c, args.duration))
+                contenders = [("server", served), ("in-process", lambda: local.embed(text())), ("cache hit", cached)]
+                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)
-    print(f"{'':12} {'c':>3} {'texts/s':>9} {'ms p50':>8}")
-    for c in args.concurrency:
-        rates = {}
-        for name in ("server", "in-process", "cache hit"):
-            rows = results[(name, c)]
-            rates[name] = statistics.median(r for r, _ in rows)
-            print(f"{name:12} {c:>3} {rates[name]:>9.1f} {statistics.median(s for _, s in rows) * 1e3:>8.2f}")
-        print(f"{'ratio':12} {c:>3} {rates['server'] / rates['in-process']:>9.2f}")
+    report(results, args.concurrency, ("server", "in-process", "cache hit"), "texts")
     one, groups = padding(local)
     print(f"16 mixed-length sentences: padded to the longest {one:.1f} ms; as equal-length batches {groups:.1f} ms")
 
