@@ -32,17 +32,15 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from spake2 import SPAKE2_B, SPAKEError
 
 from lanai.config import Settings
 from lanai.errors import BadInput, PermissionDenied
-from lanai.security.certs import TlsFiles
+from lanai.security.certs import TlsFiles, fingerprint
 from lanai.security.keys import ROLES, KeyRing, Role
 from lanai.security.pake import (
     BOX_ID,
@@ -105,9 +103,6 @@ class PairingStatus:
     expires: float | None
     attempts: int
     paired: tuple[PairedDevice, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -232,7 +227,8 @@ class PairingDesk:
                 "there is no such pairing session: it ended, was used, or timed out.",
                 hint="start again: lanai pair BOX CODE (with the code the box shows now).",
             )
-        bound = transcript(session, state.device, self._fingerprint(), state.public_key)
+        served = self._fingerprint()  # read once: the proof and the grant name the same certificate
+        bound = transcript(session, state.device, served, state.public_key)
         if not hmac.compare_digest(device_proof, prove(state.secret, b"device", bound)):
             raise PermissionDenied(
                 "pairing failed: the code is wrong, or something between this device and the box "
@@ -242,15 +238,16 @@ class PairingDesk:
         with self._lock:
             if self._state.offer is state.offer:  # the code is spent: one device per code
                 self._state.offer, self._state.sessions = None, {}
-        grant = self._grant(state)
+        grant, certificate = self._grant(state, served)
         with self._lock:
-            self._state.paired.append(PairedDevice(grant.name, grant.role, _fingerprint_of(grant), self._clock()))
+            self._state.paired.append(PairedDevice(grant.name, grant.role, certificate, self._clock()))
         box_proof = prove(state.secret, b"box", bound)
         nonce = secrets.token_bytes(12)
         sealed = nonce + AESGCM(seal_key(state.secret, bound)).encrypt(nonce, grant.to_bytes(), bound)
         return box_proof, sealed
 
-    def _grant(self, state: _Session) -> Grant:
+    def _grant(self, state: _Session, served: str) -> tuple[Grant, str | None]:
+        """The device's key (and certificate), made now; with the certificate's fingerprint."""
         offer = state.offer
         taken = {k.name for k in self._keys.list()}
         name = state.device
@@ -258,13 +255,12 @@ class PairingDesk:
             if name not in taken:
                 break
             name = f"{state.device[: NAME_LIMIT - 4]}-{n}"
-        certificate = None
-        fingerprint = None
+        certificate = certified = None
         if self._issue is not None:
             certificate = self._issue(name, offer.role, state.public_key)
-            fingerprint = _pem_fingerprint(certificate)
-        key = self._keys.create(name, offer.role, models=offer.models, device=True, certificate=fingerprint)
-        return Grant(name, offer.role, offer.models, key, self._fingerprint(), self._ca(), certificate)
+            certified = _pem_fingerprint(certificate)
+        key = self._keys.create(name, offer.role, models=offer.models, device=True, certificate=certified)
+        return Grant(name, offer.role, offer.models, key, served, self._ca(), certificate), certified
 
     def _live_offer(self) -> _Offer | None:
         offer = self._state.offer
@@ -285,12 +281,8 @@ def _closed() -> PermissionDenied:
     )
 
 
-def _pem_fingerprint(pem: str) -> str:
-    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def _fingerprint_of(grant: Grant) -> str | None:
-    return _pem_fingerprint(grant.client_certificate) if grant.client_certificate else None
+def _pem_fingerprint(pem: str | bytes) -> str:
+    return fingerprint(x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem))
 
 
 def desk_for(settings: Settings, keys: KeyRing) -> PairingDesk:
@@ -303,7 +295,7 @@ def desk_for(settings: Settings, keys: KeyRing) -> PairingDesk:
     def served() -> str:
         if certfile is None:
             return ""
-        return x509.load_pem_x509_certificate(certfile.read_bytes()).fingerprint(hashes.SHA256()).hex(":").upper()
+        return _pem_fingerprint(certfile.read_bytes())
 
     def authority() -> str | None:
         own = certfile is not None and certfile.resolve() == files.server_cert.resolve()
