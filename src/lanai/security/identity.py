@@ -13,8 +13,10 @@ from functools import lru_cache
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+
+from lanai.security.certs import fingerprint
 
 __all__ = ["PeerCertificate"]
 
@@ -46,8 +48,9 @@ def _parse(der: bytes) -> PeerCertificate:
     units = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
     names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     role = next((str(u) for u in units if u in _ROLES), None)
-    name = str(names[0]) if names else cert.fingerprint(hashes.SHA256()).hex()[:16]
-    return PeerCertificate(name, role, cert.fingerprint(hashes.SHA256()).hex(":").upper())  # type: ignore[arg-type]
+    sha256 = fingerprint(cert)
+    name = str(names[0]) if names else sha256.replace(":", "").lower()[:16]
+    return PeerCertificate(name, role, sha256)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=256)
