@@ -120,20 +120,23 @@ class Redact(Task[RedactParams, Redaction]):
             found_by_rules = asyncio.get_running_loop().run_in_executor(None, _shared_rules().find, text)
             found_by_rules.add_done_callback(_retrieved)
 
+        encoded: list[Any] = []  # the text's encoding, made by prepare on the batch thread, read by result
+
         def prepare() -> dict[str, np.ndarray]:
-            return reader.prepare(text)
+            encoded.append(reader.encode(text))
+            return reader.prepare(encoded[0])
 
         def finish(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             logits = outputs[info.outputs[0].name]
             return {"logits": logits.astype(np.float32, copy=False)}
 
         async def result(rows: dict[str, np.ndarray], timing: RunTiming) -> Redaction:
-            spans = reader.entities(text, rows["logits"], labels, entity_map, info.name)
+            spans = reader.entities(text, encoded[0], rows["logits"], labels, entity_map, info.name)
             if found_by_rules is not None:
                 spans += await found_by_rules
             kept = resolve((s for s in spans if not wanted or s.type in wanted), min_score=params.min_score)
             redacted = redact_text(text, kept, params.style, secret=secret or b"")
-            return Redaction(info.name, info.version, redacted, tuple(kept), params.style, reader.tokens(text),
+            return Redaction(info.name, info.version, redacted, tuple(kept), params.style, len(encoded[0].ids),
                              Timing.of(timing, time.perf_counter_ns()))  # fmt: skip
 
         return Job(prepare, "text", finish, result, reader.collate)  # type: ignore[arg-type]
@@ -154,31 +157,12 @@ class _Reader:
     def check(self, text: str) -> None:
         self.encoder.check(text)
 
-    def _encoding(self, text: str) -> Any:
-        return _encode(self.encoder.tokenizer, text)
+    def encode(self, text: str) -> Any:
+        """Token ids with their character offsets and word ids (no special tokens)."""
+        return self.encoder.tokenizer.encode(text, add_special_tokens=False)
 
-    def tokens(self, text: str) -> int:
-        return len(self._encoding(text).ids)
-
-    def windows(self, count: int) -> list[tuple[int, int]]:
-        room = self.encoder.window - len(self.encoder.prefix) - len(self.encoder.suffix)
-        if count <= room:
-            return [(0, count)]
-        step = room - self.encoder.overlap
-        return [(at, min(at + room, count)) for at in range(0, max(1, count - self.encoder.overlap), step)]
-
-    def prepare(self, text: str) -> dict[str, np.ndarray]:
-        from lanai.tasks.text import TextRows
-
-        encoding = self._encoding(text)
-        if len(encoding.ids) > self.encoder.max_tokens:
-            raise BadInput(
-                f"the text is {len(encoding.ids)} tokens long; this server reads at most {self.encoder.max_tokens}.",
-                hint="split the text, or raise the model's limit: --option max_tokens=N when adding it.",
-            )
-        ids = encoding.ids
-        rows = [[*self.encoder.prefix, *ids[a:b], *self.encoder.suffix] for a, b in self.windows(len(ids))]
-        return self.encoder.prepare(TextRows(rows))  # type: ignore[no-any-return]
+    def prepare(self, encoding: Any) -> dict[str, np.ndarray]:
+        return self.encoder.prepare(self.encoder.window_rows(encoding.ids))  # type: ignore[no-any-return]
 
     def collate(self, rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         from lanai.tasks.text import collate
@@ -186,13 +170,13 @@ class _Reader:
         return collate(rows, self.encoder.pad_id)
 
     def entities(
-        self, text: str, logits: np.ndarray, labels: tuple[str, ...], entity_map: Mapping[str, str], model: str
-    ) -> list[Span]:
+        self, text: str, encoding: Any, logits: np.ndarray, labels: tuple[str, ...], entity_map: Mapping[str, str],
+        model: str,
+    ) -> list[Span]:  # fmt: skip
         """The model's entities in ``text``: each window's logits [k, T, L] mapped back to the text's tokens
         (a token two windows read gets the mean of its two readings), then decoded and merged."""
         from lanai.redaction.tokens import decode_bio, merge_entities, softmax
 
-        encoding = self._encoding(text)
         count = len(encoding.ids)
         if logits.shape[-1] != len(labels):
             raise ModelLoadError(
@@ -202,7 +186,7 @@ class _Reader:
         total = np.zeros((count, len(labels)), dtype=np.float32)
         seen = np.zeros((count, 1), dtype=np.float32)
         skip = len(self.encoder.prefix)
-        for row, (a, b) in enumerate(self.windows(count)):
+        for row, (a, b) in enumerate(self.encoder.windows(count)):
             total[a:b] += softmax(logits[row, skip : skip + (b - a)])
             seen[a:b] += 1
         probs = total / np.maximum(seen, 1)
@@ -212,12 +196,6 @@ class _Reader:
             Span(e.type, text[e.start : e.end], e.start, e.end, round(e.score, 4), source)
             for e in merge_entities(text, found, entity_map)
         ]
-
-
-@functools.lru_cache(maxsize=4)
-def _encode(tokenizer: Any, text: str) -> Any:
-    """One encoding per text (with offsets and word ids) for the three places that need it."""
-    return tokenizer.encode(text, add_special_tokens=False)
 
 
 def _reader(model: TaskModel) -> _Reader:

@@ -143,16 +143,25 @@ class Encoder:
         """``text`` as windows of token ids, each with the tokenizer's special tokens; BadInput if it is
         empty or longer than ``max_tokens``."""
         self.check(text)
-        plain = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return self.window_rows(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def window_rows(self, plain: list[int]) -> TextRows:
+        """A text's token ids (no special tokens) as windows, each with the special tokens; BadInput if
+        there are more than ``max_tokens``."""
         if len(plain) > self.max_tokens:
             raise BadInput(
                 f"the text is {len(plain)} tokens long; this server reads at most {self.max_tokens}.",
                 hint="split the text, or raise the model's limit: --option max_tokens=N when adding it.",
             )
+        return TextRows([[*self.prefix, *plain[a:b], *self.suffix] for a, b in self.windows(len(plain))])
+
+    def windows(self, count: int) -> list[tuple[int, int]]:
+        """Where each window starts and ends in a text of ``count`` tokens (special tokens not counted)."""
         room = self.window - len(self.prefix) - len(self.suffix)
+        if count <= room:
+            return [(0, count)]
         step = room - self.overlap
-        starts = range(0, max(1, len(plain) - self.overlap), step) if len(plain) > room else range(1)
-        return TextRows([[*self.prefix, *plain[at : at + room], *self.suffix] for at in starts])
+        return [(at, min(at + room, count)) for at in range(0, max(1, count - self.overlap), step)]
 
     def prepare(self, rows: TextRows) -> dict[str, np.ndarray]:
         """One text's rows as model inputs, padded to its own longest window."""
