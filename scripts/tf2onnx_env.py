@@ -1,14 +1,17 @@
 """tf2onnx in a throwaway venv, for the scripts that convert TensorFlow models (frozen graphs, TF.js) to
 ONNX. TensorFlow's protobuf and numpy pins fight lanai's, so it never goes into the caller's
 environment: :func:`converter_python` makes a venv with it beside the caller's work, :func:`convert`
-runs tf2onnx's command line there."""
+runs tf2onnx's command line there, and :func:`build_once` does both for a script, once per cache."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGES = ("tensorflow-cpu==2.21.0", "onnx==1.17.0")
@@ -49,3 +52,20 @@ def convert(python: Path, source: list[str], output: Path) -> None:
     """``python -m tf2onnx.convert SOURCE… --opset 13 --output OUTPUT`` in the converter's venv."""
     command = [str(python), "-c", _CONVERT, *source, "--opset", OPSET, "--output", str(output)]
     run(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+
+
+def build_once(out: Path, name: str, source: Callable[[Path], list[str]]) -> Path:
+    """``out``, converted now unless it is there already: ``source(work)`` fetches the model into a
+    scratch folder and gives tf2onnx's source arguments for it; the ONNX file appears whole or not at all."""
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"lanai-{name}-") as tmp:
+        work = Path(tmp)
+        arguments = source(work)
+        partial = out.with_suffix(".part")
+        convert(converter_python(work), arguments, partial)
+        partial.replace(out)
+    print(f"built {out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return out
