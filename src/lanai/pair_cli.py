@@ -147,13 +147,12 @@ class _AdminClient:
 
 
 def _call(http: httpx.Client, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The server's JSON answer; its refusal as the client library's error (message and hint included)."""
+    from lanai.client.errors import error_from_answer
+
     response = http.request(method, url, json=body)
     if response.status_code >= 400:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        raise ConfigError(f"the server refused: {message}")
+        raise error_from_answer(response.status_code, response.headers, response.content)
     return response.json() if response.content else {}  # type: ignore[no-any-return]
 
 
