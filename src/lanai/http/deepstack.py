@@ -15,7 +15,6 @@ one (face).
 
 from __future__ import annotations
 
-import json
 import time
 
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from lanai.errors import BadInput, LanaiError, ModelNotFound
 from lanai.http.auth import allow_model
 from lanai.http.body import looks_like_image, multipart_file, read_body
 from lanai.http.errors import describe, status_of
+from lanai.http.json_response import dumps
 from lanai.tasks.detect import Detections
 from lanai.tasks.detection import choose_decoder
 
@@ -39,7 +39,7 @@ _FIELD = b'name="min_confidence"'
 
 
 def _answer(status: int, doc: dict) -> Response:
-    return Response(json.dumps(doc, ensure_ascii=False).encode(), status, media_type="application/json")
+    return Response(dumps(doc), status, media_type="application/json")
 
 
 def _is_face_model(model: TensorModel) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 
@@ -22,6 +21,7 @@ from lanai.errors import (
     Unauthenticated,
     WrongTask,
 )
+from lanai.http.json_response import dumps
 
 __all__ = ["error_response", "status_of", "retry_headers", "describe", "kind_of", "EXCEPTION_HANDLERS"]
 
@@ -67,7 +67,7 @@ def error_response(
     """``{"error": message}``, and ``"kind"``: the class of ``lanai.errors`` it was, for clients that
     tell apart errors sharing a status (a full queue or a server starting; a model or a version)."""
     doc = {"error": message} if kind is None else {"error": message, "kind": kind}
-    body = json.dumps(doc, ensure_ascii=False).encode()
+    body = dumps(doc)
     return Response(body, status, headers=headers, media_type="application/json")
 
 

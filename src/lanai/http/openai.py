@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
@@ -25,6 +24,7 @@ from lanai.errors import BadInput, LanaiError
 from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, kind_of, retry_headers, status_of
+from lanai.http.json_response import JSONResponse, dumps
 from lanai.protocol.openai import (
     ChatChoice,
     ChatCompletion,
@@ -38,6 +38,7 @@ from lanai.protocol.openai import (
     ModelList,
     Usage,
 )
+from lanai.tasks.base import wire_vector
 from lanai.tasks.chat_template import ROLES, message_text
 
 __all__ = ["routes"]
@@ -244,7 +245,7 @@ async def _stream(
         body = {"id": ident, "object": kind, "created": created, "model": model, "choices": choices}
         if include_usage:
             body["usage"] = usage
-        return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+        return b"data: " + dumps(body) + b"\n\n"
 
     def choice(text: str | None, finish: str | None, first: bool = False) -> dict:
         if not chat:
@@ -259,7 +260,7 @@ async def _stream(
     async for chunk in generation:
         if chunk.error:
             error = {"error": {"message": chunk.error, "type": "server_error", "param": None, "code": None}}
-            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+            yield b"data: " + dumps(error) + b"\n\n"
             break
         if chunk.finish_reason is None:
             yield event([choice(chunk.text, None)])
@@ -314,10 +315,10 @@ def _image(text: str, index: int) -> bytes:
         ) from None
 
 
-def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+def _encode(vector: np.ndarray, encoding: str) -> Sequence[float] | str:
     if encoding == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode()
-    return [float(x) for x in vector]
+    return wire_vector(vector)
 
 
 def routes() -> list[Route]:

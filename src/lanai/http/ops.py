@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.http.auth import caller
+from lanai.http.json_response import JSONResponse
 from lanai.telemetry.metrics import CONTENT_TYPE
 
 __all__ = ["routes"]

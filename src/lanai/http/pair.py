@@ -10,11 +10,12 @@ from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from lanai.errors import BadInput, NotReady
 from lanai.http.body import json_object, read_body
+from lanai.http.json_response import JSONResponse
 from lanai.protocol.pairing import (
     PairConfirm,
     PairConfirmed,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.http.auth import allow_model
 from lanai.http.body import image_from_request
+from lanai.http.json_response import JSONResponse
 
 __all__ = ["routes"]
 

@@ -7,13 +7,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput
 from lanai.http.auth import allow_model
 from lanai.http.body import image_from_request, json_object, read_body
+from lanai.http.json_response import JSONResponse
 from lanai.tasks import TASKS, Task
 from lanai.tasks.base import parse_params
 

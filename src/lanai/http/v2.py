@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.errors import BadInput, ModelNotFound
 from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
+from lanai.http.json_response import JSONResponse
 from lanai.protocol.infer import encode_infer_response, parse_infer_request, parse_raw_request
 from lanai.protocol.v2 import (
     LoadResult,

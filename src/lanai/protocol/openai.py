@@ -10,6 +10,7 @@ schema's ``required``, and not nullable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -221,7 +222,7 @@ class Embedding(Wire):
 
     object: Literal["embedding"] = doc("Always embedding.")
     index: int = doc("The input's position.")
-    embedding: list[float] | str = doc("The vector; with encoding_format base64, its little-endian float32 bytes.")
+    embedding: Sequence[float] | str = doc("The vector; with encoding_format base64, its little-endian float32 bytes.")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Wire values: dataclasses that are their own JSON shape, with the JSON Schema of each.
 
 A wire value is a dataclass that inherits :class:`Wire`. Its fields are str, int, float, bool, ``Any``,
-``X | None``, ``Literal[...]``, ``tuple[X, ...]``, ``list[X]``, ``dict[str, X]`` or other wire values.
+``X | None``, ``Literal[...]``, ``tuple[X, ...]``, ``list[X]``, ``Sequence[X]``, ``dict[str, X]`` or other wire values.
 ``to_dict`` and ``from_dict`` map it to and from the JSON object that the HTTP door sends and the client
 reads; :func:`schema` gives the JSON Schema that the OpenAPI document publishes. So a body is described
-once, by its dataclass, and the three can never drift apart.
+once, by its dataclass, and the three can never drift apart. A sequence of numbers may be held as a 1-D
+numpy array (an embedding): ``to_dict`` keeps it, and the HTTP door's encoder writes it as a JSON list with
+float32's shortest digits.
 
 Written here rather than taken from pydantic or msgspec: the server's hot paths must not validate per
 request, the handful of shapes needs only these few rules, and the core stays free of a heavy dependency.
@@ -15,13 +17,17 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union
 
 __all__ = ["Wire", "doc", "schema", "WireError"]
 
 T = TypeVar("T", bound="Wire")
 Schema = dict[str, Any]
+
+
+_SEQUENCES = (tuple, list, Sequence)
+"""``Sequence[float]`` is for a vector that may be a numpy array; it is read back as a tuple."""
 
 
 class WireError(ValueError):
@@ -110,7 +116,9 @@ def _encoder(kind: Any) -> Callable[[Any], Any]:
     if origin in (Union, types.UnionType) and (inner := _optional(args)) is not None:
         enc = _encoder(inner)
         return lambda v: None if v is None else enc(v)
-    if origin in (tuple, list):
+    if origin in _SEQUENCES:
+        if args[0] in (str, int, float, bool):  # plain values; a numpy array (e.g. a vector) is kept as it is
+            return lambda v: list(v) if isinstance(v, (tuple, list)) else v
         enc = _encoder(args[0])
         return lambda v: [enc(x) for x in v]
     if origin is dict:
@@ -133,13 +141,14 @@ def _decoder(kind: Any) -> Callable[[Any, str], Any]:  # noqa: C901 - one branch
     if origin in (Union, types.UnionType) and (inner := _optional(args)) is not None:
         dec = _decoder(inner)
         return lambda v, where: None if v is None else dec(v, where)
-    if origin in (tuple, list):
+    if origin in _SEQUENCES:
         dec = _decoder(args[0])
+        made = list if origin is list else tuple
 
         def sequence(v: Any, where: str) -> Any:
             if not isinstance(v, list):
                 raise WireError(f"{where} must be a list.")
-            return origin(dec(x, f"{where}[{i}]") for i, x in enumerate(v))
+            return made(dec(x, f"{where}[{i}]") for i, x in enumerate(v))
 
         return sequence
     if origin is dict:
@@ -218,7 +227,7 @@ def _type_schema(kind: Any, ref: Callable[[str], Schema] | None) -> Schema:
                 inner_schema = {**inner_schema, "enum": [*inner_schema["enum"], None]}
             return {**inner_schema, "type": [*kinds, "null"]}
         return {"oneOf": [inner_schema, {"type": "null"}]}
-    if origin in (tuple, list):
+    if origin in _SEQUENCES:
         return {"type": "array", "items": _type_schema(args[0], ref)}
     if origin is dict:
         return {"type": "object", "additionalProperties": _type_schema(args[1], ref)}

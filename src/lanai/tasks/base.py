@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from lanai.errors import BadInput, ModelLoadError
 from lanai.protocol.wire import Wire, doc
 from lanai.types import ImagePreprocess, ModelInfo
 
-__all__ = ["Task", "TaskModel", "Job", "RunTiming", "Timing", "NoParams", "parse_params"]
+__all__ = ["Task", "TaskModel", "Job", "RunTiming", "Timing", "NoParams", "parse_params", "wire_vector"]
 
 P = TypeVar("P", bound=Wire)
 R = TypeVar("R", bound=Wire)
@@ -134,6 +134,12 @@ class Task(Generic[P, R]):
     def job(self, model: TaskModel, data: Any, params: P) -> Job[R]:
         """The request ``data`` (what ``accepts`` says) with ``params``, ready for the batcher."""
         raise BadInput(f"task {self.name!r} has no endpoint of its own.")
+
+
+def wire_vector(vector: Any) -> Sequence[float]:
+    """A vector for a wire value's ``Sequence[float]`` field: kept as a contiguous float32 array, which
+    the HTTP door writes with float32's shortest digits, instead of a tuple of Python floats."""
+    return cast(Sequence[float], np.ascontiguousarray(vector, dtype=np.float32))
 
 
 def parse_params(cls: type[P], raw: Mapping[str, Any], *, task: str) -> P:

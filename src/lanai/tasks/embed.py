@@ -11,6 +11,7 @@ mean-pooled over real tokens, then over a long text's windows, and normalised.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from lanai.errors import BadInput, ModelLoadError
 from lanai.protocol.wire import Wire, doc
-from lanai.tasks.base import Job, NoParams, RunTiming, Task, TaskModel, Timing
+from lanai.tasks.base import Job, NoParams, RunTiming, Task, TaskModel, Timing, wire_vector
 from lanai.types import ModelInfo
 
 __all__ = ["TASK", "TextEmbedding", "DEFAULT_MAX_TOKENS", "text_encoder", "text_of"]
@@ -33,7 +34,7 @@ class TextEmbedding(Wire):
 
     model: str = doc("The model that answered.")
     version: str = doc("Its version.")
-    embedding: tuple[float, ...] = doc("The vector, of length 1.")
+    embedding: Sequence[float] = doc("The vector, of length 1.")
     dimensions: int = doc("Its length.")
     tokens: int = doc("Tokens read (each window's, special tokens included).")
     chunks: int = doc("Windows the text was read in (more than 1 for a text longer than the model's window).")
@@ -78,7 +79,7 @@ class Embed(Task[NoParams, TextEmbedding]):
             vector = embedding_of(rows)
             tokens = int(rows["tokens"].sum())
             return TextEmbedding(
-                info.name, info.version, tuple(vector.tolist()), len(vector), tokens, len(rows["tokens"]),
+                info.name, info.version, wire_vector(vector), len(vector), tokens, len(rows["tokens"]),
                 timing.batch_size == 0, Timing.of(timing, time.perf_counter_ns()),
             )  # fmt: skip
 

@@ -10,6 +10,7 @@ classify, on the batch thread.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from lanai.errors import ModelLoadError
 from lanai.protocol.wire import Wire, doc
-from lanai.tasks.base import Job, NoParams, RunTiming, Task, TaskModel, Timing
+from lanai.tasks.base import Job, NoParams, RunTiming, Task, TaskModel, Timing, wire_vector
 from lanai.types import ImagePreprocess, ModelInfo, TensorSpec
 
 __all__ = ["TASK", "ImageEmbedding", "feature_output", "pool_features"]
@@ -31,7 +32,7 @@ class ImageEmbedding(Wire):
 
     model: str = doc("The model that answered.")
     version: str = doc("Its version.")
-    embedding: tuple[float, ...] = doc("The vector, of length 1.")
+    embedding: Sequence[float] = doc("The vector, of length 1.")
     dimensions: int = doc("Its length.")
     cached: bool = doc("Answered from the embedding cache.")
     timing: Timing = doc("Where the time went (zeros when cached).")
@@ -79,7 +80,7 @@ class EmbedImage(Task[NoParams, ImageEmbedding]):
 
         def result(rows: dict[str, np.ndarray], timing: RunTiming) -> ImageEmbedding:
             vector = rows["vector"][0]
-            return ImageEmbedding(info.name, info.version, tuple(vector.tolist()), len(vector),
+            return ImageEmbedding(info.name, info.version, wire_vector(vector), len(vector),
                                   timing.batch_size == 0, Timing.of(timing, time.perf_counter_ns()))  # fmt: skip
 
         return Job(prepare, ("embed-image", spec, output.name), finish, result)
