@@ -14,12 +14,10 @@ between the two; the script prints medians and the server/in-process ratio.
 from __future__ import annotations
 
 import itertools
-import logging
 import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from lanai.cli import main as lanai
@@ -28,7 +26,7 @@ from lanai.tasks.fewshot import build_head, read_examples
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_text import minilm  # noqa: E402
-from harness import arguments, interleave, report, start_server  # noqa: E402
+from harness import Poster, arguments, interleave, report, start_server  # noqa: E402
 from text import SENTENCES, InProcess  # noqa: E402
 
 EXAMPLES = """text,label
@@ -62,7 +60,6 @@ def main() -> None:
         assert lanai(["models", "--home", str(home), "add", str(encoder.model), "--name", "doctype",
                       "--task", "classify-text", "--tokenizer", str(encoder.tokenizer),
                       "--examples", str(examples)]) == 0  # fmt: skip
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         local = InProcess(encoder.model, encoder.tokenizer)
         rows = read_examples(EXAMPLES.encode())
         head = build_head(np.concatenate([local.embed(t) for t, _ in rows]), [label for _, label in rows])
@@ -73,14 +70,14 @@ def main() -> None:
 
         proc, url = start_server(home)
         try:
-            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+            client = Poster(url)
 
-                def served() -> None:
-                    client.post("/v1/models/doctype/classify-text", json={"text": text()}).raise_for_status()
+            def served() -> None:
+                client.post("/v1/models/doctype/classify-text", {"text": text()})
 
-                served(), classify()  # warm up both
-                contenders = [("server", served), ("in-process", classify)]
-                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+            served(), classify()  # warm up both
+            contenders = [("server", served), ("in-process", classify)]
+            results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)

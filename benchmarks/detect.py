@@ -13,12 +13,10 @@ alternate between the two; the script prints medians and the server/in-process r
 from __future__ import annotations
 
 import io
-import logging
 import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
@@ -31,7 +29,7 @@ from lanai.tasks.detection.prepare import prepare_image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_vision import retinaface_model  # noqa: E402
-from harness import arguments, interleave, report, start_server  # noqa: E402
+from harness import Poster, arguments, interleave, report, start_server  # noqa: E402
 
 
 def astronaut_jpeg() -> bytes:
@@ -73,20 +71,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         assert lanai(["models", "--home", str(home), "add", str(model), "--name", "faces", "--task", "detect"]) == 0
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # the CLI set up logging for the add above
         local = InProcess(model)
         proc, url = start_server(home)
         try:
-            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+            client = Poster(url)
 
-                def served() -> None:
-                    r = client.post("/v1/models/faces/detect", content=body, headers={"Content-Type": "image/jpeg"})
-                    r.raise_for_status()
-                    assert len(r.json()["detections"]) == 1
+            def served() -> None:
+                assert len(client.post("/v1/models/faces/detect", body, "image/jpeg")["detections"]) == 1
 
-                served(), local.detect(body)  # warm up both
-                contenders = [("server", served), ("in-process", lambda: local.detect(body))]
-                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+            served(), local.detect(body)  # warm up both
+            contenders = [("server", served), ("in-process", lambda: local.detect(body))]
+            results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)

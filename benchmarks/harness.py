@@ -5,6 +5,8 @@ contenders, and the table of medians with the server/in-process ratio."""
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import re
 import statistics
 import subprocess
@@ -14,8 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["arguments", "start_server", "measure", "interleave", "report", "Results"]
+__all__ = ["arguments", "start_server", "Poster", "measure", "interleave", "report", "Results"]
 
 Results = dict[tuple[str, int], list[tuple[float, float]]]
 """(contender, concurrency) → each round's (calls per second, median seconds)."""
@@ -44,6 +48,34 @@ def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
             threading.Thread(target=proc.stderr.read, daemon=True).start()
             return proc, found.group(1).replace("0.0.0.0", "127.0.0.1")
     raise RuntimeError("lanai serve exited early")
+
+
+class Poster:
+    """A light HTTP client for the load: one keep-alive ``http.client`` connection per worker thread.
+
+    The client shares the machine's cores with the server, so it should cost as little as it can: httpx
+    spends several times http.client's CPU per request, which a 2-core box takes from the server."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._local = threading.local()
+
+    def post(
+        self, path: str, body: bytes | str | dict[str, Any], content_type: str = "application/octet-stream"
+    ) -> Any:
+        """POST ``body`` (a dict goes as JSON) and the answer's JSON; anything but 200 raises."""
+        if isinstance(body, dict):
+            body, content_type = json.dumps(body), "application/json"
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http.client.HTTPConnection(self._host, self._port, timeout=120)
+        connection.request("POST", path, body, {"Content-Type": content_type})
+        answer = connection.getresponse()
+        data = answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"POST {path}: {answer.status} {data[:300]!r}")
+        return json.loads(data)
 
 
 def measure(work: Callable[[], object], concurrency: int, duration: float) -> tuple[float, float]:

@@ -16,12 +16,10 @@ and the server/in-process ratio.
 from __future__ import annotations
 
 import io
-import logging
 import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
@@ -34,7 +32,7 @@ from lanai.tasks.text import normalise
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_mobilenet import mobilenet_v2  # noqa: E402
-from harness import arguments, interleave, report, start_server  # noqa: E402
+from harness import Poster, arguments, interleave, report, start_server  # noqa: E402
 
 IMAGENET = "resize=256,crop=224,mean=123.675:116.28:103.53,std=58.395:57.12:57.375,layout=NCHW,color=RGB"
 
@@ -73,20 +71,17 @@ def main() -> None:
         assert lanai(["models", "--home", str(home), "add", str(model), "--name", "mnv2", "--task", "embed-image",
                       "--option", "output=features", "--preprocess", IMAGENET]) == 0  # fmt: skip
         (home / "lanai.toml").write_text("embedding_cache_bytes = 0\n", encoding="utf-8")
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         local = InProcess(model)
         proc, url = start_server(home)
         try:
-            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+            client = Poster(url)
 
-                def served() -> None:
-                    r = client.post("/v1/models/mnv2/embed-image", content=image)
-                    r.raise_for_status()
-                    assert not r.json()["cached"]
+            def served() -> None:
+                assert not client.post("/v1/models/mnv2/embed-image", image)["cached"]
 
-                served(), local.embed(image)  # warm up both
-                contenders = [("server", served), ("in-process", lambda: local.embed(image))]
-                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+            served(), local.embed(image)  # warm up both
+            contenders = [("server", served), ("in-process", lambda: local.embed(image))]
+            results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -16,7 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
@@ -30,7 +29,7 @@ from lanai.tasks.ocr.images import crop, det_input, det_size, line_input, rec_wi
 from lanai.tasks.ocr.pages import read_pages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import arguments, interleave, report, start_server  # noqa: E402
+from harness import Poster, arguments, interleave, report, start_server  # noqa: E402
 
 
 def page_png() -> bytes:
@@ -87,15 +86,14 @@ def main() -> None:
         local = InProcess(files)
         proc, url = start_server(home)
         try:
-            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+            client = Poster(url)
 
-                def served() -> None:
-                    r = client.post("/v1/models/ocr/ocr", content=body)
-                    r.raise_for_status()
+            def served() -> None:
+                client.post("/v1/models/ocr/ocr", body)
 
-                served(), local.read(body)  # warm up both
-                contenders = [("server", served), ("in-process", lambda: local.read(body))]
-                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+            served(), local.read(body)  # warm up both
+            contenders = [("server", served), ("in-process", lambda: local.read(body))]
+            results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)

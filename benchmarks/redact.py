@@ -14,13 +14,11 @@ how long the rules alone take per letter (they dominate).
 from __future__ import annotations
 
 import itertools
-import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 
@@ -35,7 +33,7 @@ from lanai.tasks.text import load_tokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_redact import rampart  # noqa: E402
-from harness import arguments, interleave, report, start_server  # noqa: E402
+from harness import Poster, arguments, interleave, report, start_server  # noqa: E402
 
 LETTER = (
     "Dear Ms. Clara Jansen, following our call on 14 March 2025 (ref {n}), please send the signed lease to "
@@ -79,23 +77,20 @@ def main() -> None:
         home = Path(tmp) / "home"
         assert lanai(["models", "--home", str(home), "add", str(model.model), "--name", "pii", "--task", "redact",
                       "--tokenizer", str(model.tokenizer), "--labels", str(model.labels)]) == 0  # fmt: skip
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         local = InProcess(model.model, model.tokenizer, model.labels)
         proc, url = start_server(home)
         try:
-            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+            client = Poster(url)
 
-                def served() -> None:
-                    r = client.post("/v1/models/pii/redact", params={"style": "tag"}, json={"text": letter()})
-                    r.raise_for_status()
-                    assert "[PERSON]" in r.json()["text"]
+            def served() -> None:
+                assert "[PERSON]" in client.post("/v1/models/pii/redact?style=tag", {"text": letter()})["text"]
 
-                def in_process() -> None:
-                    assert "[PERSON]" in local.redact(letter())
+            def in_process() -> None:
+                assert "[PERSON]" in local.redact(letter())
 
-                served(), in_process()  # warm up both (the rules load once on each side)
-                contenders = [("server", served), ("in-process", in_process)]
-                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+            served(), in_process()  # warm up both (the rules load once on each side)
+            contenders = [("server", served), ("in-process", in_process)]
+            results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -16,13 +16,11 @@ as batches of equal length (what bucketing lengths in the batch key would give).
 from __future__ import annotations
 
 import itertools
-import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 
@@ -33,7 +31,7 @@ from lanai.types import ModelInfo, TensorSpec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from assets_text import minilm  # noqa: E402
-from harness import arguments, interleave, report, start_server  # noqa: E402
+from harness import Poster, arguments, interleave, report, start_server  # noqa: E402
 
 SENTENCES = [
     "Invoice 4411: amount due EUR 1,250.00 for consulting services rendered in March.",
@@ -108,22 +106,20 @@ def main() -> None:
         home = Path(tmp) / "home"
         assert lanai(["models", "--home", str(home), "add", str(encoder.model), "--name", "minilm", "--task", "embed",
                       "--tokenizer", str(encoder.tokenizer)]) == 0  # fmt: skip
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         local = InProcess(encoder.model, encoder.tokenizer)
         proc, url = start_server(home)
         try:
-            with httpx.Client(base_url=url, timeout=120, limits=httpx.Limits(max_connections=32)) as client:
+            client = Poster(url)
 
-                def served(body: str | None = None) -> None:
-                    r = client.post("/v1/models/minilm/embed", json={"text": body or text()})
-                    r.raise_for_status()
+            def served(body: str | None = None) -> None:
+                client.post("/v1/models/minilm/embed", {"text": body or text()})
 
-                def cached() -> None:
-                    served(SENTENCES[0])
+            def cached() -> None:
+                served(SENTENCES[0])
 
-                served(), cached(), local.embed(text())  # warm up all three
-                contenders = [("server", served), ("in-process", lambda: local.embed(text())), ("cache hit", cached)]
-                results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+            served(), cached(), local.embed(text())  # warm up all three
+            contenders = [("server", served), ("in-process", lambda: local.embed(text())), ("cache hit", cached)]
+            results = interleave(contenders, args.rounds, args.concurrency, args.duration)
         finally:
             proc.terminate()
             proc.wait(30)
