@@ -149,8 +149,10 @@ def _detector(
     _, outputs = inspector(backend, args.task)(args.file)
     classes = len(parse_labels(args.labels.read_bytes(), source=str(args.labels))) if args.labels else None
     decoder = choose_decoder(outputs, options, classes)
-    options["decoder"] = decoder.name
-    print(f"detector outputs decoded as {decoder.name}: {decoder.summary}")
+    settled = decoder.settle(outputs, classes, options)
+    options.update(decoder=decoder.name, **settled)
+    found = "".join(f", {name}={value}" for name, value in settled.items())
+    print(f"detector outputs decoded as {decoder.name}{found}: {decoder.summary}")
     return preprocess or decoder.preprocess
 
 

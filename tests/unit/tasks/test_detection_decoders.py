@@ -118,6 +118,22 @@ def test_choosing_a_decoder_from_outputs() -> None:
     assert choose_decoder([spec("output", 1, 25200, 85)], {"decoder": "yolov5"}).name == "yolov5"
 
 
+def test_a_gfl_head_with_other_bins_is_told_by_its_labels_and_its_reg_max_read_off() -> None:
+    gfl = DECODERS["gfl"]
+    # NanoDet-EfficientLite: 4 × 11 bins (reg_max 10), and both widths divisible by 4, so only the labels tell
+    wide = [spec("cls8", 1, 2704, 80), spec("reg8", 1, 2704, 44), spec("cls16", 1, 80, 676), spec("reg16", 1, 44, 676)]
+    with pytest.raises(ModelLoadError, match="no detector decoder fits|could be decoded"):
+        choose_decoder(wide, {})
+    assert choose_decoder(wide, {}, classes=80).name == "gfl"
+    assert gfl.settle(wide, 80, {}) == {"reg_max": 10}
+    assert gfl.settle(wide, 80, {"reg_max": 9}) == {}  # what the user said stands
+    with pytest.raises(ModelLoadError, match=r"not 32 wide.*widths: \[44, 80, 676, 2704\].*--option reg_max=N"):
+        gfl.settle(wide, None, {})  # decoder=gfl without labels: reg_max 7 would not fit, so say so at add time
+    same = [spec("cls8", 1, 2704, 44), spec("reg8", 1, 2704, 44), spec("cls16", 1, 676, 44), spec("reg16", 1, 676, 44)]
+    with pytest.raises(ModelLoadError, match="not 32 wide"):
+        gfl.settle(same, 44, {})  # 44 classes and 44 bins: nothing to tell them apart by
+
+
 def test_an_unfit_or_ambiguous_model_is_refused_with_a_hint() -> None:
     with pytest.raises(ModelLoadError, match=r"could be decoded as .*Hint: name the family: --option decoder="):
         choose_decoder([spec("output", 1, 25200, 85)], {})  # v5 or v8 transposed: the labels would tell

@@ -35,6 +35,11 @@ class Decoder:
         that ``models add`` may choose it without being told."""
         return self.fits(outputs)
 
+    def settle(self, outputs: Sequence[TensorSpec], classes: int | None, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Options this family reads off the outputs' shapes when ``options`` do not give them (``models
+        add`` records them in the manifest beside the decoder's name); none by default."""
+        return {}
+
     def decode(
         self, outputs: Mapping[str, np.ndarray], size: tuple[int, int], options: Mapping[str, Any]
     ) -> Candidates:

@@ -4,7 +4,8 @@ Per level (stride 8, 16, 32, 64, …), a class-score tensor [N, H×W, C] and a b
 [N, H×W, 4 × (reg_max + 1)] (either may come channels-first, [N, C, H×W]). Each side of a box (left,
 top, right, bottom distance from the cell's centre) is the expectation of a softmax over reg_max + 1
 bins, times the stride. A level's stride is found from its cell count and the input size. Options:
-``reg_max`` (default 7), ``center_offset`` (where a cell's centre sits, in cells: default 0.5; NanoDet-Plus
+``reg_max`` (default 7; ``models add`` reads it off the box tensors' width when the labels say which
+tensors hold the classes), ``center_offset`` (where a cell's centre sits, in cells: default 0.5; NanoDet-Plus
 uses 0)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lanai.errors import ModelLoadError
 from lanai.tasks.detection.base import Decoder, option, sigmoid_if_logits, softmax
 from lanai.tasks.detection.nms import Candidates
 from lanai.types import ImagePreprocess, TensorSpec
@@ -48,6 +50,19 @@ def _levels(arrays: Sequence[np.ndarray], reg_max: int) -> list[tuple[np.ndarray
     return [(scores[cells], boxes[cells]) for cells in sorted(scores, reverse=True)]
 
 
+def _bins(outputs: Sequence[TensorSpec], classes: int) -> int | None:
+    """The width of the box distributions, 4 × (reg_max + 1), where the outputs pair up per level into a
+    tensor of ``classes`` scores and one of that many bins (either axis order); None if they do not, or
+    if the two widths are equal and cannot be told apart."""
+    dims = [spec.shape[1:] for spec in outputs]
+    cells = {b if a == classes else a for a, b in dims if classes in (a, b)}
+    bins = {b if a in cells else a for a, b in dims if classes not in (a, b) and (a in cells or b in cells)}
+    if len(bins) != 1 or len(cells) != len(outputs) // 2 or -1 in cells:
+        return None
+    width = bins.pop()
+    return width if width > 4 and width % 4 == 0 else None
+
+
 def _stride(cells: int, width: int, height: int) -> int:
     for stride in STRIDES:
         if math.ceil(width / stride) * math.ceil(height / stride) == cells:
@@ -68,8 +83,26 @@ class Gfl(Decoder):
     def claims(self, outputs: Sequence[TensorSpec], classes: int | None) -> bool:
         if not self.fits(outputs):
             return False
+        if classes is not None and _bins(outputs, classes) is not None:
+            return True
         with_bins = sum(32 in spec.shape[1:] for spec in outputs)  # reg_max 7, as NanoDet and PicoDet have
         return with_bins == len(outputs) // 2
+
+    def settle(self, outputs: Sequence[TensorSpec], classes: int | None, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``reg_max`` from the box tensors' width, once the labels say which tensors hold the classes."""
+        if "reg_max" in options:
+            return {}
+        bins = None if classes is None else _bins(outputs, classes)
+        if bins is not None:
+            return {"reg_max": bins // 4 - 1}
+        if sum(32 in spec.shape[1:] for spec in outputs) != len(outputs) // 2:
+            widths = sorted({d for spec in outputs for d in spec.shape[1:]})
+            raise ModelLoadError(
+                f"the GFL head's box distributions are not 32 wide (reg_max 7); its outputs' widths: {widths}.",
+                hint="give the labels (--labels), which tell the class scores apart so that reg_max is read off "
+                "the rest, or say it: --option reg_max=N for 4 × (N + 1) bins.",
+            )
+        return {}
 
     def decode(
         self, outputs: Mapping[str, np.ndarray], size: tuple[int, int], options: Mapping[str, Any]
