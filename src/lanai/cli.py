@@ -219,6 +219,12 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_bench)
 
 
+def _fleet_parsers(sub: argparse._SubParsersAction) -> None:
+    from lanai.fleet_cli import add_parsers
+
+    add_parsers(sub)
+
+
 def _optimize_parser(sub: argparse._SubParsersAction) -> None:
     try:
         from lanai.optimize.cli import add_parser
@@ -244,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _discover_parser(sub)
     _bench_parser(sub)
     _optimize_parser(sub)
+    _fleet_parsers(sub)
     return parser
 
 

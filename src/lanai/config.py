@@ -117,6 +117,9 @@ class Settings:
     """Under mTLS, accept only the client certificates with these SHA-256 fingerprints (as ``lanai certs``
     prints them); empty: any the CA signed. Certificates that no CA signed can be pinned by listing them in
     ``tls_client_ca`` too (each one is then its own authority)."""
+    trusted_signing_keys: tuple[str, ...] = ()
+    """Public keys (PEM files) that model artifacts pulled from a registry must be signed with (OpenSSF
+    model signing, key mode). Empty: a pull takes unsigned artifacts and says so."""
 
     def with_store_tls(self) -> Settings:
         """``tls``/``mtls`` resolved to the files of ``<home>/tls`` (explicit files take precedence)."""

@@ -24,6 +24,8 @@ __all__ = [
     "ConfigError",
     "BackendUnavailable",
     "OptimizeError",
+    "RegistryError",
+    "SignatureError",
 ]
 
 
@@ -121,3 +123,12 @@ class OptimizeError(LanaiError):
     def __init__(self, step: str, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{step}: {message}", hint=hint)
         self.step = step
+
+
+class RegistryError(LanaiError):
+    """A model registry (an OCI registry) refused a push or a pull, or sent something that is not a
+    whole, well-formed lanai artifact."""
+
+
+class SignatureError(RegistryError):
+    """An artifact is unsigned, or its signature does not verify against any trusted key."""

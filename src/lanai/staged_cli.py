@@ -74,7 +74,7 @@ def add_staged(
         return store.add(
             file, name=name, task=task_name, backend=backend, batching=batching, backend_options=backend_options,
             provenance={"source_file": str(Path(file).resolve()), **(provenance or {})},
-            attachments=attachments, inspect=_inspector(task, backend, attachments), activate=activate,
+            attachments=attachments, inspect=staged_inspector(task, backend, attachments), activate=activate,
         )  # fmt: skip
 
 
@@ -97,7 +97,7 @@ def _labels_from_metadata(model: Path, role: str, folder: Path) -> Path:
     return path
 
 
-def _inspector(task: StagedTask, backend: str, files: Mapping[str, Path]):  # type: ignore[no-untyped-def]
+def staged_inspector(task: StagedTask, backend: str, files: Mapping[str, Path]):  # type: ignore[no-untyped-def]
     """The store's import hook: load the first stage's copy and every other stage's file, and check each
     against the task (with its labels), before anything is published."""
     from lanai.bundled import inspector
