@@ -114,6 +114,25 @@ class Batcher:
         self._batches_running = 0
         self._tasks: set[asyncio.Task] = set()
         self._local = threading.local()  # join buffers, one set per worker thread
+        self._queue_cap = config.max_queue_size
+        self._delay_us = config.max_queue_delay_us
+
+    def throttle(self, admission: float) -> None:
+        """Admit a share (0–1] of the configured queue, and let batches wait longer to fill (up to 4× at
+        a quarter): a hot box runs fewer, fuller batches and turns work away sooner."""
+        share = min(1.0, max(admission, 0.25))
+        self._queue_cap = max(1, round(self._config.max_queue_size * share))
+        self._delay_us = round(self._config.max_queue_delay_us / share)
+
+    @property
+    def capacity(self) -> int:
+        """Rows the model works on at once: its instances' batches."""
+        return self._config.instances * self._config.max_batch_size
+
+    @property
+    def queue_cap(self) -> int:
+        """How many requests may wait now (the configured ``max_queue_size``, less while throttled)."""
+        return self._queue_cap
 
     @property
     def queue_depth(self) -> int:
@@ -167,9 +186,10 @@ class Batcher:
     ) -> tuple[dict[str, np.ndarray], Timing]:
         if self._closing:
             raise NotReady("the model is being unloaded.", hint="retry; another version may be loading.")
-        if len(self._queue) >= self._config.max_queue_size:
+        if len(self._queue) >= self._queue_cap:
+            throttled = " (fewer while the box is hot)" if self._queue_cap < self._config.max_queue_size else ""
             raise Overloaded(
-                f"the model's queue is full ({self._config.max_queue_size} requests waiting).",
+                f"the model's queue is full ({self._queue_cap} requests waiting{throttled}).",
                 hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
             )
         loop = asyncio.get_running_loop()
@@ -201,7 +221,7 @@ class Batcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self._under_load and self._config.max_queue_delay_us:
+            if self._under_load and self._delay_us:
                 await self._wait_to_fill()
             batch = self._take_batch()
             if not batch:
@@ -216,7 +236,7 @@ class Batcher:
 
     async def _wait_to_fill(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = self._queue[0].enqueued_ns + self._config.max_queue_delay_us * 1000
+        deadline = self._queue[0].enqueued_ns + self._delay_us * 1000
         while sum(i.rows for i in self._queue) < self._config.max_batch_size:
             remaining = (deadline - time.perf_counter_ns()) / 1e9
             if remaining <= 0:

@@ -20,6 +20,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="address to listen on (default 0.0.0.0: the whole LAN)")
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--grpc-port", type=int, help="Open Inference Protocol gRPC port (default 8001; 0: a free one)")
+    p.add_argument("--agent-port", type=int, help="answer HAProxy's agent check on this TCP port (default: off)")
     p.add_argument("--no-grpc", action="store_false", dest="grpc", default=None, help="serve HTTP only")
     p.add_argument(
         "--no-discovery", action="store_false", dest="discovery", default=None, help="do not advertise over mDNS"
@@ -264,9 +265,9 @@ def _serve(args: argparse.Namespace) -> int:
     from lanai.serve import serve
 
     cli = {k: getattr(args, k, None) for k in (
-        "home", "host", "port", "grpc_port", "grpc", "auth", "admin_loopback", "default_model", "providers",
-        "intra_op_threads", "max_body_bytes", "log_level", "access_log", "api_key", "tls", "mtls", "tls_certfile",
-        "tls_keyfile", "discovery",
+        "home", "host", "port", "grpc_port", "agent_port", "grpc", "auth", "admin_loopback", "default_model",
+        "providers", "intra_op_threads", "max_body_bytes", "log_level", "access_log", "api_key", "tls", "mtls",
+        "tls_certfile", "tls_keyfile", "discovery",
     )}  # fmt: skip
     return serve(config_file=args.config, cli=cli)
 

@@ -117,6 +117,20 @@ class Settings:
     """Under mTLS, accept only the client certificates with these SHA-256 fingerprints (as ``lanai certs``
     prints them); empty: any the CA signed. Certificates that no CA signed can be pinned by listing them in
     ``tls_client_ca`` too (each one is then its own authority)."""
+    thermal_soft_c: float = 75.0
+    """Past this temperature (or while a Raspberry Pi's firmware throttles) the box admits less: smaller
+    queues, longer batch waits, a lower weight for the load balancer's agent check."""
+    thermal_hard_c: float = 82.0
+    """Past this temperature the box refuses work (503 with Retry-After) and reports degraded."""
+    monitor_interval_s: float = 5.0
+    """How often the device monitor reads the sensors (temperature, throttling, memory, disk)."""
+    sensors_root: Path = Path("/")
+    """Where the monitor reads ``sys/class/thermal`` and the Raspberry Pi's throttling bits from."""
+    agent_port: int = 0
+    """A TCP port for HAProxy's agent check (one line: ``75% ready maxconn:12``, ``drain``, ``maint``);
+    0 turns it off."""
+    agent_host: str | None = None
+    """Address for the agent check; None: the HTTP door's ``host``."""
     trusted_signing_keys: tuple[str, ...] = ()
     """Public keys (PEM files) that model artifacts pulled from a registry must be signed with (OpenSSF
     model signing, key mode). Empty: a pull takes unsigned artifacts and says so."""

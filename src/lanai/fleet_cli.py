@@ -13,7 +13,7 @@ from lanai.fleet.reference import parse_reference
 from lanai.fleet.registry import Credentials, RegistryClient, docker_credentials
 from lanai.store import Store
 
-__all__ = ["add_parsers", "run_push", "run_pull"]
+__all__ = ["add_parsers", "run_push", "run_pull", "run_drain"]
 
 PASSWORD_ENV = "LANAI_REGISTRY_PASSWORD"
 
@@ -34,6 +34,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "trusted_signing_keys)")  # fmt: skip
     _registry_options(p)
     p.set_defaults(run=run_pull)
+    p = sub.add_parser("drain", help="take this box out of the load balancer's rotation (--undo: back in)")
+    p.add_argument("--undo", action="store_true", help="end the drain: the box takes new work again")
+    p.add_argument("--status", action="store_true", help="only show the box's readiness")
+    p.add_argument("--home", type=Path, help="the model store's directory (env LANAI_HOME)")
+    p.add_argument("--url", help="the running server (default: this machine, the configured port)")
+    p.set_defaults(run=run_drain)
 
 
 def _registry_options(p: argparse.ArgumentParser) -> None:
@@ -90,4 +96,19 @@ def run_pull(args: argparse.Namespace) -> int:
     how = f"signature verified with {pulled.signed_by}" if pulled.signed_by else "signature not required"
     print(f"pulled {ref} ({pulled.digest}) as {pulled.name} version {pulled.version}, inactive; {how}")
     print(f"activate it with: lanai models activate {pulled.name} {pulled.version}")
+    return 0
+
+
+def run_drain(args: argparse.Namespace) -> int:
+    """Drain (or undrain) the running server on this box through its admin API, and show its readiness."""
+    from lanai.admin_client import AdminClient, call
+    from lanai.protocol.health import Readiness
+
+    method = "GET" if args.status else "DELETE" if args.undo else "POST"
+    with AdminClient(load_settings(cli={"home": args.home}), args.url) as (http, base):
+        readiness = Readiness.from_dict(call(http, method, base + "/v1/admin/drain"))
+    why = f" ({'; '.join(readiness.reasons)})" if readiness.reasons else ""
+    print(f"{readiness.state}{why}")
+    if readiness.state == "ready":
+        print(f"the load balancer's agent check says: weight {readiness.weight}%, maxconn {readiness.maxconn}")
     return 0

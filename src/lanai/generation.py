@@ -155,6 +155,11 @@ class Engine:
         return len(self._active)
 
     @property
+    def slots(self) -> int:
+        """Sequences decoded at once."""
+        return int(self.model.parallel)
+
+    @property
     def waiting(self) -> int:
         return len(self._waiting)
 

@@ -7,25 +7,19 @@ import argparse
 import datetime
 import json
 import logging
-import os
-import ssl
 import sys
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from lanai.config import Settings, load_settings
+from lanai.admin_client import AdminClient, call
+from lanai.config import load_settings
 from lanai.errors import ConfigError
 from lanai.protocol.pairing import PairingOfferInfo, PairingRequest, PairingStatusInfo
-from lanai.security.certs import TlsFiles, issue_client
 from lanai.security.keys import KeyRing
 
 __all__ = ["run_pair_command", "run_devices_command"]
-
-_CLI_CERT = "lanai-cli"
-"""The admin client certificate ``lanai pair`` makes for itself on a box that requires them (mTLS)."""
 
 
 def run_pair_command(args: argparse.Namespace) -> int:
@@ -62,8 +56,9 @@ def _open_on_box(args: argparse.Namespace) -> int:
     settings = load_settings(cli={"home": args.home})
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
     request = PairingRequest(args.role, models, args.ttl, args.attempts)
-    with _AdminClient(settings, args.url) as (http, url):
-        answer = _call(http, "POST", url, request.to_dict())
+    with AdminClient(settings, args.url) as (http, base):
+        url = base + "/v1/admin/pairing"
+        answer = call(http, "POST", url, request.to_dict())
         offer = PairingOfferInfo.from_dict(answer)
         port = urlsplit(url).port or 8000
         host = _host_name() + (f":{port}" if port != 8000 else "")
@@ -80,12 +75,12 @@ def _open_on_box(args: argparse.Namespace) -> int:
 
 
 def _wait(http: httpx.Client, url: str, offer: PairingOfferInfo) -> int:
-    seen = len(PairingStatusInfo.from_dict(_call(http, "GET", url)).paired)
+    seen = len(PairingStatusInfo.from_dict(call(http, "GET", url)).paired)
     print("waiting for the device (Ctrl-C closes the pairing)...", flush=True)
     try:
         while True:
             time.sleep(1.0)
-            status = PairingStatusInfo.from_dict(_call(http, "GET", url))
+            status = PairingStatusInfo.from_dict(call(http, "GET", url))
             if len(status.paired) > seen:
                 device = status.paired[-1]
                 print(f"paired {device.name!r} ({device.role}); lanai devices list shows it, revoke removes it")
@@ -94,66 +89,9 @@ def _wait(http: httpx.Client, url: str, offer: PairingOfferInfo) -> int:
                 print("the pairing closed without a device: its time or its tries ran out.", file=sys.stderr)
                 return 1
     except KeyboardInterrupt:
-        _call(http, "DELETE", url)
+        call(http, "DELETE", url)
         print("\npairing closed.")
         return 130
-
-
-class _AdminClient:
-    """An HTTP client for this box's running server with admin rights: as a client on this machine,
-    with the first-run admin key when there is one, and under mTLS with a certificate of its own."""
-
-    def __init__(self, settings: Settings, url: str | None) -> None:
-        self.settings = settings
-        self.url = url
-
-    def __enter__(self) -> tuple[httpx.Client, str]:
-        files = TlsFiles.of(self.settings.home)
-        key_file = self.settings.home / "keys" / "admin.key"
-        headers = {}
-        key = os.environ.get("LANAI_API_KEY") or (key_file.read_text().strip() if key_file.is_file() else None)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        verify: ssl.SSLContext | bool = True
-        if files.ca_cert.is_file():
-            verify = ssl.create_default_context(cafile=str(files.ca_cert))
-            verify.check_hostname = False  # this box's own CA, on this box
-            if files.ca_key.is_file():
-                cert, cert_key = files.client(_CLI_CERT, ".pem"), files.client(_CLI_CERT, ".key")
-                if not cert.is_file():
-                    issue_client(files, _CLI_CERT, "admin")
-                verify.load_cert_chain(str(cert), str(cert_key))
-        self.http = httpx.Client(verify=verify, headers=headers, timeout=30)
-        self.base = self._find() + "/v1/admin/pairing"
-        return self.http, self.base
-
-    def _find(self) -> str:
-        if self.url:
-            return self.url.rstrip("/")
-        port = self.settings.port
-        for scheme in ("https", "http"):
-            base = f"{scheme}://127.0.0.1:{port}"
-            try:
-                self.http.get(base + "/v2/health/live")
-            except (httpx.TransportError, ssl.SSLError):
-                continue
-            return base
-        raise ConfigError(
-            f"no lanai server answers on 127.0.0.1:{port}.", hint="start it (lanai serve), or pass --url."
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        self.http.close()
-
-
-def _call(http: httpx.Client, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The server's JSON answer; its refusal as the client library's error (message and hint included)."""
-    from lanai.client.errors import error_from_answer
-
-    response = http.request(method, url, json=body)
-    if response.status_code >= 400:
-        raise error_from_answer(response.status_code, response.headers, response.content)
-    return response.json() if response.content else {}  # type: ignore[no-any-return]
 
 
 def _host_name() -> str:

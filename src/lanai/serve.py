@@ -1,8 +1,9 @@
 """``lanai serve``: one process, one event loop, the data plane and its doors.
 
-:class:`Service` owns the lifecycle: it starts the data plane (loading the models), then the HTTP door
-and the gRPC door side by side; on SIGTERM or Ctrl-C it stops both doors from accepting, lets the
-requests in flight finish (up to ``shutdown_timeout``), and shuts the data plane down.
+:class:`Service` owns the lifecycle: it opens the HTTP and gRPC doors (and HAProxy's agent check), then
+starts the data plane (loading the models; meanwhile readiness says loading); on SIGTERM or Ctrl-C it
+stops both doors from accepting, lets the requests in flight finish (up to ``shutdown_timeout``), and
+shuts the data plane down.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Service:
         """The mDNS advertiser (lanai.discovery), while the box is advertised."""
         self.certificates = CertWatcher.for_settings(settings)
         """Under TLS: reloads (and renews) the served certificate without a restart."""
+        self.agent: Any = None
+        """HAProxy's agent check (``agent_port``), while it listens."""
+        self.agent_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -71,9 +75,10 @@ class Service:
         http: asyncio.Task[None] | None = None
         grpc = None
         try:
-            await self.plane.start()
             if self.certificates is not None:
                 await asyncio.to_thread(self.certificates.prepare)  # renewed now if due, before the doors load it
+            # the doors open first, so that probes see "loading" (and requests get 503 with Retry-After)
+            # while the models load; "listening on" is logged once they are loaded
             grpc = await self._start_grpc()
             http = asyncio.create_task(self.http.serve(), name="lanai-http")
             while not self.http.started:
@@ -81,6 +86,8 @@ class Service:
                     http.result()  # raises what stopped it
                     raise RuntimeError("the HTTP server stopped before it started")
                 await asyncio.sleep(0.005)
+            await self._start_agent()
+            await self.plane.start()
             self._log_addresses()
             self.started.set()
             self._advertise()
@@ -92,7 +99,10 @@ class Service:
                 task.cancel()
             log.info("draining: finishing the requests in flight")
         finally:
+            self.plane.drain()  # readiness and the agent check say so while the doors finish
             await self._drain(http, grpc)
+            if self.agent is not None:
+                await self.agent.stop()
             self.http.sock.close()
             await self.plane.shutdown()
             await asyncio.to_thread(self.keys.flush_used)
@@ -141,6 +151,16 @@ class Service:
 
         self.advertiser = Advertiser()
         self.advertiser.start_soon(self.plane, self.settings, self.http_port, self.grpc_port)
+
+    async def _start_agent(self) -> None:
+        if not self.settings.agent_port:
+            return
+        from lanai.agent import AgentCheck
+
+        self.agent = AgentCheck(self.plane)
+        self.agent_port = await self.agent.start(
+            self.settings.agent_host or self.settings.host, self.settings.agent_port
+        )
 
     async def _start_grpc(self) -> Any:
         if not self.settings.grpc:

@@ -52,6 +52,10 @@ class _Loaded:
     def name(self) -> str:
         return self.info.name
 
+    def batchers(self) -> list[Batcher]:
+        """The batchers that queue this model's requests (none for a language model's engine)."""
+        return []
+
     @property
     def version(self) -> str:
         return self.info.version
@@ -75,6 +79,9 @@ class TensorModel(_Loaded):
     @property
     def queue_depth(self) -> int:
         return self.batcher.queue_depth
+
+    def batchers(self) -> list[Batcher]:
+        return [self.batcher]
 
     async def close(self, timeout: float) -> None:
         await self.batcher.close(timeout)

@@ -26,9 +26,9 @@ from lanai.dataplane.models import LanguageModel, Loaded, Observers, TensorModel
 from lanai.dataplane.pipelines import run_pipeline
 from lanai.dataplane.staged import PlaneStages, StagedModel
 from lanai.dataplane.validate import validate
-from lanai.errors import LanaiError, ModelNotFound, NotReady, VersionNotFound, WrongTask
+from lanai.errors import LanaiError, ModelNotFound, NotReady, Overloaded, VersionNotFound, WrongTask
 from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
-from lanai.protocol.health import FailedModel, HealthReport, ModelStatus
+from lanai.protocol.health import FailedModel, HealthReport, ModelStatus, Readiness
 from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, RepositoryEntry, ServerMetadata
 from lanai.protocol.wire import Wire
 from lanai.store import Store
@@ -37,6 +37,7 @@ from lanai.tasks.base import Job, RunTiming, parse_params
 from lanai.telemetry.device import read_device
 from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
+from lanai.telemetry.monitor import Condition, DeviceMonitor, ThermalLimits
 from lanai.types import InferRequest, InferResponse
 
 if TYPE_CHECKING:
@@ -77,11 +78,24 @@ class DataPlane:
                 on_miss=lambda model: self.metrics.embedding_cache_misses.labels(model).inc(),
             )  # fmt: skip
         self._pending_writes: set[asyncio.Future] = set()
+        self._loading = True
+        self.draining = False
+        """Taken out of rotation (``lanai drain``, or shutting down): still serving, but not ready."""
+        self.maintenance: set[str] = set()
+        """Models whose new version is being activated (the agent check says ``maint`` meanwhile)."""
+        limits = ThermalLimits(settings.thermal_soft_c, settings.thermal_hard_c)
+        self.monitor = DeviceMonitor(
+            limits, root=settings.sensors_root, store=store.root, interval=settings.monitor_interval_s,
+            on_sample=self.metrics.observe_device, on_change=self._on_device_change,
+            on_alert=lambda kind: self.metrics.alerts.labels(kind).inc(),
+        )  # fmt: skip
+        self.metrics.set_state("loading")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every model that has an active version. A model that fails is logged, not fatal."""
+        await asyncio.to_thread(self.monitor.start)
         for summary in self.store.list():
             if summary.active is None:
                 continue
@@ -91,10 +105,15 @@ class DataPlane:
                 log.error("model %s did not load: %s", summary.name, exc)
         release_free_memory()
         self._ready = True
+        self._loading = False
+        self._publish_state()
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop taking requests, let queued ones finish (up to ``timeout`` s), unload everything."""
         self._ready = False
+        self.draining = True
+        self._publish_state()
+        await asyncio.to_thread(self.monitor.stop)
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         await asyncio.gather(*(m.close(timeout) for m in list(self.models.values())))
         self.models.clear()
@@ -109,10 +128,12 @@ class DataPlane:
                 self.failed[name] = str(exc)
                 raise
             old = self.models.get(name)
+            for batcher in model.batchers():
+                batcher.throttle(self.monitor.condition.admission)
             self.models[name] = model
             self.failed.pop(name, None)
             info = model.info
-            self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider)
+            self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider, _digest(manifest))
             if self.cache is not None:  # answers of other versions must never be given for this one
                 await asyncio.to_thread(self.cache.drop_other_versions, name, info.version)
             log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
@@ -140,6 +161,78 @@ class DataPlane:
     def ready(self) -> bool:
         """Started and not draining."""
         return self._ready
+
+    def readiness(self) -> Readiness:
+        """Whether a load balancer should send work here now, why not, and how much (see ``Readiness``)."""
+        condition = self.monitor.condition
+        reasons = []
+        if self._loading:
+            state = "loading"
+            reasons.append("loading the models")
+        elif self.draining or not self._ready:
+            state = "draining"
+            reasons.append("draining: taken out of rotation" if self._ready else "shutting down")
+        else:
+            if condition.level == "hard":
+                reasons.append(condition.reason() or "too hot")
+            if not self.models:
+                reasons.append("no model is loaded" + (f" ({len(self.failed)} failed)" if self.failed else ""))
+            full = [m.name for m in self.models.values() if any(b.queue_depth >= b.queue_cap for b in m.batchers())]
+            if full:
+                reasons.append(f"queue full: {', '.join(sorted(full))}")
+            state = "degraded" if reasons else "ready"
+        if state == "ready" and condition.level == "soft":
+            reasons.append(condition.reason() or "warm")
+        weight, maxconn = self._weight(condition.admission) if state == "ready" else (0, 0)
+        return Readiness(state, tuple(reasons), condition.admission, weight, maxconn)  # type: ignore[arg-type]
+
+    def _weight(self, admission: float) -> tuple[int, int]:
+        """The agent check's weight (1–100 %: admission, less the share of queue in use) and maxconn (the
+        connections the models can work on at once, with a queue as deep again, scaled by admission)."""
+        capacity, used, slots = 0, 0, 0
+        for model in self.models.values():
+            for batcher in model.batchers():
+                capacity += batcher.queue_cap
+                used += batcher.queue_depth
+                slots += batcher.capacity
+            if isinstance(model, LanguageModel):
+                slots += model.engine.slots
+        fill = used / capacity if capacity else 0.0
+        weight = max(1, round(100 * admission * (1.0 - fill)))
+        return weight, max(1, round(2 * slots * max(admission, 0.25)))
+
+    def drain(self) -> None:
+        """Take the box out of rotation: readiness and the agent check say draining; requests still run."""
+        if not self.draining:
+            log.info("draining: the box leaves the load balancer's rotation")
+        self.draining = True
+        self._publish_state()
+
+    def undrain(self) -> None:
+        if self.draining and self._ready:
+            log.info("drain ended: the box is back in rotation")
+            self.draining = False
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        self.metrics.set_state(self.readiness().state)
+
+    def _on_device_change(self, condition: Condition) -> None:
+        """From the monitor's thread: throttle every batcher to the new admission, and say so."""
+        for model in list(self.models.values()):
+            for batcher in model.batchers():
+                batcher.throttle(condition.admission)
+        self._publish_state()
+
+    def _admit(self) -> None:
+        """Refuse work while the box is past its hard thermal limit (503 with Retry-After)."""
+        condition = self.monitor.condition
+        if condition.level == "hard":
+            raise Overloaded(
+                f"the box is too hot to take work: {condition.reason()}.",
+                hint="retry in a minute, or send the work to another box; cool the box (a fan, airflow).",
+                retry_after=30,
+            )
 
     def server_metadata(self) -> ServerMetadata:
         return ServerMetadata("lanai", lanai.__version__, EXTENSIONS)
@@ -251,6 +344,7 @@ class DataPlane:
 
     async def infer(self, name: str, request: InferRequest, version: str | None = None) -> InferResponse:
         """Run a request of named tensors through the model's batcher."""
+        self._admit()
         model = self.tensor_model(name, version)
         validate(model.info, request)
         outputs, _ = await model.batcher.submit(request.inputs)
@@ -269,6 +363,7 @@ class DataPlane:
         """Run ``task`` on the model ``name`` with ``data`` (what the task accepts) and ``params`` (the
         task's parameters, or a mapping of them, strings allowed); returns the task's result."""
         started = time.perf_counter_ns()
+        self._admit()
         model = self.get(name, version)
         wanted = get_task(task)
         if isinstance(model, StagedModel) and model.task is wanted:  # several models per request (e.g. ocr)
@@ -337,6 +432,7 @@ class DataPlane:
     # -- language models ---------------------------------------------------------------------------
 
     def language_model(self, name: str) -> LanguageModel:
+        self._admit()
         model = self.get(name)
         if not isinstance(model, LanguageModel):
             raise WrongTask(f"model {name!r} is a {model.info.task} model, not a language model.",
@@ -452,3 +548,9 @@ def _runtime_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def _digest(manifest: Any) -> str:
+    """What a model version is, across boxes: the registry artifact it was pulled as, else its file."""
+    pulled = manifest.provenance.get("artifact_digest")
+    return str(pulled) if pulled else "sha256:" + manifest.files["model"].sha256

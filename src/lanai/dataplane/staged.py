@@ -66,6 +66,9 @@ class StagedModel(Loaded):
     def queue_depth(self) -> int:
         return sum(stage.batcher.queue_depth for stage in self.stages.values())
 
+    def batchers(self) -> list[Batcher]:
+        return [stage.batcher for stage in self.stages.values()]
+
     async def close(self, timeout: float) -> None:
         await asyncio.gather(*(stage.close(timeout) for stage in self.stages.values()))
 

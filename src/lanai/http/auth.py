@@ -21,7 +21,13 @@ from lanai.security.identity import PeerCertificate
 
 __all__ = ["AuthGate", "access_of", "caller", "allow_model", "PAIRING"]
 
-_PUBLIC = {("GET", "/health"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}
+_PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+}
 PAIRING = frozenset({("POST", "/v1/pair"), ("POST", "/v1/pair/confirm")})
 """A device pairing with a one-time code (see ``lanai.security.pairing``): anyone on an allowed network,
 with or without a certificate; the code is the credential, and its attempts are few."""

@@ -400,9 +400,19 @@ def _ops_paths() -> Doc:
         "the state and why for anyone else.",
         ref("HealthAnswer"),
     )
+    ready = _json("ready: send it work (with the weight and maxconn its agent check gives).", ref("Readiness"))
     return {
         "/health": {"get": _op("Health", "health", "Server, models and device status", health,
                                also={"503": {**health, "description": "Starting or draining."}})},
+        "/health/live": {"get": _op("Live", "health", "Liveness: the process answers",
+                                    _json("Always, while the process runs.", ref("ServerLive")))},
+        "/health/ready": {"get": _op("Ready", "health", "Readiness for a load balancer", ready,
+                                     also={"503": {**ready, "description": "Loading, draining or degraded."}})},
+        "/v1/admin/drain": {
+            "get": _op("GetDrain", "operations", "The box's readiness, as draining sees it", ready),
+            "post": _op("Drain", "operations", "Take the box out of the load balancer's rotation", ready),
+            "delete": _op("Undrain", "operations", "Put the box back in rotation", ready),
+        },
         "/metrics": {"get": _op("Metrics", "operations", "Prometheus metrics",
                                 _text("Prometheus text format 0.0.4.", "text/plain"))},
         "/openapi.json": {"get": _op("GetOpenApiDocument", "operations", "This OpenAPI document",
@@ -491,6 +501,7 @@ def _wire_schemas() -> Doc:
     roots: list[type[Wire]] = [
         v2.ServerMetadata, v2.ServerLive, v2.ServerReady, v2.ModelReady, v2.ModelMetadata, v2.RepositoryEntry,
         v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, health.HealthStatus,
+        health.Readiness,
         PipelineList, PipelineResult,
         pairing.PairStart, pairing.PairStarted, pairing.PairConfirm, pairing.PairConfirmed, pairing.PairingRequest,
         pairing.PairingOfferInfo, pairing.PairingStatusInfo,

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from lanai.dataplane import DataPlane
 from lanai.http.auth import caller
 from lanai.http.json_response import JSONResponse
+from lanai.protocol.v2 import ServerLive
 from lanai.telemetry.metrics import CONTENT_TYPE
 
 __all__ = ["routes"]
@@ -23,10 +24,37 @@ async def health(request: Request) -> Response:
     return JSONResponse(report.to_dict() if full else report.summary().to_dict(), status)
 
 
+async def live(request: Request) -> Response:
+    """200 whenever the process answers: what a liveness probe asks (restart the box's lanai if not)."""
+    return JSONResponse(ServerLive(True).to_dict())
+
+
+async def ready(request: Request) -> Response:
+    """200 only when the box should be sent work; 503 while loading, draining or degraded, saying why."""
+    readiness = request.app.state.plane.readiness()
+    return JSONResponse(readiness.to_dict(), 200 if readiness.state == "ready" else 503)
+
+
+async def drain(request: Request) -> Response:
+    """POST: take the box out of rotation (it finishes and still serves what it is sent); DELETE: back in."""
+    plane: DataPlane = request.app.state.plane
+    if request.method == "POST":
+        plane.drain()
+    elif request.method == "DELETE":
+        plane.undrain()
+    return JSONResponse(plane.readiness().to_dict())
+
+
 async def metrics(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     return Response(plane.render_metrics(), media_type=CONTENT_TYPE)
 
 
 def routes() -> list[Route]:
-    return [Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/health/live", live, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/v1/admin/drain", drain, methods=["GET", "POST", "DELETE"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from lanai.protocol.wire import Wire, doc
 
-__all__ = ["HealthReport", "HealthStatus", "ModelStatus", "FailedModel", "DeviceStatus"]
+__all__ = ["HealthReport", "HealthStatus", "ModelStatus", "FailedModel", "DeviceStatus", "Readiness"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,17 @@ class HealthStatus(Wire):
 
     status: Literal["healthy", "degraded", "unavailable"] = doc("As in the full report.")
     reason: str | None = doc("Why it is not healthy.", default=None, omit_none=True)
+
+
+@dataclass(frozen=True)
+class Readiness(Wire):
+    """Whether a load balancer should send this box work now (``GET /health/ready``: 200 only when ready)."""
+
+    state: Literal["loading", "ready", "draining", "degraded"] = doc(
+        "loading: models are being loaded; draining: taken out of rotation (lanai drain, or shutting down); "
+        "degraded: too hot, no model loaded, or a queue is full."
+    )
+    reasons: tuple[str, ...] = doc("Why it is not ready (empty when ready).")
+    admission: float = doc("Share of its capacity the box admits now: below 1 when hot, 0 past the hard limit.")
+    weight: int = doc("The weight, 1–100 %, the agent check gives a load balancer (0 unless ready).")
+    maxconn: int = doc("Connections the box should be sent at once, as the agent check says.")

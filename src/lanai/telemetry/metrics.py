@@ -11,6 +11,7 @@ from lanai.batching import BatchStats
 
 if TYPE_CHECKING:
     from lanai.generation import Usage
+    from lanai.telemetry.monitor import Condition
 
 __all__ = ["Metrics", "CONTENT_TYPE"]
 
@@ -18,6 +19,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+HEALTH_STATES = ("loading", "ready", "draining", "degraded")
+THROTTLE_CONDITIONS = ("under-voltage", "arm frequency capped", "throttled", "soft temperature limit")
+ALERT_KINDS = ("high_temperature", "throttling", "under_voltage", "memory", "disk")
 
 
 class Metrics:
@@ -112,10 +116,42 @@ class Metrics:
         )
         self.model_info = Gauge(
             "lanai_model_info",
-            "Loaded models (value 1), with version, backend and execution provider.",
-            ["model", "version", "backend", "provider"],
+            "Loaded models (value 1), with version, backend, execution provider and digest (the registry "
+            "artifact's when pulled, else the model file's sha256).",
+            ["model", "version", "backend", "provider", "digest"],
             registry=r,
         )
+        self.health_state = Gauge(
+            "lanai_health_state", "1 for the box's readiness state now (loading, ready, draining, degraded).",
+            ["state"], registry=r,
+        )  # fmt: skip
+        self.temperature = Gauge("lanai_temperature_celsius", "The hottest thermal zone.", registry=r)
+        self.throttled = Gauge(
+            "lanai_throttled", "1 while the firmware reports this throttling condition (Raspberry Pi).",
+            ["condition"], registry=r,
+        )  # fmt: skip
+        self.admission = Gauge(
+            "lanai_admission_ratio", "Share of its capacity the box admits now (below 1 when hot; 0 past the "
+            "hard limit).", registry=r,
+        )  # fmt: skip
+        self.alerts = Counter(
+            "lanai_alerts", "Device alerts begun, by kind (high_temperature, throttling, under_voltage, memory, "
+            "disk).", ["kind"], registry=r,
+        )  # fmt: skip
+        self.alert_active = Gauge("lanai_alert_active", "1 while a device alert lasts, by kind.", ["kind"], registry=r)
+        self.memory_available = Gauge("lanai_memory_available_bytes", "Memory free for use on the box.", registry=r)
+        self.disk_free = Gauge("lanai_store_disk_free_bytes", "Free space where the model store lives.", registry=r)
+        self.cpu_limit = Gauge(
+            "lanai_cpu_limit_cores", "CPUs the cgroup grants (Docker --cpus, Kubernetes limits); absent without "
+            "a quota.", registry=r,
+        )  # fmt: skip
+        for state in HEALTH_STATES:
+            self.health_state.labels(state).set(0)
+        for condition in THROTTLE_CONDITIONS:
+            self.throttled.labels(condition).set(0)
+        for kind in ALERT_KINDS:
+            self.alerts.labels(kind)
+            self.alert_active.labels(kind).set(0)
 
     def observe_generation(self, model: str, usage: Usage) -> None:
         self.time_to_first_token.labels(model).observe(usage.time_to_first_token_s)
@@ -139,15 +175,34 @@ class Metrics:
         for ns in stats.queue_ns:
             queue.observe(ns / 1e9)
 
-    def model_loaded(self, model: str, version: str, backend: str, provider: str) -> None:
+    def model_loaded(self, model: str, version: str, backend: str, provider: str, digest: str = "") -> None:
         self.model_unloaded(model)
-        self.model_info.labels(model, version, backend, provider).set(1)
+        self.model_info.labels(model, version, backend, provider, digest).set(1)
+
+    def set_state(self, state: str) -> None:
+        for known in HEALTH_STATES:
+            self.health_state.labels(known).set(1 if known == state else 0)
+
+    def observe_device(self, condition: Condition) -> None:
+        if condition.temperature_c is not None:
+            self.temperature.set(condition.temperature_c)
+        for known in THROTTLE_CONDITIONS:
+            self.throttled.labels(known).set(1 if known in condition.throttled else 0)
+        self.admission.set(condition.admission)
+        for kind in ALERT_KINDS:
+            self.alert_active.labels(kind).set(1 if kind in condition.alerts else 0)
+        self.memory_available.set(condition.memory_available_mb * 2**20)
+        if condition.disk_free_mb is not None:
+            self.disk_free.set(condition.disk_free_mb * 2**20)
+        if condition.cpu_limit is not None:
+            self.cpu_limit.set(condition.cpu_limit)
 
     def model_unloaded(self, model: str) -> None:
         self._batch_children.pop(model, None)
         for labels in [s.labels for m in self.model_info.collect() for s in m.samples]:
             if labels.get("model") == model:
-                self.model_info.remove(labels["model"], labels["version"], labels["backend"], labels["provider"])
+                names = ("model", "version", "backend", "provider", "digest")
+                self.model_info.remove(*(labels[name] for name in names))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
