@@ -22,6 +22,7 @@ _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 HEALTH_STATES = ("loading", "ready", "draining", "degraded")
 THROTTLE_CONDITIONS = ("under-voltage", "arm frequency capped", "throttled", "soft temperature limit")
 ALERT_KINDS = ("high_temperature", "throttling", "under_voltage", "memory", "disk")
+UPDATE_STATES = ("idle", "pulling", "verifying", "activating", "watching", "rolled_back")
 
 
 class Metrics:
@@ -145,6 +146,13 @@ class Metrics:
             "lanai_cpu_limit_cores", "CPUs the cgroup grants (Docker --cpus, Kubernetes limits); absent without "
             "a quota.", registry=r,
         )  # fmt: skip
+        self.update_state = Gauge(
+            "lanai_update_state", "1 for the state of a followed model's update now (idle, pulling, verifying, "
+            "activating, watching, rolled_back).", ["model", "state"], registry=r,
+        )  # fmt: skip
+        self.rollbacks = Counter(
+            "lanai_rollbacks", "Automatic rollbacks of a new model version, by model.", ["model"], registry=r
+        )
         for state in HEALTH_STATES:
             self.health_state.labels(state).set(0)
         for condition in THROTTLE_CONDITIONS:
@@ -178,6 +186,10 @@ class Metrics:
     def model_loaded(self, model: str, version: str, backend: str, provider: str, digest: str = "") -> None:
         self.model_unloaded(model)
         self.model_info.labels(model, version, backend, provider, digest).set(1)
+
+    def set_update_state(self, model: str, state: str) -> None:
+        for known in UPDATE_STATES:
+            self.update_state.labels(model, known).set(1 if known == state else 0)
 
     def set_state(self, state: str) -> None:
         for known in HEALTH_STATES:
