@@ -71,17 +71,20 @@ def start_registry(folder: Path, *, tls: bool = False, users: dict[str, str] | N
         proc = subprocess.Popen([shutil.which("docker-registry") or BINARY, "serve", str(config)],
                                 stdout=subprocess.DEVNULL, stderr=out)  # fmt: skip
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            httpx.get(url, verify=ssl.create_default_context(cafile=str(ca)) if ca else True, timeout=1)
-            return Registry(f"127.0.0.1:{port}", ca, folder / "data"), proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("docker-registry did not answer within 20 s")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {log.read_text(errors='replace')[-2000:]}")
+            try:
+                httpx.get(url, verify=ssl.create_default_context(cafile=str(ca)) if ca else True, timeout=1)
+                return Registry(f"127.0.0.1:{port}", ca, folder / "data"), proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("docker-registry did not answer within 20 s")
+    except BaseException:
+        stop_registry(proc)  # never left running behind a failed start
+        raise
 
 
 def stop_registry(proc: subprocess.Popen[bytes]) -> None:
