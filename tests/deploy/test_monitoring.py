@@ -191,7 +191,8 @@ def test_the_dashboard_is_well_formed() -> None:
     assert variables["datasource"]["query"] == "prometheus"
     for name in ("instance", "model"):
         assert variables[name]["type"] == "query"
-        assert variables[name]["query"]["query"].startswith("label_values(")
+        query = variables[name]["query"]
+        assert (query["query"] if isinstance(query, dict) else query).startswith("label_values("), name
         assert variables[name]["datasource"]["uid"] == "${datasource}"
     rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
     assert len(rows) >= 4
