@@ -131,6 +131,21 @@ class Settings:
     0 turns it off."""
     agent_host: str | None = None
     """Address for the agent check; None: the HTTP door's ``host``."""
+    ring: str = "default"
+    """The rollout ring this box belongs to (e.g. canary): a channel's new version reaches the rings in the
+    order its publisher gave (``lanai push --rings canary,default --soak 2h``)."""
+    follow_interval_s: float = 300.0
+    """How often the box asks the registry about the channels it follows (±20 % jitter, so a fleet does
+    not ask all at once)."""
+    watch_s: float = 600.0
+    """After a followed model's new version activates, how long the box compares it with the version
+    before (failures, p95 latency) and rolls it back if it is worse."""
+    rollback_failure_ratio: float = 0.05
+    """A new version failing more than this share of its requests (and twice the old one's) is rolled back."""
+    rollback_latency_factor: float = 2.0
+    """A new version whose p95 latency is this many times the old one's is rolled back."""
+    config_file: Path | None = None
+    """The lanai.toml these settings were read from, if any (its ``[[follow]]`` tables list channels)."""
     trusted_signing_keys: tuple[str, ...] = ()
     """Public keys (PEM files) that model artifacts pulled from a registry must be signed with (OpenSSF
     model signing, key mode). Empty: a pull takes unsigned artifacts and says so."""
@@ -219,5 +234,5 @@ def load_settings(
     home_only = settings.with_overrides({k: v for k, v in {**env, **cli}.items() if k == "home"})
     path = config_file or home_only.home / "lanai.toml"
     if config_file is not None or path.is_file():
-        settings = settings.with_overrides(_from_file(path))
+        settings = dataclasses.replace(settings.with_overrides(_from_file(path)), config_file=path)
     return settings.with_overrides(env).with_overrides(cli)

@@ -267,6 +267,8 @@ def run_models_command(args: argparse.Namespace) -> int:
         return _list(store, args.json)
     if args.action == "show":
         return _show(store, store.manifest(args.name, args.version))
+    if args.action == "history":
+        return _history(store, args.name, args.json)
     if args.action == "activate":
         store.activate(args.name, args.version)
         print(f"{args.name}: version {args.version} is active (a running server picks it up on load)")
@@ -277,4 +279,31 @@ def run_models_command(args: argparse.Namespace) -> int:
         store.remove(args.name, args.version)
         what = args.name if args.version is None else f"{args.name} version {args.version}"
         print(f"removed {what}")
+    return 0
+
+
+def _history(store: Store, name: str, as_json: bool) -> int:
+    """The versions (created, where from, active now) and the fleet's events (pulled, verified, activated,
+    refused, rolled back), oldest first."""
+    from lanai.fleet.follow import history
+
+    active = store.active(name)
+    versions = [store.manifest(name, v) for v in store.versions(name)]
+    events = history(store.root, name)
+    if as_json:
+        rows = {"active": active, "versions": [{"version": m.version, "created": m.created,
+                "source": m.provenance.get("pulled_from") or m.provenance.get("source_file", "")} for m in versions],
+                "events": events}  # fmt: skip
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{name}: version {active} is active" if active is not None else f"{name}: no active version")
+    for m in versions:
+        mark = "*" if m.version == active else " "
+        source = m.provenance.get("pulled_from") or m.provenance.get("source_file") or m.provenance.get("source", "")
+        print(f" {mark} {m.version:>3}  {m.created}  {source}")
+    for event in events:
+        version = f" version {event['version']}" if event.get("version") is not None else ""
+        digest = f" {str(event['digest'])[:19]}" if event.get("digest") else ""
+        reason = f": {event['reason']}" if event.get("reason") else ""
+        print(f"{event['time']}  {event['event']}{version}{digest}{reason}")
     return 0

@@ -53,6 +53,8 @@ class Service:
         """The mDNS advertiser (lanai.discovery), while the box is advertised."""
         self.certificates = CertWatcher.for_settings(settings)
         """Under TLS: reloads (and renews) the served certificate without a restart."""
+        self.follower: Any = None
+        """The channel follower (``lanai follow``), when the box follows any."""
         self.agent: Any = None
         """HAProxy's agent check (``agent_port``), while it listens."""
         self.agent_port: int | None = None
@@ -93,12 +95,15 @@ class Service:
             self._advertise()
             stop = asyncio.create_task(self._stop.wait())
             background = [asyncio.create_task(self._note_key_use()), *self._watch_certificates(grpc)]
+            background += self._follow()
             await asyncio.wait({http, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             for task in background:
                 task.cancel()
             log.info("draining: finishing the requests in flight")
         finally:
+            if self.follower is not None:
+                await self.follower.close()
             self.plane.drain()  # readiness and the agent check say so while the doors finish
             await self._drain(http, grpc)
             if self.agent is not None:
@@ -151,6 +156,17 @@ class Service:
 
         self.advertiser = Advertiser()
         self.advertiser.start_soon(self.plane, self.settings, self.http_port, self.grpc_port)
+
+    def _follow(self) -> list[asyncio.Task[None]]:
+        """Follow the channels of ``lanai follow`` and lanai.toml's ``[[follow]]`` tables, if any."""
+        from lanai.fleet.follow import Follower, follow_entries
+
+        entries = follow_entries(self.settings)
+        if not entries:
+            return []
+        self.follower = Follower(self.plane, entries, self.settings)
+        log.info("following %s", ", ".join(f"{e.model} ← {e.reference}" for e in entries))
+        return [asyncio.create_task(self.follower.run(), name="lanai-follow")]
 
     async def _start_agent(self) -> None:
         if not self.settings.agent_port:

@@ -23,6 +23,7 @@ import lanai
 from lanai.config import Settings
 from lanai.dataplane.embed_cache import CacheKey, EmbeddingCache, content_digest
 from lanai.dataplane.models import LanguageModel, Loaded, Observers, TensorModel, open_model
+from lanai.dataplane.outcomes import Outcomes, OutcomeSummary, is_failure
 from lanai.dataplane.pipelines import run_pipeline
 from lanai.dataplane.staged import PlaneStages, StagedModel
 from lanai.dataplane.validate import validate
@@ -90,6 +91,10 @@ class DataPlane:
             on_alert=lambda kind: self.metrics.alerts.labels(kind).inc(),
         )  # fmt: skip
         self.metrics.set_state("loading")
+        self.outcomes: dict[str, Outcomes] = {}
+        """What each model's current version's requests came to (server-side failures, latencies)."""
+        self.previous_outcomes: dict[str, OutcomeSummary] = {}
+        """The same for the version each model had before its last swap."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -123,24 +128,51 @@ class DataPlane:
         async with self._swap_lock:
             manifest = self.store.manifest(name)
             try:
-                model = await asyncio.to_thread(open_model, self.store, manifest, self.settings, self._observers)
+                model = await self.open_version(name, manifest.version)
             except LanaiError as exc:
                 self.failed[name] = str(exc)
                 raise
-            old = self.models.get(name)
-            for batcher in model.batchers():
-                batcher.throttle(self.monitor.condition.admission)
-            self.models[name] = model
-            self.failed.pop(name, None)
-            info = model.info
-            self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider, _digest(manifest))
-            if self.cache is not None:  # answers of other versions must never be given for this one
-                await asyncio.to_thread(self.cache.drop_other_versions, name, info.version)
-            log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
+            old = await self._swap(name, model, manifest)
         if old is not None:
             await old.close(self.settings.shutdown_timeout)
             release_free_memory()
         return _metadata(model)
+
+    async def open_version(self, name: str, version: int) -> Loaded:
+        """Load ``version`` of ``name`` beside whatever serves (nothing is sent to it until it is swapped
+        in): e.g. to run its golden inputs before it is activated. The caller closes it if unused."""
+        manifest = self.store.manifest(name, version)
+        return await asyncio.to_thread(open_model, self.store, manifest, self.settings, self._observers)
+
+    async def activate_loaded(self, name: str, model: Loaded) -> None:
+        """Make the already loaded ``model`` (from :meth:`open_version`) the active version of ``name`` in
+        the store and in service at once: requests go to it from now on, the old version finishes what it
+        has and is closed. No request fails in the swap."""
+        version = int(model.version)
+        async with self._swap_lock:
+            await asyncio.to_thread(self.store.activate, name, version)
+            old = await self._swap(name, model, self.store.manifest(name, version))
+        if old is not None:
+            await old.close(self.settings.shutdown_timeout)
+            release_free_memory()
+
+    async def _swap(self, name: str, model: Loaded, manifest: Any) -> Loaded | None:
+        """Put ``model`` in service for ``name`` (under the swap lock); returns the version it replaced."""
+        old = self.models.get(name)
+        for batcher in model.batchers():
+            batcher.throttle(self.monitor.condition.admission)
+        self.models[name] = model
+        self.failed.pop(name, None)
+        info = model.info
+        self.metrics.model_loaded(name, info.version, info.backend, info.execution_provider, _digest(manifest))
+        if self.cache is not None:  # answers of other versions must never be given for this one
+            await asyncio.to_thread(self.cache.drop_other_versions, name, info.version)
+        previous = self.outcomes.get(name)
+        if previous is not None and previous.version != info.version:
+            self.previous_outcomes[name] = previous.summary()
+        self.outcomes[name] = Outcomes(info.version)
+        log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
+        return old
 
     async def unload(self, name: str) -> None:
         """Let the model's queued requests finish, then free it."""
@@ -347,7 +379,13 @@ class DataPlane:
         self._admit()
         model = self.tensor_model(name, version)
         validate(model.info, request)
-        outputs, _ = await model.batcher.submit(request.inputs)
+        started = time.perf_counter()
+        try:
+            outputs, _ = await model.batcher.submit(request.inputs)
+        except Exception as exc:
+            self._record(model, started, exc)
+            raise
+        self._record(model, started)
         if request.outputs:
             outputs = {k: outputs[k] for k in request.outputs}
         return InferResponse(model.name, model.version, outputs, request.id)
@@ -365,12 +403,31 @@ class DataPlane:
         started = time.perf_counter_ns()
         self._admit()
         model = self.get(name, version)
+        try:
+            answer = await self.run_task_on(model, task, data, params, started)
+        except Exception as exc:
+            self._record(model, started / 1e9, exc)
+            raise
+        self._record(model, started / 1e9)
+        return answer
+
+    async def run_task_on(
+        self,
+        model: Loaded,
+        task: str,
+        data: Any,
+        params: Mapping[str, Any] | Wire | None = None,
+        started: int | None = None,
+    ) -> Wire:
+        """:meth:`run_task` on a loaded model, whether in service or not (e.g. a version about to be
+        activated, from :meth:`open_version`)."""
+        started = time.perf_counter_ns() if started is None else started
         wanted = get_task(task)
         if isinstance(model, StagedModel) and model.task is wanted:  # several models per request (e.g. ocr)
             return await self._run_staged(model, data, params)
         if model.task is not wanted or not isinstance(model, TensorModel):
-            raise WrongTask(f"model {name!r} is a {model.info.task} model, not a {task} model.",
-                            model=name, task=model.info.task)  # fmt: skip
+            raise WrongTask(f"model {model.name!r} is a {model.info.task} model, not a {task} model.",
+                            model=model.name, task=model.info.task)  # fmt: skip
         if not isinstance(params, wanted.params):
             params = parse_params(wanted.params, cast(Mapping[str, Any], params or {}), task=task)
         job = wanted.job(model.view, data, params)
@@ -379,6 +436,16 @@ class DataPlane:
         if inspect.isawaitable(answer):  # a task with work to finish off the event loop (e.g. redact's rules)
             answer = await answer
         return answer
+
+    def _record(self, model: Loaded, started_s: float, error: BaseException | None = None) -> None:
+        """Count a request towards its version's outcomes (what a failing client sent does not count)."""
+        outcomes = self.outcomes.get(model.name)
+        if outcomes is None or outcomes.version != model.version:
+            return
+        if error is None:
+            outcomes.record(True, time.perf_counter() - started_s)
+        elif is_failure(error):
+            outcomes.record(False, time.perf_counter() - started_s)
 
     async def _rows(
         self, model: TensorModel, task: str, job: Job, data: Any, params: Wire, started: int

@@ -17,6 +17,8 @@ fetch`` and a box deciding whether to pull can read them without downloading a b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -34,7 +36,7 @@ from lanai.fleet.reference import Reference
 from lanai.fleet.registry import Fetched, RegistryClient, sha256_digest
 from lanai.store import Store
 from lanai.store.external import ROLE_PREFIX
-from lanai.store.manifest import Manifest
+from lanai.store.manifest import FileRef, Manifest
 
 __all__ = ["ARTIFACT_TYPE", "CONFIG_TYPE", "Published", "Pulled", "push", "pull", "MIN_LANAI_VERSION"]
 
@@ -53,6 +55,46 @@ MIN_LANAI_VERSION = "0.1.0"
 """The oldest lanai that reads the artifacts this one writes (the manifest schema and layout above)."""
 
 _SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Which boxes take a version when: ``rings`` in order (a box's ``ring`` setting names its own), each
+    ring ``soak_s`` seconds after the one before it, counted from ``published`` (UTC, ISO 8601). Read by
+    the boxes from the artifact's annotations; there is no server of lanai's own in between."""
+
+    rings: tuple[str, ...] = ()
+    soak_s: float = 0.0
+    published: str = ""
+
+    def annotations(self) -> dict[str, str]:
+        if not self.rings:
+            return {}
+        return {"org.lanai.rollout.rings": ",".join(self.rings), "org.lanai.rollout.soak-seconds": str(self.soak_s),
+                "org.lanai.rollout.published": self.published}  # fmt: skip
+
+    @classmethod
+    def of(cls, annotations: dict[str, Any]) -> Rollout:
+        rings = tuple(r.strip() for r in str(annotations.get("org.lanai.rollout.rings", "")).split(",") if r.strip())
+        try:
+            soak = float(annotations.get("org.lanai.rollout.soak-seconds", 0))
+        except ValueError:
+            soak = 0.0
+        return cls(rings, soak, str(annotations.get("org.lanai.rollout.published", "")))
+
+    def opens_at(self, ring: str) -> float:
+        """When (epoch seconds) a box of ``ring`` may take this version (a ring that is not listed goes
+        with the last one)."""
+        if not self.rings:
+            return 0.0
+        from datetime import datetime
+
+        try:
+            start = datetime.fromisoformat(self.published.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            start = 0.0
+        position = self.rings.index(ring) if ring in self.rings else len(self.rings) - 1
+        return start + position * self.soak_s
 
 
 @dataclass(frozen=True)
@@ -85,12 +127,15 @@ def push(
     *,
     sign_key: Path | None = None,
     sign_password: str | None = None,
+    golden: bytes | None = None,
+    rollout: Rollout | None = None,
 ) -> Published:
-    """Publish ``name`` at ``version`` (None: the active one) to ``ref``'s repository under its tag."""
+    """Publish ``name`` at ``version`` (None: the active one) to ``ref``'s repository under its tag, with
+    ``golden`` inputs (``fleet.golden``) and the ``rollout`` the boxes that follow the tag keep to."""
     manifest = store.manifest(name, version)
     with tempfile.TemporaryDirectory(prefix="lanai-push-") as tmp:
         folder = Path(tmp) / "model"
-        files = _export(store, manifest, folder)
+        files = _export(store, manifest, folder, golden)
         signature = Path(tmp) / SIGNATURE_FILE
         if sign_key is not None:
             from lanai.fleet.signing import sign_folder
@@ -114,22 +159,33 @@ def push(
             "artifactType": ARTIFACT_TYPE,
             "config": _descriptor(CONFIG_TYPE, sha256_digest(config), len(config)),
             "layers": layers,
-            "annotations": _annotations(manifest),
+            "annotations": {**_annotations(manifest), **(rollout.annotations() if rollout else {})},
         }
         data = json.dumps(document, indent=1).encode()
         digest = client.put_manifest(ref.repository, ref.tag or "latest", data, OCI_MANIFEST)
     return Published(ref.with_digest(digest), digest, sent, sign_key is not None)
 
 
-def _export(store: Store, manifest: Manifest, folder: Path) -> dict[str, tuple[Path, str]]:
+def _export(store: Store, manifest: Manifest, folder: Path, golden: bytes | None) -> dict[str, tuple[Path, str]]:
     """The version's files laid out in ``folder`` (hard links to the store's blobs where the filesystem
-    allows, else copies): {path in the folder: (file, layer media type)}."""
+    allows, else copies), with the golden inputs as one more: {path in the folder: (file, media type)}."""
     files: dict[str, tuple[Path, str]] = {}
     (folder / "model").mkdir(parents=True)
+    if golden is not None:
+        from lanai.fleet import golden as golden_files
+
+        target = folder / _relative_path(golden_files.ROLE, golden_files.FILENAME)
+        target.parent.mkdir(parents=True)
+        target.write_bytes(golden)
+        files[_relative_path(golden_files.ROLE, golden_files.FILENAME)] = (target, FILE_LAYER)
+        ref = FileRef(hashlib.sha256(golden).hexdigest(), len(golden), golden_files.FILENAME)
+        manifest = dataclasses.replace(manifest, files={**manifest.files, golden_files.ROLE: ref})
     toml = folder / MANIFEST_FILE
     toml.write_text(manifest.to_toml(), encoding="utf-8")
     files[MANIFEST_FILE] = (toml, MANIFEST_LAYER)
     for role, ref in manifest.files.items():
+        if role == "golden" and golden is not None:
+            continue
         relative = _relative_path(role, ref.filename)
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,8 +261,6 @@ def _descriptor(media_type: str, digest: str, size: int, annotations: dict[str, 
 
 
 def _file_digest(path: Path) -> tuple[str, int]:
-    import hashlib
-
     hasher = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
