@@ -218,3 +218,29 @@ def test_rings_hold_a_box_back_until_its_turn(channel: Source, tmp_path: Path) -
     assert asyncio.run(look("canary")) == ("activated", digest)
     assert asyncio.run(look("default")) == ("waiting", None)  # an hour later, its turn
     assert asyncio.run(look("lab")) == ("waiting", None)  # a ring not listed goes with the last
+
+
+def test_an_update_waits_for_the_pipelines_in_flight(channel: Source, tmp_path: Path) -> None:
+    """A pipeline's steps must all run on one version: the swap waits while one runs."""
+    import asyncio
+
+    digest = channel.push(channel.add(write_variant(tmp_path / "v1.onnx")))
+    entry = Follow("tiny", f"{channel.registry.host}/models/tiny:stable", plain_http=True)
+    home = tmp_path / "box"
+
+    async def run() -> None:
+        settings = Settings(home=home)
+        plane = DataPlane(Store(home), settings)
+        await plane.start()
+        try:
+            plane.pipelines_running = 1
+            look = asyncio.create_task(Follower(plane, [entry], settings).check(entry))
+            await asyncio.sleep(1.5)  # pulled and verified by now, but held
+            assert not look.done() and "tiny" not in plane.models
+            plane.pipelines_running = 0
+            assert await asyncio.wait_for(look, 10) == "activated" and plane.models["tiny"].version == "1"
+        finally:
+            await plane.shutdown()
+
+    asyncio.run(run())
+    assert FleetState(home, "tiny").digest == digest

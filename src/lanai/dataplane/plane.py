@@ -82,6 +82,8 @@ class DataPlane:
         self._loading = True
         self.draining = False
         """Taken out of rotation (``lanai drain``, or shutting down): still serving, but not ready."""
+        self.pipelines_running = 0
+        """Pipelines in flight: a followed model's update waits for them (one run, one version per step)."""
         self.maintenance: set[str] = set()
         """Models whose new version is being activated (the agent check says ``maint`` meanwhile)."""
         limits = ThermalLimits(settings.thermal_soft_c, settings.thermal_hard_c)
@@ -594,7 +596,11 @@ class DataPlane:
                 raise ModelNotFound(f"pipeline {name!r} could not be read: {failed[name]}")
             known = ", ".join(sorted(pipelines)) or "none"
             raise ModelNotFound(f"no pipeline named {name!r}.", hint=f"pipelines: {known}.")
-        return await run_pipeline(self, pipeline, data)
+        self.pipelines_running += 1
+        try:
+            return await run_pipeline(self, pipeline, data)
+        finally:
+            self.pipelines_running -= 1
 
 
 def _metadata(model: Loaded) -> ModelMetadata:

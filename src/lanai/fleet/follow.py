@@ -5,7 +5,8 @@ digest goes through, in order, each step a reason to stop:
 
 1. **its turn**: the artifact's rollout (``lanai push --rings canary,default --soak 2h``) says when this
    box's ring may take it; before then it waits;
-2. **no update lock**: an admin's ``lanai follow --lock`` holds every update (a shift, a demo);
+2. **no update lock**: an admin's ``lanai follow --lock`` holds every update (a shift, a demo), and an
+   activation waits (up to a minute) for the pipelines in flight, so that no run mixes two versions;
 3. **pull**: by digest, every layer checked, the signature against the trusted keys (refused for good
    when it does not verify);
 4. **golden inputs**: the new version, loaded beside the one serving, must answer them as published;
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 _MIN_WATCH_REQUESTS = 20
 _MIN_FAILURES = 3
 _MIN_LATENCY_GAIN_S = 0.005
+_PIPELINE_WAIT_S = 60.0
+"""How long an activation waits for the pipelines in flight to finish before it goes ahead anyway."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,9 @@ class Follower:
                 pulled.version,
                 f"{len(golden.load(self.plane.store.file_path(manifest, golden.ROLE))[1])} golden inputs",
             )  # noqa: E501
+        waited = time.monotonic()
+        while self.plane.pipelines_running and time.monotonic() - waited < _PIPELINE_WAIT_S:
+            await asyncio.sleep(0.05)  # a pipeline's steps all run on the version they began with
         if self.locked:
             await model.close(self.settings.shutdown_timeout)
             metrics.set_update_state(name, "idle")
