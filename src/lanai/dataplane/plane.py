@@ -293,7 +293,9 @@ class DataPlane:
         )
         failed = tuple(FailedModel(name, error) for name, error in self.failed.items())
         uptime = round(time.time() - self.started_at, 1)
-        return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), read_device())
+        return HealthReport(
+            status, lanai.__version__, uptime, models, failed, _runtime_versions(), read_device(self.monitor.condition)
+        )
 
     def render_metrics(self) -> bytes:
         """The Prometheus text exposition, with queue depths read now."""

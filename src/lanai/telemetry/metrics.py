@@ -199,7 +199,7 @@ class Metrics:
         if condition.temperature_c is not None:
             self.temperature.set(condition.temperature_c)
         for known in THROTTLE_CONDITIONS:
-            self.throttled.labels(known).set(1 if known in condition.throttled else 0)
+            self.throttled.labels(known).set(1 if known in (condition.throttled or ()) else 0)
         self.admission.set(condition.admission)
         for kind in ALERT_KINDS:
             self.alert_active.labels(kind).set(1 if kind in condition.alerts else 0)

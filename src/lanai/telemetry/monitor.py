@@ -53,8 +53,8 @@ class Condition:
     admission: float = 1.0
     """The share of its normal capacity the box should admit now, 0–1."""
     temperature_c: float | None = None
-    throttled: tuple[str, ...] = ()
-    """Throttling conditions active now (Raspberry Pi firmware)."""
+    throttled: tuple[str, ...] | None = None
+    """Throttling conditions active now (Raspberry Pi firmware); None where the firmware reports none."""
     cpu_limit: float | None = None
     """CPUs the cgroup grants (Docker --cpus, k8s limits), None without a quota."""
     memory_available_mb: float = 0.0
@@ -131,7 +131,8 @@ class DeviceMonitor:
         """Read the sensors now; update ``condition`` and report changes."""
         before = self.condition
         temperature = self._temperature()
-        throttled = self._throttled()
+        reported = self._throttled()
+        throttled = reported or []
         level = self._level(before.level, temperature, throttled)
         memory = psutil.virtual_memory().available / 2**20
         disk = shutil.disk_usage(self.store).free / 2**20 if self.store is not None and self.store.exists() else None
@@ -146,7 +147,8 @@ class DeviceMonitor:
             alerts.append("memory")
         if disk is not None and disk < self.limits.min_disk_mb:
             alerts.append("disk")
-        now = Condition(level, self._admission(level, temperature), temperature, tuple(throttled),
+        now = Condition(level, self._admission(level, temperature), temperature,
+                        None if reported is None else tuple(reported),
                         cgroup_cpus(self.root), round(memory, 1), None if disk is None else round(disk, 1),
                         tuple(alerts))  # fmt: skip
         self.condition = now
@@ -197,11 +199,11 @@ class DeviceMonitor:
                 continue
         return max(readings) if readings else None
 
-    def _throttled(self) -> list[str]:
+    def _throttled(self) -> list[str] | None:
         try:
             bits = int((self.root / "sys/devices/platform/soc/soc:firmware/get_throttled").read_text().strip(), 16)
         except (OSError, ValueError):
-            return []
+            return None
         return [name for bit, name in _THROTTLE_BITS.items() if bits & (1 << bit)]
 
 
@@ -209,7 +211,7 @@ def _describe(kind: str, condition: Condition) -> str:
     if kind == "high_temperature":
         return f"{condition.temperature_c:.1f} °C"
     if kind in ("throttling", "under_voltage"):
-        return ", ".join(condition.throttled)
+        return ", ".join(condition.throttled or ())
     if kind == "memory":
         return f"{condition.memory_available_mb:.0f} MB available"
     return f"{condition.disk_free_mb:.0f} MB free for the store"

@@ -83,7 +83,7 @@ def test_firmware_throttling_lowers_admission_even_when_cool(sensors: Sensors, c
 def test_no_sensors_means_normal(tmp_path: Path) -> None:
     watch = DeviceMonitor(root=tmp_path)
     now = watch.sample()
-    assert (now.level, now.admission, now.temperature_c, now.throttled) == ("normal", 1.0, None, ())
+    assert (now.level, now.admission, now.temperature_c, now.throttled) == ("normal", 1.0, None, None)
 
 
 def test_the_cgroup_quota_is_read_as_cpus(sensors: Sensors) -> None:
