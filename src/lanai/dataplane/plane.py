@@ -212,8 +212,8 @@ class DataPlane:
             if not self.models:
                 reasons.append("no model is loaded" + (f" ({len(self.failed)} failed)" if self.failed else ""))
             full = [m.name for m in self.models.values() if any(b.queue_depth >= b.queue_cap for b in m.batchers())]
-            if full:
-                reasons.append(f"queue full: {', '.join(sorted(full))}")
+            if full:  # no names: readiness is public, and the model list is for admins (GET /health)
+                reasons.append(f"the queue of {len(full)} of {len(self.models)} model(s) is full")
             state = "degraded" if reasons else "ready"
         if state == "ready" and condition.level == "soft":
             reasons.append(condition.reason() or "warm")
