@@ -70,13 +70,13 @@ def main() -> None:
         poster = Poster(url)
         path = f"/v1/models/{DEFAULT_MODEL}/classify"
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if poster.post(path, photo, "image/jpeg")["version"] == "1":
-                        break
-                except Exception:
-                    time.sleep(0.2)
+            # the box's own version numbers: the first that answers from the channel is the old one
+            deadline, old = time.monotonic() + 120, None
+            while old is None and time.monotonic() < deadline:
+                history = home / "fleet" / f"{DEFAULT_MODEL}.history.jsonl"
+                if history.is_file() and '"activated"' in history.read_text():
+                    old = str(poster.post(path, photo, "image/jpeg")["version"])
+                time.sleep(0.2)
             rows: list[tuple[float, float, str]] = []  # (start, seconds, version or error)
             stop = threading.Event()
 
@@ -101,7 +101,7 @@ def main() -> None:
             first_new = None
             while first_new is None and time.monotonic() < pushed + 120:
                 time.sleep(0.05)
-                news = [r[0] for r in list(rows) if r[2] == "2"]
+                news = [r[0] for r in list(rows) if r[2] != old and not r[2].startswith("error")]
                 first_new = min(news) if news else None
             time.sleep(args.after)
             stop.set()
@@ -116,15 +116,17 @@ def main() -> None:
     windows = {"before the push": (0, pushed), "push → new version + after": (pushed, first_new + args.after),
                "after": (first_new + args.after, float("inf"))}  # fmt: skip
     print(f"new version answered {first_new - pushed:.2f} s after the push (poll 0.5 s, pull, load, golden, swap)")
-    print(f"{'window':<28} {'requests':>9} {'failed':>7} {'v1':>7} {'v2':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'window':<28} {'requests':>9} {'failed':>7} {'old':>7} {'new':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for name, (start, end) in windows.items():
         chosen = [r for r in rows if start <= r[0] < end]
         failed = sum(1 for r in chosen if r[2].startswith("error"))
-        versions = Counter(r[2] for r in chosen)
+        versions = Counter("old" if r[2] == old else "new" for r in chosen if not r[2].startswith("error"))
         latencies = sorted(r[1] for r in chosen if not r[2].startswith("error"))
         p50 = statistics.median(latencies) * 1e3 if latencies else float("nan")
         p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1e3 if latencies else float("nan")
-        print(f"{name:<28} {len(chosen):>9} {failed:>7} {versions['1']:>7} {versions['2']:>7} {p50:>8.1f} {p99:>8.1f}")
+        print(
+            f"{name:<28} {len(chosen):>9} {failed:>7} {versions['old']:>7} {versions['new']:>7} {p50:>8.1f} {p99:>8.1f}"
+        )
     errors = Counter(r[2] for r in rows if r[2].startswith("error"))
     if errors:
         print("errors:", dict(errors))
