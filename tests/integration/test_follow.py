@@ -33,7 +33,7 @@ from support import TINY_PREPROCESS, ServerThread, write_tiny_classifier
 
 
 def write_variant(path: Path, *, seed: int = 0, slow: int = 0) -> Path:
-    """The tiny classifier with the weights of ``seed``; with ``slow`` layers of 512 × 512 work that
+    """The tiny classifier with the weights of ``seed``; with ``slow`` layers of 1024 × 1024 work that
     add nothing to its answer (a version that answers right, but slowly)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -43,12 +43,12 @@ def write_variant(path: Path, *, seed: int = 0, slow: int = 0) -> Path:
     nodes = [helper.make_node("Flatten", ["input"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], ["raw"])]
     init = [numpy_helper.from_array(weights, "W")]
     if slow:
-        init += [numpy_helper.from_array(rng.standard_normal((192, 512)).astype(np.float32) * 0.05, "H0"),
+        init += [numpy_helper.from_array(rng.standard_normal((192, 1024)).astype(np.float32) * 0.05, "H0"),
                  numpy_helper.from_array(np.zeros((1,), np.float32), "zero")]  # fmt: skip
         nodes.append(helper.make_node("MatMul", ["flat", "H0"], ["h0"]))
-        for k in range(slow):
-            init.append(numpy_helper.from_array(rng.standard_normal((512, 512)).astype(np.float32) * 0.05, f"H{k + 1}"))
-            nodes += [helper.make_node("MatMul", [f"h{k}", f"H{k + 1}"], [f"m{k}"]),
+        init.append(numpy_helper.from_array(rng.standard_normal((1024, 1024)).astype(np.float32) * 0.03, "H"))
+        for k in range(slow):  # one weight shared by every layer: slow to run (~1 G MACs a row), small to ship
+            nodes += [helper.make_node("MatMul", [f"h{k}", "H"], [f"m{k}"]),
                       helper.make_node("Tanh", [f"m{k}"], [f"h{k + 1}"])]  # fmt: skip
         nodes += [helper.make_node("ReduceSum", [f"h{slow}"], ["s"], keepdims=1),
                   helper.make_node("Mul", ["s", "zero"], ["nothing"]),
@@ -244,3 +244,31 @@ def test_an_update_waits_for_the_pipelines_in_flight(channel: Source, tmp_path: 
 
     asyncio.run(run())
     assert FleetState(home, "tiny").digest == digest
+
+
+def test_a_canary_rollback_reaches_the_next_ring_through_the_registry(channel: Source, tmp_path: Path) -> None:
+    import asyncio
+
+    published = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    digest = channel.push(channel.add(write_variant(tmp_path / "v1.onnx")),
+                          rollout=Rollout(("canary", "default"), 0.0, published))  # fmt: skip
+    entry = Follow("tiny", f"{channel.registry.host}/models/tiny:stable", plain_http=True)
+    settings = Settings(home=tmp_path / "canary", ring="canary")
+    Follower(None, [entry], settings).report_rollback(entry, digest, "p95 latency 161.1 ms against 34.9 ms before")
+    home = tmp_path / "default"
+
+    async def look() -> str:
+        settings = Settings(home=home, ring="default")
+        plane = DataPlane(Store(home), settings)
+        await plane.start()
+        try:
+            return await Follower(plane, [entry], settings).check(entry)
+        finally:
+            await plane.shutdown()
+
+    assert asyncio.run(look()) == "refused"
+    reason = FleetState(home, "tiny").refused[digest]
+    assert reason.startswith("rolled back on ") and "(ring canary): p95 latency 161.1 ms" in reason
+    assert not Store(home).list()  # never pulled
+    tag = httpx.get(f"http://{channel.registry.host}/v2/models/tiny/tags/list").json()["tags"]
+    assert digest.replace(":", "-") + ".rollback" in tag  # what the publisher sees in the registry

@@ -13,7 +13,9 @@ digest goes through, in order, each step a reason to stop:
 5. **activate**: swapped in at once (requests in flight finish on the old version; none fails), with
    HAProxy's agent check saying ``maint`` meanwhile;
 6. **watch**: for ``watch_s`` the new version's failures and p95 latency are compared with those of the
-   version before; worse past the thresholds, it is rolled back at once and its digest refused.
+   version before; worse past the thresholds, it is rolled back at once and its digest refused, and the
+   box tells the fleet through the registry (a ``sha256-….rollback`` tag beside the artifact): boxes of
+   later rings look for it before step 3 and refuse the version too.
 
 Each step is written to the model's history (``lanai models history NAME``) and shown in the metric
 ``lanai_update_state``. A refused digest stays refused until ``lanai follow --retry NAME``.
@@ -49,6 +51,14 @@ _MIN_WATCH_REQUESTS = 20
 _MIN_FAILURES = 3
 _MIN_LATENCY_GAIN_S = 0.005
 _PIPELINE_WAIT_S = 60.0
+ROLLBACK_TYPE = "application/vnd.lanai.rollback.v1"
+
+
+def rollback_tag(digest: str) -> str:
+    """The tag of a box's rollback report for ``digest`` (``sha256:…`` → ``sha256-….rollback``)."""
+    return digest.replace(":", "-") + ".rollback"
+
+
 """How long an activation waits for the pipelines in flight to finish before it goes ahead anyway."""
 
 
@@ -222,6 +232,11 @@ class Follower:
         from lanai.fleet.artifact import pull
 
         name, digest, metrics = entry.model, ref.digest or "", self.plane.metrics
+        elsewhere = await self._rolled_back_elsewhere(entry, ref)
+        if elsewhere is not None:
+            state.refuse(digest, elsewhere)
+            log.error("%s: %s refused: %s", name, digest, elsewhere)
+            return "refused"
         trusted = [Path(key) for key in self.settings.trusted_signing_keys]
         metrics.set_update_state(name, "pulling")
         try:
@@ -254,12 +269,7 @@ class Follower:
                 metrics.set_update_state(name, "idle")
                 log.error("%s: version %d (%s) refused: %s", name, pulled.version, digest, reason)
                 return "refused"
-            state.event(
-                "verified",
-                digest,
-                pulled.version,
-                f"{len(golden.load(self.plane.store.file_path(manifest, golden.ROLE))[1])} golden inputs",
-            )  # noqa: E501
+            state.event("verified", digest, pulled.version, "golden inputs answered as published")
         waited = time.monotonic()
         while self.plane.pipelines_running and time.monotonic() - waited < _PIPELINE_WAIT_S:
             await asyncio.sleep(0.05)  # a pipeline's steps all run on the version they began with
@@ -280,13 +290,14 @@ class Follower:
         log.info("%s: version %d (%s) activated from %s", name, pulled.version, digest, entry.reference)
         if previous is not None:
             metrics.set_update_state(name, "watching")
-            self._watches[name] = asyncio.create_task(self._watch(name, digest, pulled.version, state))
+            self._watches[name] = asyncio.create_task(self._watch(entry, digest, pulled.version, state))
         else:
             metrics.set_update_state(name, "idle")
         return "activated"
 
-    async def _watch(self, name: str, digest: str, version: int, state: FleetState) -> None:
+    async def _watch(self, entry: Follow, digest: str, version: int, state: FleetState) -> None:
         """Compare the new version with the one before for ``watch_s``; roll back at the first verdict."""
+        name = entry.model
         deadline = time.monotonic() + self.settings.watch_s
         baseline = self.plane.previous_outcomes.get(name)
         while time.monotonic() < deadline:
@@ -296,15 +307,15 @@ class Follower:
                 return  # someone activated another version meanwhile
             reason = verdict(outcomes.summary(), baseline, self.settings)
             if reason is not None:
-                await self._roll_back(name, digest, version, reason, state)
+                await self._roll_back(entry, digest, version, reason, state)
                 return
         outcomes = self.plane.outcomes.get(name)
         figures = describe(outcomes.summary(), baseline) if outcomes is not None else ""
         state.event("kept", digest, version, f"watched for {self.settings.watch_s:.0f} s: {figures}")
         self.plane.metrics.set_update_state(name, "idle")
 
-    async def _roll_back(self, name: str, digest: str, version: int, reason: str, state: FleetState) -> None:
-        store = self.plane.store
+    async def _roll_back(self, entry: Follow, digest: str, version: int, reason: str, state: FleetState) -> None:
+        name, store = entry.model, self.plane.store
         self.plane.maintenance.add(name)
         try:
             back = await asyncio.to_thread(store.rollback, name)
@@ -315,6 +326,53 @@ class Follower:
         self.plane.metrics.rollbacks.labels(name).inc()
         self.plane.metrics.set_update_state(name, "rolled_back")
         log.error("%s: version %d rolled back to %d: %s", name, version, back, reason)
+        await asyncio.to_thread(self.report_rollback, entry, digest, reason)
+
+    def report_rollback(self, entry: Follow, digest: str, reason: str) -> None:
+        """Tell the rest of the fleet, through the registry, that this box rolled ``digest`` back: a small
+        artifact tagged ``sha256-<hex>.rollback`` beside it. Boxes of later rings look for it before they
+        take the version (and refuse it); the publisher sees it with any registry client. Needs write
+        access to the repository; without it the rollback stays this box's own (and is logged)."""
+        import json as _json
+        import socket
+
+        from lanai.fleet.artifact import OCI_MANIFEST
+        from lanai.fleet.registry import sha256_digest
+
+        ref = parse_reference(entry.reference)
+        config = b"{}"
+        document = {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": ROLLBACK_TYPE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256_digest(config), "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256_digest(config), "size": 2}],
+            "annotations": {
+                "org.lanai.rollback.digest": digest,
+                "org.lanai.rollback.reason": reason[:1000],
+                "org.lanai.rollback.box": socket.gethostname(),
+                "org.lanai.rollback.ring": self.settings.ring,
+                "org.opencontainers.image.created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        }  # fmt: skip
+        try:
+            with self._client(entry, ref) as client:
+                client.push_blob(ref.repository, sha256_digest(config), len(config), config)
+                client.put_manifest(ref.repository, rollback_tag(digest), _json.dumps(document).encode(), OCI_MANIFEST)
+        except LanaiError as exc:
+            log.warning("%s: could not tell the fleet about the rollback of %s: %s", entry.model, digest, exc)
+
+    async def _rolled_back_elsewhere(self, entry: Follow, ref: Reference) -> str | None:
+        """Why another box rolled ``ref``'s digest back (its report in the registry), or None."""
+        from lanai.fleet.artifact import OCI_MANIFEST
+
+        report = Reference(ref.registry, ref.repository, rollback_tag(ref.digest or ""))
+        try:
+            with self._client(entry, ref) as client:
+                fetched = await asyncio.to_thread(client.get_manifest, report, (OCI_MANIFEST,))
+        except RegistryError:
+            return None  # none (or the registry is away: the pull will find out)
+        notes = fetched.json().get("annotations") or {}
+        box, ring = notes.get("org.lanai.rollback.box", "another box"), notes.get("org.lanai.rollback.ring", "?")
+        return f"rolled back on {box} (ring {ring}): {notes.get('org.lanai.rollback.reason', '')}"
 
     def _client(self, entry: Follow, ref: Reference) -> Any:
         import os
