@@ -199,6 +199,7 @@ class DataPlane:
     def readiness(self) -> Readiness:
         """Whether a load balancer should send work here now, why not, and how much (see ``Readiness``)."""
         condition = self.monitor.condition
+        models = list(self.models.values())  # the monitor's thread asks too
         reasons = []
         if self._loading:
             state = "loading"
@@ -209,22 +210,23 @@ class DataPlane:
         else:
             if condition.level == "hard":
                 reasons.append(condition.reason() or "too hot")
-            if not self.models:
+            if not models:
                 reasons.append("no model is loaded" + (f" ({len(self.failed)} failed)" if self.failed else ""))
-            full = [m.name for m in self.models.values() if any(b.queue_depth >= b.queue_cap for b in m.batchers())]
+            full = [m.name for m in models if any(b.queue_depth >= b.queue_cap for b in m.batchers())]
             if full:  # no names: readiness is public, and the model list is for admins (GET /health)
-                reasons.append(f"the queue of {len(full)} of {len(self.models)} model(s) is full")
+                reasons.append(f"the queue of {len(full)} of {len(models)} model(s) is full")
             state = "degraded" if reasons else "ready"
         if state == "ready" and condition.level == "soft":
             reasons.append(condition.reason() or "warm")
-        weight, maxconn = self._weight(condition.admission) if state == "ready" else (0, 0)
+        weight, maxconn = self._weight(models, condition.admission) if state == "ready" else (0, 0)
         return Readiness(state, tuple(reasons), condition.admission, weight, maxconn)  # type: ignore[arg-type]
 
-    def _weight(self, admission: float) -> tuple[int, int]:
+    @staticmethod
+    def _weight(models: list[Loaded], admission: float) -> tuple[int, int]:
         """The agent check's weight (1–100 %: admission, less the share of queue in use) and maxconn (the
         connections the models can work on at once, with a queue as deep again, scaled by admission)."""
         capacity, used, slots = 0, 0, 0
-        for model in self.models.values():
+        for model in models:
             for batcher in model.batchers():
                 capacity += batcher.queue_cap
                 used += batcher.queue_depth
