@@ -144,6 +144,39 @@ def test_a_text_classifier_with_external_weights_a_tokenizer_and_a_head_travels_
     assert asyncio.run(run()) == "invoice"
 
 
+def test_a_staged_ocr_model_travels_with_golden_inputs_and_reads_the_same(plain: Registry, tmp_path: Path) -> None:
+    from assets_ocr import page_pixels, ppocr_models
+
+    models = ppocr_models()
+    if models is None:
+        pytest.skip("the PP-OCR models (rapidocr's wheel) cannot be fetched here")
+    home, box = tmp_path / "source", tmp_path / "box"
+    assert lanai_main(["models", "--home", str(home), "add-ppocr", "--from", str(models)]) == 0
+    page = tmp_path / "page.png"
+    from PIL import Image
+
+    Image.fromarray(page_pixels()).save(page)
+    ref = f"{plain.host}/models/ocr:v1"
+    assert lanai_main(["push", "ocr", ref, "--home", str(home), "--plain-http", "--golden", str(page)]) == 0
+    assert lanai_main(["pull", ref, "--home", str(box), "--plain-http"]) == 0
+    mine, theirs = Store(home).manifest("ocr"), Store(box).manifest("ocr", 1)
+    assert set(theirs.files) == set(mine.files) | {"golden"} and len(theirs.files) >= 5  # every stage and list
+    Store(box).activate("ocr", 1)
+
+    async def run() -> list[str]:
+        from lanai.fleet import golden
+
+        plane = DataPlane(Store(box), Settings(home=box))
+        await plane.load("ocr")
+        try:
+            model = plane.models["ocr"]
+            return await golden.check(plane, model, Store(box).file_path(theirs, golden.ROLE))
+        finally:
+            await plane.shutdown()
+
+    assert asyncio.run(run()) == []  # the pulled stages read the page exactly as the published ones did
+
+
 def test_the_artifact_says_what_it_is_without_a_download(plain: Registry, source: Store) -> None:
     ref = parse_reference(f"{plain.host}/models/classifier:shape")
     with client(plain) as registry:
