@@ -117,6 +117,9 @@ class Settings:
     """Under mTLS, accept only the client certificates with these SHA-256 fingerprints (as ``lanai certs``
     prints them); empty: any the CA signed. Certificates that no CA signed can be pinned by listing them in
     ``tls_client_ca`` too (each one is then its own authority)."""
+    load_timeout_s: float = 900.0
+    """A model that has not loaded after this long is given up (marked failed; the others serve on). A
+    big language model on a Pi's SD card takes minutes: the default leaves room for that."""
     thermal_soft_c: float = 75.0
     """Past this temperature (or while a Raspberry Pi's firmware throttles) the box admits less: smaller
     queues, longer batch waits, a lower weight for the load balancer's agent check."""

@@ -76,6 +76,7 @@ class Service:
                 self._loop.add_signal_handler(sig, self._stop.set)
         http: asyncio.Task[None] | None = None
         grpc = None
+        self.plane.lifecycle.begin()
         try:
             if self.certificates is not None:
                 await asyncio.to_thread(self.certificates.prepare)  # renewed now if due, before the doors load it
@@ -110,7 +111,11 @@ class Service:
                 await self.agent.stop()
             self.http.sock.close()
             await self.plane.shutdown()
-            await asyncio.to_thread(self.keys.flush_used)
+            try:
+                await asyncio.to_thread(self.keys.flush_used)
+            except OSError as exc:  # a full or read-only store costs the last-used times, not the exit
+                log.warning("could not note when keys were last used: %s", exc)
+            self.plane.lifecycle.end()
             self.finished.set()
 
     async def _note_key_use(self) -> None:

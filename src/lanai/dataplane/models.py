@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 from lanai.backends import BackendOptions, LanguageBackend, TensorBackend, backend_class, backend_kind
 from lanai.batching import Batcher, BatchStats
 from lanai.config import Settings
-from lanai.errors import LanaiError, ModelLoadError
+from lanai.errors import LanaiError, ModelLoadError, StoreError
 from lanai.store import Manifest, Store
 from lanai.store.labels import parse_labels
 from lanai.tasks import Task, get_task
@@ -114,7 +114,12 @@ Loaded = Union[TensorModel, LanguageModel, "StagedModel"]
 
 
 def open_model(store: Store, manifest: Manifest, settings: Settings, observers: Observers) -> Loaded:
-    """Load ``manifest``'s model on its backend (blocking: call it in a thread)."""
+    """Load ``manifest``'s model on its backend, after checking its files against their digests
+    (blocking: call it in a thread)."""
+    try:
+        store.verify(manifest)
+    except StoreError as exc:
+        raise ModelLoadError(exc.message, hint=exc.hint) from None
     task = get_task(manifest.task)
     kind = task.kind_on(manifest.backend)
     if backend_kind(manifest.backend) != kind:

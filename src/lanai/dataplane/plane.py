@@ -27,7 +27,7 @@ from lanai.dataplane.outcomes import Outcomes, OutcomeSummary, is_failure
 from lanai.dataplane.pipelines import run_pipeline
 from lanai.dataplane.staged import PlaneStages, StagedModel
 from lanai.dataplane.validate import validate
-from lanai.errors import LanaiError, ModelNotFound, NotReady, Overloaded, VersionNotFound, WrongTask
+from lanai.errors import LanaiError, ModelLoadError, ModelNotFound, NotReady, Overloaded, VersionNotFound, WrongTask
 from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
 from lanai.protocol.health import FailedModel, HealthReport, ModelStatus, Readiness
 from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, RepositoryEntry, ServerMetadata
@@ -36,6 +36,7 @@ from lanai.store import Store
 from lanai.tasks import get_task
 from lanai.tasks.base import Job, RunTiming, parse_params
 from lanai.telemetry.device import read_device
+from lanai.telemetry.lifecycle import Lifecycle
 from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
 from lanai.telemetry.monitor import Condition, DeviceMonitor, ThermalLimits
@@ -93,6 +94,8 @@ class DataPlane:
             on_alert=lambda kind: self.metrics.alerts.labels(kind).inc(),
         )  # fmt: skip
         self.metrics.set_state("loading")
+        self.lifecycle = Lifecycle(store.root)
+        """Whether earlier runs ended cleanly (``lanai serve`` calls ``begin`` and ``end``)."""
         self.outcomes: dict[str, Outcomes] = {}
         """What each model's current version's requests came to (server-side failures, latencies)."""
         self.previous_outcomes: dict[str, OutcomeSummary] = {}
@@ -144,7 +147,16 @@ class DataPlane:
         """Load ``version`` of ``name`` beside whatever serves (nothing is sent to it until it is swapped
         in): e.g. to run its golden inputs before it is activated. The caller closes it if unused."""
         manifest = self.store.manifest(name, version)
-        return await asyncio.to_thread(open_model, self.store, manifest, self.settings, self._observers)
+        loading = _in_daemon_thread(open_model, self.store, manifest, self.settings, self._observers)
+        try:
+            return await asyncio.wait_for(loading, self.settings.load_timeout_s)
+        except asyncio.TimeoutError:
+            # its thread cannot be stopped: it finishes or stays blocked on its own, holding nothing of ours
+            raise ModelLoadError(
+                f"{name} version {version} did not load within {self.settings.load_timeout_s:g} s.",
+                hint="its runtime hung (a file on a stuck mount, a runtime bug), or the model needs longer: "
+                "raise load_timeout_s.",
+            ) from None
 
     async def activate_loaded(self, name: str, model: Loaded) -> None:
         """Make the already loaded ``model`` (from :meth:`open_version`) the active version of ``name`` in
@@ -277,7 +289,7 @@ class DataPlane:
         status: Literal["healthy", "degraded", "unavailable"]
         if not self._ready:
             status = "unavailable"
-        elif self.failed or not self.models:
+        elif self.failed or not self.models or self.lifecycle.crash_loop:
             status = "degraded"
         else:
             status = "healthy"
@@ -295,12 +307,13 @@ class DataPlane:
         )
         failed = tuple(FailedModel(name, error) for name, error in self.failed.items())
         uptime = round(time.time() - self.started_at, 1)
-        return HealthReport(
-            status, lanai.__version__, uptime, models, failed, _runtime_versions(), read_device(self.monitor.condition)
-        )
+        device = read_device(self.monitor.condition)
+        unclean = self.lifecycle.recent(86400.0)
+        return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), device, unclean)
 
     def render_metrics(self) -> bytes:
         """The Prometheus text exposition, with queue depths read now."""
+        self.metrics.unclean_exits.set(self.lifecycle.recent(86400.0))
         for model in self.models.values():
             self.metrics.queue_depth.labels(model.name).set(model.queue_depth)
         if self.cache is not None:
@@ -631,3 +644,35 @@ def _digest(manifest: Any) -> str:
     """What a model version is, across boxes: the registry artifact it was pulled as, else its file."""
     pulled = manifest.provenance.get("artifact_digest")
     return str(pulled) if pulled else "sha256:" + manifest.files["model"].sha256
+
+
+def _in_daemon_thread(function: Any, *args: Any) -> asyncio.Future[Any]:
+    """``function(*args)`` on a thread of its own that the process does not wait for at exit (unlike
+    ``asyncio.to_thread``'s pool): a load that hangs must not hang the shutdown too."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # given up on (timed out) meanwhile: what it made late is freed
+            if result is not None and hasattr(result, "close"):
+                loop.create_task(result.close(0))
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as exc:  # handed to the awaiting task, whatever it is
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop closed while this ran
+
+    threading.Thread(target=run, name="lanai-load", daemon=True).start()
+    return future

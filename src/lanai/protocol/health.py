@@ -59,6 +59,11 @@ class HealthReport(Wire):
     failed: tuple[FailedModel, ...] = doc("Models whose active version did not load.")
     runtimes: dict[str, str] = doc("Versions of Python and the runtimes installed.")
     device: DeviceStatus = doc("The box.")
+    unclean_exits_24h: int = doc(
+        "Runs of the server in the last 24 hours that ended without a clean shutdown (crashes, SIGKILL, power "
+        "cuts); three within an hour is a crash loop and makes the status degraded.",
+        default=0,
+    )
 
     def summary(self) -> HealthStatus:
         """What a caller without an admin key is told: the state and why, no names or versions."""
@@ -66,6 +71,8 @@ class HealthReport(Wire):
             reason = "starting or draining"
         elif self.failed:
             reason = f"{len(self.failed)} model(s) did not load"
+        elif self.status == "degraded" and self.unclean_exits_24h:
+            reason = f"restarted after {self.unclean_exits_24h} crash(es) in the last 24 hours"
         elif not self.models:
             reason = "no model is loaded"
         else:

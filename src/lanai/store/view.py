@@ -7,6 +7,7 @@ and temp files live in ``staging/``, where readers never look.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,28 @@ class StoreView:
         if role == "model" and external:
             return linked_model(self.root / "linked", path, ref.filename, external)
         return path
+
+    def verify(self, manifest: Manifest) -> None:
+        """Check every file of ``manifest`` against its digest and size (blocking: it reads them all);
+        StoreError names the first that does not match, e.g. bytes changed on a failing disk."""
+        for role, ref in sorted(manifest.files.items()):
+            path = self.blob_path(ref.sha256)
+            hasher, size = hashlib.sha256(), 0
+            try:
+                with path.open("rb") as stream:
+                    while chunk := stream.read(1 << 20):
+                        hasher.update(chunk)
+                        size += len(chunk)
+            except OSError as err:
+                raise StoreError(f"{manifest.name!r} version {manifest.version}: cannot read its {role} file "
+                                 f"{ref.filename} ({path}): {err.strerror or err}") from None  # fmt: skip
+            if hasher.hexdigest() != ref.sha256 or size != ref.size:
+                raise StoreError(
+                    f"{manifest.name!r} version {manifest.version}: its {role} file {ref.filename} no longer "
+                    f"matches its digest (the blob {path.name[:12]}… was changed on disk).",
+                    hint=f"the store is damaged (a failing disk?): remove that version (lanai models remove "
+                    f"{manifest.name} {manifest.version}) and add or pull it again.",
+                )
 
     def _summary(self, name: str, versions: builtins.list[int]) -> ModelSummary:
         active: int | None = None

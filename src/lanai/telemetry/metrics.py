@@ -146,6 +146,10 @@ class Metrics:
             "lanai_cpu_limit_cores", "CPUs the cgroup grants (Docker --cpus, Kubernetes limits); absent without "
             "a quota.", registry=r,
         )  # fmt: skip
+        self.unclean_exits = Gauge(
+            "lanai_unclean_exits", "Runs of the server in the last 24 hours that ended without a clean shutdown "
+            "(crashes, kills, power cuts).", registry=r,
+        )  # fmt: skip
         self.update_state = Gauge(
             "lanai_update_state", "1 for the state of a followed model's update now (idle, pulling, verifying, "
             "activating, watching, rolled_back).", ["model", "state"], registry=r,
