@@ -347,6 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LanaiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the machine's refusal (a read-only or full disk, permissions), not a bug of ours
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}. Hint: check that disk: free space, mounted read-write, "
+              "permissions.", file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         return 130
 
