@@ -586,3 +586,15 @@ def test_a_client_outside_the_served_networks_is_permission_denied(
                 lambda: health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             )
             assert health.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+
+
+def test_a_drained_box_is_not_serving_to_grpc_health_and_back_after(served: Served) -> None:
+    """gRPC load balancers (and Kubernetes' gRPC probes) read the server's health: it follows readiness."""
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    assert httpx.post(f"{served.url}/v1/admin/drain").status_code == 200  # lanai drain, over HTTP
+    try:
+        assert health(served.address, "") == not_serving and health(served.address, SERVICE) == not_serving
+        assert health(served.address, "tiny") == serving  # its models still answer what they are sent
+    finally:
+        httpx.delete(f"{served.url}/v1/admin/drain")
+    assert health(served.address, "") == serving

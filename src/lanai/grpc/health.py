@@ -2,8 +2,9 @@
 
 Services:
 
-- ``""`` (the server) and ``inference.GRPCInferenceService``: SERVING while the data plane is ready and the
-  door is not draining, else NOT_SERVING.
+- ``""`` (the server) and ``inference.GRPCInferenceService``: SERVING while the data plane's readiness is
+  ``ready`` (not loading, drained with ``lanai drain``, too hot or saturated: what ``/health/ready`` says)
+  and the door is not draining, else NOT_SERVING.
 - a model's name: SERVING while it is loaded (so a Kubernetes gRPC probe can name a model); NOT_SERVING
   while it is in the store but not loaded (it failed to load, or was unloaded).
 - anything else: Check answers NOT_FOUND, and Watch sends SERVICE_UNKNOWN, as the health protocol says.
@@ -43,7 +44,8 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     def status(self, service: str) -> int | None:
         """The serving status of ``service``; None when there is no such service or model."""
         if service in ("", SERVICE_NAME):
-            return _SERVING if self._plane.ready() and not self._draining.is_set() else _NOT_SERVING
+            ready = self._plane.readiness().state == "ready"  # not loading, drained, too hot or saturated
+            return _SERVING if ready and not self._draining.is_set() else _NOT_SERVING
         if self._plane.model_ready(service):
             return _NOT_SERVING if self._draining.is_set() else _SERVING
         if any(entry.name == service for entry in self._plane.repository_index()):
