@@ -68,7 +68,7 @@ def _header_length(request: Request) -> int | None:
     value = request.headers.get(HEADER_LENGTH)
     if value is None:
         return None
-    if not value.strip().isdigit():
+    if not (value.strip().isascii() and value.strip().isdigit()):  # "²".isdigit(), but int("²") fails
         raise BadInput(f"Inference-Header-Content-Length {value!r} is not a number.")
     return int(value)
 
