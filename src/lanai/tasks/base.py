@@ -13,6 +13,7 @@ the same facts and leave the batch hooks alone.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ def _value(f: dataclasses.Field, kind: Any, value: Any) -> Any:
     number: float | None
     if kind is int:
         text = str(value).strip() if not isinstance(value, bool) else ""
-        number = int(text) if text.lstrip("-").isdigit() else None
+        number = int(text) if re.fullmatch(r"-?[0-9]+", text) else None  # not "²" or "--5": int() refuses them
         what = f"a whole number{span}"
     elif kind is float:
         try:
