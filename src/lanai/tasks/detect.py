@@ -169,7 +169,7 @@ def _allowed(classes: str, labels: Sequence[str], offset: int) -> np.ndarray | N
     for item in wanted:
         if item.lower() in by_label:
             ids.append(by_label[item.lower()] + offset)
-        elif item.isdigit():
+        elif item.isascii() and item.isdigit():  # "²".isdigit(), but int("²") fails
             ids.append(int(item) + offset)
         else:
             known = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "") if labels else "none (use indices)"
