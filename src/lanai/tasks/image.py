@@ -76,9 +76,12 @@ def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
     return max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))
 
 
+_EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "PNG")  # MPO: phones' JPEGs with a second picture
+
+
 def _upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation that phone cameras set, when there is one."""
-    if img.format in ("JPEG", "TIFF", "WEBP", "PNG") and img.getexif().get(_ORIENTATION, 1) != 1:
+    if img.format in _EXIF_FORMATS and img.getexif().get(_ORIENTATION, 1) != 1:
         return ImageOps.exif_transpose(img)
     return img
 
