@@ -42,7 +42,7 @@ def decode_image(
         if img.format == "JPEG" and min_side:
             img.draft(color, _draft_size(img.size, min_side))
         img.load()
-        img = _upright(img)
+        img = _eight_bit(_upright(img))
         return img if img.mode == color else img.convert(color)
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(
@@ -74,6 +74,20 @@ def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
     width, height = size
     scale = min_side / min(width, height)
     return max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit grey (PNG, TIFF) scaled to 8 bits: Pillow's own conversion clips it, to white. Pixels of
+    32-bit integers or floats have no range to scale from, so they are refused."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return Image.fromarray((np.asarray(img) >> 8).astype(np.uint8))
+    if img.mode in ("I", "F") or img.mode.startswith("I;"):
+        kind = {"F": "floating-point", "I": "32-bit integer"}.get(img.mode, f"{img.mode} integer")
+        raise BadInput(
+            f"the image has {kind} pixels, which have no fixed brightness range.",
+            hint="save it with 8 or 16 bits per channel (e.g. as an 8-bit PNG or JPEG).",
+        )
+    return img
 
 
 _EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "PNG")  # MPO: phones' JPEGs with a second picture
