@@ -37,13 +37,15 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns of corrupt EXIF (cameras write some) and reads on: so does lanai, without the noise
+            warnings.simplefilter("ignore", UserWarning)
             img: Image.Image = Image.open(io.BytesIO(data))
-        _check_pixels(img.size, max_pixels)
-        if img.format == "JPEG" and min_side:
-            img.draft(color, _draft_size(img.size, min_side))
-        img.load()
-        img = _eight_bit(_upright(img))
-        return img if img.mode == color else img.convert(color)
+            _check_pixels(img.size, max_pixels)
+            if img.format == "JPEG" and min_side:
+                img.draft(color, _draft_size(img.size, min_side))
+            img.load()
+            img = _eight_bit(_upright(img))
+            return img if img.mode == color else img.convert(color)
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(
             f"the image is over the {max_pixels / 1e6:.1f} megapixel limit ({exc}).",

@@ -6,6 +6,7 @@ Imports Pillow: the detect task imports this module only where images are decode
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -49,10 +50,12 @@ def prepare_image(
 def _upright_size(data: bytes) -> tuple[int, int]:
     """The original image's width and height, upright (the decoded image may be at reduced scale). Only
     the header is read again, and ``decode_image`` has already found it readable."""
-    with Image.open(io.BytesIO(data)) as header:
-        width, height = header.size
-        if header.format in _EXIF_FORMATS and header.getexif().get(0x0112, 1) in _SWAPPED:
-            return height, width
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # of a large image or corrupt EXIF, which decode_image has let by
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            if header.format in _EXIF_FORMATS and header.getexif().get(0x0112, 1) in _SWAPPED:
+                return height, width
     return width, height
 
 
