@@ -125,7 +125,8 @@ class LiteRTBackend:
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
-                f"LiteRT cannot load {self.path.name}: {exc}", hint="check that it is a .tflite flatbuffer."
+                f"LiteRT cannot load {self.path.name}: {' '.join(str(exc).split())}",  # its text ends in a newline
+                hint="check that it is a .tflite flatbuffer.",
             ) from exc
         return interpreter, None
 
