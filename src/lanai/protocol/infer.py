@@ -123,8 +123,9 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
             flat = np.asarray(data, dtype=object).reshape(-1)
             array = np.array([v.encode() if isinstance(v, str) else bytes(v) for v in flat], dtype=object)
         else:
-            array = np.asarray(data, dtype=DATATYPES[datatype]).reshape(-1)
-    except (TypeError, ValueError, OverflowError) as exc:
+            with np.errstate(over="raise", invalid="raise"):  # 1e300 as FP32: refused, not inf with a warning
+                array = np.asarray(data, dtype=DATATYPES[datatype]).reshape(-1)
+    except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
         raise BadInput(f"input {name!r}: data does not fit {datatype} ({exc}).", hint=_HINT) from None
     if array.size != count:
         raise BadInput(
