@@ -49,7 +49,7 @@ from lanai.grpc.inference_pb2_grpc import GRPCInferenceServiceStub
 from lanai.http.openapi import openapi_document
 from lanai.types import BatchingConfig
 
-from support import encode, make_store, write_tiny_gguf
+from support import ServerThread, encode, make_store, write_tiny_gguf
 
 pytest.importorskip("llama_cpp", reason="the llm extra is not installed: pip install -e '.[test]'")
 
@@ -82,8 +82,6 @@ class Fuzzed:
 def _serve(root: Path, model_files: dict[str, Path]) -> Iterator[Fuzzed]:
     """A server of its own (fuzzing may change its state): the tiny classifiers, the bundled model, a tiny
     random GGUF as completion ("gpt") and chat ("chatty") model, and two pipelines."""
-    from support import ServerThread
-
     store = make_store(root / "store", model_files)
     gguf = write_tiny_gguf(root / "tiny.gguf")
     for name, task in (("gpt", "completion"), ("chatty", "chat")):
@@ -251,6 +249,8 @@ LIES = {
     "BYTES length prefix lies": _lie(
         _tensor([1], "BYTES", parameters={"binary_data_size": 8}), struct.pack("<I", 2**31) + b"abcd"
     ),  # fmt: skip
+    "FP32 data past its range": _lie(_tensor([1, 1], data=[1e300])),  # once a 500 (numpy's overflow warning)
+    "FP16 data past its range": _lie(_tensor([1], "FP16", data=[1e10])),
     "BYTES for an FP32 input": _lie(_tensor([1, 3, 8, 8], "BYTES", data=["a"] * 192)),
 }
 
