@@ -11,7 +11,17 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (  # registered here: Image.open(formats=...) finds only formats already loaded
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from lanai.config import DEFAULT_MAX_PIXELS
 from lanai.errors import BadInput, PayloadTooLarge
@@ -21,6 +31,10 @@ __all__ = ["decode_image", "preprocess", "image_to_tensor", "DEFAULT_MAX_PIXELS"
 
 _ORIENTATION = 0x0112
 _FORMATS = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+READABLE = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # MPO comes through JPEG's opener
+_PLUGINS = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin)
+"""The formats lanai decodes, and no others: Pillow would also open EPS (through Ghostscript, a program
+with a long record of exploits), PSD, ICO and a dozen more that no camera or app sends."""
 
 
 def decode_image(
@@ -39,7 +53,7 @@ def decode_image(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Pillow warns of corrupt EXIF (cameras write some) and reads on: so does lanai, without the noise
             warnings.simplefilter("ignore", UserWarning)
-            img: Image.Image = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data), formats=READABLE)
             _check_pixels(img.size, max_pixels)
             if img.format == "JPEG" and min_side:
                 img.draft(color, _draft_size(img.size, min_side))

@@ -95,3 +95,19 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert len(bomb) < 100_000
     with pytest.raises(PayloadTooLarge, match="megapixel"):
         decode_image(bomb, max_pixels=50_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["EPS", "ICO", "PPM", "TGA", "PCX", "SGI"])
+def test_formats_no_camera_or_app_sends_are_not_even_opened(fmt: str) -> None:
+    """EPS would run Ghostscript (if installed); the rest are attack surface no client needs."""
+    import io
+
+    from PIL import Image
+
+    from lanai.errors import BadInput
+    from lanai.tasks.image import decode_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), "red").save(buffer, fmt)
+    with pytest.raises(BadInput, match="not an image lanai can read.*JPEG, PNG, WebP, BMP, GIF or TIFF"):
+        decode_image(buffer.getvalue())

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lanai.config import DEFAULT_MAX_PIXELS
 from lanai.tasks.detection.geometry import Placement, letterbox, stretch
-from lanai.tasks.image import _EXIF_FORMATS, decode_image
+from lanai.tasks.image import _EXIF_FORMATS, READABLE, decode_image
 from lanai.types import ImagePreprocess
 
 __all__ = ["prepare_image", "PAD"]
@@ -52,7 +52,7 @@ def _upright_size(data: bytes) -> tuple[int, int]:
     the header is read again, and ``decode_image`` has already found it readable."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # of a large image or corrupt EXIF, which decode_image has let by
-        with Image.open(io.BytesIO(data)) as header:
+        with Image.open(io.BytesIO(data), formats=READABLE) as header:
             width, height = header.size
             if header.format in _EXIF_FORMATS and header.getexif().get(0x0112, 1) in _SWAPPED:
                 return height, width

@@ -11,7 +11,7 @@ import warnings
 from PIL import Image, ImageSequence
 
 from lanai.errors import BackendUnavailable, BadInput, PayloadTooLarge
-from lanai.tasks.image import decode_image
+from lanai.tasks.image import READABLE, decode_image
 
 __all__ = ["read_pages", "MAX_PAGES"]
 
@@ -30,7 +30,7 @@ def read_pages(data: bytes, *, max_pixels: int, dpi: int) -> list[Image.Image]:
     first = decode_image(data, max_pixels=max_pixels)  # checks, decodes and turns the first page upright
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=READABLE)
     count = getattr(img, "n_frames", 1)
     if count == 1 or img.format != "TIFF":  # animated GIFs and WebPs are one picture, not pages
         return [first]
