@@ -196,6 +196,11 @@ class Result:
     def shares(self, phase: str) -> Counter[str]:
         return Counter(s.outcome.split(":")[0] for s in self.of(phase))
 
+    def goodput(self, phase: str) -> float:
+        """Requests answered 200 a second, of those started in ``phase``."""
+        seconds = self.rates["after_seconds"] if phase == "after" else self.rates[f"{phase}_seconds"]
+        return len(self.admitted(phase)) / seconds
+
     def p99_before(self) -> float:
         return percentile(self.admitted("before"), 0.99)
 
@@ -209,11 +214,14 @@ class Result:
         return rows
 
     def recovered_after(self, factor: float = 2.0) -> float:
-        """Seconds after the overload from which every second's p99 is within ``factor``× the one before."""
+        """The first second n after the overload from which on the p99 is within ``factor``× the one before:
+        the p99 of all the admitted requests started from n s after it to the end (one second's p99 is of
+        a hundred requests or fewer, its second slowest, and a single slow one would move it)."""
         limit = factor * self.p99_before()
-        rows = self.recovery()
-        for n in range(len(rows)):
-            if all(p99 <= limit for _, p99, count in rows[n:] if count):
+        t0 = self.phase_start["after"]
+        for n in range(int(self.rates["after_seconds"])):
+            rest = self.admitted("after", t0 + n)
+            if rest and percentile(rest, 0.99) <= limit:
                 return float(n)
         return float("inf")
 
@@ -243,7 +251,8 @@ async def measure(server: Server, *, concurrency: int, measure_s: float, factor:
     stop = asyncio.Event()
     watcher = asyncio.ensure_future(watch_queue(server, stop, depths))
     phase_start = {}
-    rates = {"before": 0.5 * capacity, "overload": factor * capacity, "after": 0.5 * capacity, "after_seconds": after}
+    rates = {"before": 0.5 * capacity, "overload": factor * capacity, "after": 0.5 * capacity,
+             "before_seconds": before, "overload_seconds": overload, "after_seconds": after}  # fmt: skip
     for phase, seconds in (("before", before), ("overload", overload), ("after", after)):
         phase_start[phase] = time.monotonic()
         if out:
@@ -278,8 +287,11 @@ def report(result: Result) -> None:
         print("non-200 answers:", dict(errors.most_common(6)))
     print("\nafter the overload, p99 per second (admitted requests started in it):")
     print("  " + "  ".join(f"{n}s: {p99 * 1e3:.0f} ms ({count})" for n, p99, count in result.recovery()))
-    print(f"p99 before {result.p99_before() * 1e3:.0f} ms; every second from {result.recovered_after():g} s after "
-          f"the overload on is within 2× of it")  # fmt: skip
+    print(f"p99 before {result.p99_before() * 1e3:.0f} ms; the p99 of the requests started from "
+          f"{result.recovered_after():g} s after the overload on is within 2× of it")  # fmt: skip
+    good = result.goodput("overload")
+    print(f"admitted during the overload: {good:.1f}/s, {good / result.capacity:.0%} of the capacity measured "
+          f"closed-loop ({result.capacity:.1f}/s)")  # fmt: skip
     slow = max((took for _, _, took in result.depths), default=float("nan"))
     print(f"/metrics answered in at most {slow * 1e3:.0f} ms during the run")
 
