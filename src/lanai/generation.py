@@ -180,6 +180,8 @@ class Engine:
         slot = _Slot(-1, request, generation, time.perf_counter())
         slot.stop_prefixes = {stop[:i] for stop in request.stop for i in range(1, len(stop))}
         with self._wake:
+            if len(self._waiting) >= self.max_queue:  # callers who went away while waiting give their place up
+                self._waiting = deque(s for s in self._waiting if not s.generation.cancelled)
             if len(self._waiting) >= self.max_queue:
                 raise Overloaded(
                     f"{len(self._waiting)} requests are already waiting for this model.",

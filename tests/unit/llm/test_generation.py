@@ -82,6 +82,28 @@ def test_prompts_too_long_or_empty_and_a_full_queue_are_refused(model: LlamaCppB
         engine.close(timeout=0)
 
 
+def test_a_caller_who_went_away_gives_up_its_place_in_the_queue(model: LlamaCppBackend) -> None:
+    """Found by the soak: clients that drop a waiting chat request must not fill the queue for live ones."""
+    engine = Engine(model, max_queue=2)
+
+    async def run() -> None:
+        prompt = model.tokenize("x")
+        with engine._wake:  # the engine thread cannot admit anyone meanwhile: the queue stays as we fill it
+            for _ in range(2):
+                engine.submit(GenerateRequest(prompt, 4)).cancel()  # sent, then the client went away
+            live = [engine.submit(GenerateRequest(prompt, 4)) for _ in range(2)]  # the gone ones made room
+            with pytest.raises(Overloaded, match="2 requests are already waiting"):
+                engine.submit(GenerateRequest(prompt, 4))  # but the live ones still count
+        for generation in live:
+            chunks = [chunk async for chunk in generation]
+            assert chunks[-1].finish_reason == "length"
+
+    try:
+        asyncio.run(run())
+    finally:
+        engine.close(timeout=0)
+
+
 def test_closing_tells_waiting_readers_instead_of_leaving_them_hanging(model: LlamaCppBackend) -> None:
     engine = Engine(model)
 
