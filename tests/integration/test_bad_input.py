@@ -158,3 +158,27 @@ def test_bad_and_good_requests_side_by_side(server: RunningServer, photos: dict[
 
     responses = asyncio.run(main())
     assert [r.status_code for r in responses] == [200, 400] * 8
+
+
+def test_a_client_that_leaves_mid_body_is_counted_as_499_not_as_a_bad_request(server: RunningServer) -> None:
+    import re
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.url)
+    metrics = server.client.get("/metrics").text
+    pattern = r'lanai_requests_total\{endpoint="/v1/models/\{model\}/classify",model="tiny",status="499"\} (\S+)'
+
+    def gone() -> float:
+        found = re.search(pattern, server.client.get("/metrics").text)
+        return float(found.group(1)) if found else 0.0
+
+    before = gone() if metrics else 0.0
+    with socket.create_connection((url.hostname, url.port)) as conn:
+        conn.sendall(b"POST /v1/models/tiny/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: 100000\r\n\r\n" + b"\xff\xd8" * 50)  # fmt: skip
+    deadline = time.monotonic() + 5
+    while gone() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone() == before + 1

@@ -53,6 +53,8 @@ class RequestMetrics:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
             model = scope.get("lanai.model", "")
+            if scope.get("lanai.client_gone"):
+                status = 499  # the client closed the connection first (nginx's code for it): no one got an answer
             key = (model, endpoint, status)
             children = self._children.get(key)
             if children is None:  # labels() builds and locks on every call; keep the children per key

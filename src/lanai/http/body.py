@@ -25,7 +25,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing more than ``limit`` bytes before reading them where possible."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise BadInput(f"Content-Length {declared!r} is not a number.")
         if int(declared) > limit:
             raise _too_large(limit)
@@ -37,6 +37,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise _too_large(limit)
             chunks.append(chunk)
     except ClientDisconnect:
+        request.scope["lanai.client_gone"] = True  # counted as 499 (nobody saw an answer), not as a 400
         raise BadInput("the client closed the connection before sending the whole body.") from None
     return b"".join(chunks)
 
