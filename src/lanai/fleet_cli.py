@@ -11,12 +11,10 @@ from pathlib import Path
 from lanai.config import Settings, load_settings
 from lanai.errors import BadInput
 from lanai.fleet.reference import parse_reference
-from lanai.fleet.registry import Credentials, RegistryClient, docker_credentials
+from lanai.fleet.registry import PASSWORD_ENV, Credentials, RegistryClient, docker_credentials
 from lanai.store import Store
 
 __all__ = ["add_parsers", "run_push", "run_pull", "run_follow", "run_drain"]
-
-PASSWORD_ENV = "LANAI_REGISTRY_PASSWORD"
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -35,6 +35,7 @@ from lanai.errors import LanaiError, RegistryError, StoreError
 from lanai.fleet.reference import Reference
 from lanai.fleet.registry import Fetched, RegistryClient, sha256_digest
 from lanai.store import Store
+from lanai.store.blobs import file_sha256
 from lanai.store.external import ROLE_PREFIX
 from lanai.store.manifest import FileRef, Manifest
 
@@ -261,11 +262,8 @@ def _descriptor(media_type: str, digest: str, size: int, annotations: dict[str, 
 
 
 def _file_digest(path: Path) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest(), path.stat().st_size
+    digest, size = file_sha256(path)
+    return "sha256:" + digest, size
 
 
 # -- pull -------------------------------------------------------------------------------------------

@@ -377,11 +377,11 @@ class Follower:
     def _client(self, entry: Follow, ref: Reference) -> Any:
         import os
 
-        from lanai.fleet.registry import Credentials, RegistryClient, docker_credentials
+        from lanai.fleet.registry import PASSWORD_ENV, Credentials, RegistryClient, docker_credentials
 
         credentials = docker_credentials(ref.registry)
         if entry.username:
-            credentials = Credentials(entry.username, os.environ.get("LANAI_REGISTRY_PASSWORD", ""))
+            credentials = Credentials(entry.username, os.environ.get(PASSWORD_ENV, ""))
         ca_file = Path(entry.ca_file) if entry.ca_file else None
         return RegistryClient(ref.registry, plain_http=entry.plain_http, ca_file=ca_file, credentials=credentials)
 

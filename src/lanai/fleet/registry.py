@@ -25,10 +25,12 @@ import httpx
 from lanai.errors import RegistryError
 from lanai.fleet.reference import Reference
 
-__all__ = ["RegistryClient", "Credentials", "Fetched", "docker_credentials", "sha256_digest"]
+__all__ = ["RegistryClient", "Credentials", "Fetched", "docker_credentials", "sha256_digest", "PASSWORD_ENV"]
 
 log = logging.getLogger(__name__)
 
+PASSWORD_ENV = "LANAI_REGISTRY_PASSWORD"
+"""Where the command line and the channel follower read the registry password of ``--username``."""
 MAX_MANIFEST_BYTES = 4 * 2**20
 """The registries' own limit for a manifest; anything larger is refused unread."""
 _CHUNK = 1 << 20

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from lanai.errors import StoreError
 from lanai.store._fs import fsync_dir, unlink_quietly
 
-__all__ = ["Blobs", "check_digest"]
+__all__ = ["Blobs", "check_digest", "file_sha256"]
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -28,6 +28,16 @@ def check_digest(digest: object) -> str:
             hint="a digest is 64 lowercase hexadecimal characters",
         )
     return digest
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """The sha256 (hex) and size of the file at ``path``, read in chunks."""
+    hasher, size = hashlib.sha256(), 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
 
 
 class Blobs:
@@ -87,11 +97,7 @@ class Blobs:
         """Whether the blob exists and its bytes still hash to ``digest``."""
         if not self.exists(digest):
             return False
-        hasher = hashlib.sha256()
-        with self.open(digest) as stream:
-            while chunk := stream.read(_CHUNK):
-                hasher.update(chunk)
-        return hasher.hexdigest() == digest
+        return file_sha256(self.path(digest))[0] == digest
 
     def digests(self) -> list[str]:
         """The digests of every blob in the store, sorted."""

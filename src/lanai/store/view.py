@@ -7,14 +7,13 @@ and temp files live in ``staging/``, where readers never look.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from lanai.errors import StoreError, VersionNotFound
 from lanai.store.active import read_active
-from lanai.store.blobs import Blobs
+from lanai.store.blobs import Blobs, file_sha256
 from lanai.store.external import ROLE_PREFIX, linked_model
 from lanai.store.layout import Layout
 from lanai.store.manifest import Manifest, read_manifest
@@ -114,16 +113,12 @@ class StoreView:
         StoreError names the first that does not match, e.g. bytes changed on a failing disk."""
         for role, ref in sorted(manifest.files.items()):
             path = self.blob_path(ref.sha256)
-            hasher, size = hashlib.sha256(), 0
             try:
-                with path.open("rb") as stream:
-                    while chunk := stream.read(1 << 20):
-                        hasher.update(chunk)
-                        size += len(chunk)
+                digest, size = file_sha256(path)
             except OSError as err:
                 raise StoreError(f"{manifest.name!r} version {manifest.version}: cannot read its {role} file "
                                  f"{ref.filename} ({path}): {err.strerror or err}") from None  # fmt: skip
-            if hasher.hexdigest() != ref.sha256 or size != ref.size:
+            if digest != ref.sha256 or size != ref.size:
                 raise StoreError(
                     f"{manifest.name!r} version {manifest.version}: its {role} file {ref.filename} no longer "
                     f"matches its digest (the blob {path.name[:12]}… was changed on disk).",
