@@ -36,9 +36,9 @@ from lanai.bundled import DEFAULT_MODEL, DEFAULT_PREPROCESS, bundled_model_dir, 
 from lanai.config import Settings  # noqa: E402
 from lanai.fleet.artifact import push  # noqa: E402
 from lanai.fleet.follow import Follow, write_follow_entries  # noqa: E402
+from lanai.fleet.golden import made_here  # noqa: E402
 from lanai.fleet.reference import parse_reference  # noqa: E402
 from lanai.fleet.registry import RegistryClient  # noqa: E402
-from lanai.fleet_cli import _golden  # noqa: E402
 from lanai.store import Store  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         source = Store(root / "source")
         ensure_default_model(source)
         (root / "chelsea.jpg").write_bytes(photo)
-        golden = _golden(source, Settings(home=source.root), DEFAULT_MODEL, 1, [root / "chelsea.jpg"])
+        golden = made_here(source, Settings(home=source.root), DEFAULT_MODEL, 1, [root / "chelsea.jpg"])
         ref = parse_reference(f"{registry.host}/models/classifier:stable")
         client = RegistryClient(registry.host, plain_http=True)
         push(source, DEFAULT_MODEL, 1, ref, client, golden=golden)

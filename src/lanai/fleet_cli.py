@@ -100,7 +100,12 @@ def run_push(args: argparse.Namespace) -> int:
     password = os.environ.get(args.sign_password_env) if args.sign_password_env else None
     settings = load_settings(cli={"home": args.home})
     store = Store(settings.home)
-    golden = _golden(store, settings, name, version, args.golden) if args.golden else None
+    golden = None
+    if args.golden:
+        from lanai.fleet.golden import made_here
+
+        golden = made_here(store, settings, name, version, args.golden)
+        print(f"golden inputs: {len(args.golden)}, answered by {name} here")
     rollout = None
     if args.rings:
         published_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -113,27 +118,6 @@ def run_push(args: argparse.Namespace) -> int:
     signed = "signed" if published.signed else "unsigned"
     print(f"pushed {name} as {published.reference} ({signed}; {published.sent} blobs sent)")
     return 0
-
-
-def _golden(store: Store, settings: Settings, name: str, version: int | None, files: list[Path]) -> bytes:
-    """The version's answers to ``files``, made by loading it here as the server would."""
-    import asyncio
-
-    from lanai.dataplane import DataPlane
-    from lanai.fleet.golden import record
-
-    plane = DataPlane(store, settings)
-
-    async def run() -> bytes:
-        model = await plane.open_version(name, version or store.manifest(name).version)
-        try:
-            return await record(plane, model, files)
-        finally:
-            await model.close(settings.shutdown_timeout)
-
-    golden = asyncio.run(run())
-    print(f"golden inputs: {len(files)}, answered by {name} here")
-    return golden
 
 
 def _seconds(text: str) -> float:

@@ -23,13 +23,13 @@ from lanai.cli import build_parser
 from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.fleet.artifact import Rollout, push
-from lanai.fleet.follow import Follow, Follower, FleetState, history, write_follow_entries
-from lanai.fleet_cli import _golden
+from lanai.fleet.follow import FleetState, Follow, Follower, history, write_follow_entries
+from lanai.fleet.golden import made_here
 from lanai.models_cli import run_models_command
 from lanai.store import Store
 from lanai.types import BatchingConfig
 
-from support import TINY_PREPROCESS, ServerThread, write_tiny_classifier
+from support import TINY_PREPROCESS, ServerThread
 
 
 def write_variant(path: Path, *, seed: int = 0, slow: int = 0) -> Path:
@@ -40,7 +40,10 @@ def write_variant(path: Path, *, seed: int = 0, slow: int = 0) -> Path:
 
     rng = np.random.default_rng(seed)
     weights = rng.standard_normal((3 * 8 * 8, 5)).astype(np.float32)
-    nodes = [helper.make_node("Flatten", ["input"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], ["raw"])]
+    nodes = [
+        helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "W"], ["raw"]),
+    ]
     init = [numpy_helper.from_array(weights, "W")]
     if slow:
         init += [numpy_helper.from_array(rng.standard_normal((192, 1024)).astype(np.float32) * 0.05, "H0"),
@@ -77,7 +80,7 @@ class Source:
                               inspect=inspector("onnx", "classify"), activate=True).version  # fmt: skip
 
     def golden(self, version: int) -> bytes:
-        return _golden(self.store, self.settings, "tiny", version, [self.photo])
+        return made_here(self.store, self.settings, "tiny", version, [self.photo])
 
     def push(self, version: int, golden: bytes | None = None, rollout: Rollout | None = None) -> str:
         from lanai.fleet.reference import parse_reference

@@ -20,7 +20,7 @@ import numpy as np
 
 from lanai.errors import BadInput, RegistryError
 
-__all__ = ["SUPPORTED", "GoldenCase", "record", "check", "load", "dump"]
+__all__ = ["SUPPORTED", "GoldenCase", "record", "check", "load", "dump", "made_here"]
 
 ROLE = "golden"
 FILENAME = "golden.json"
@@ -119,3 +119,22 @@ def _input(task: str, data: bytes) -> bytes | str:
 def _short(value: dict[str, Any]) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) < 120 else text[:117] + "..."
+
+
+def made_here(store: Any, settings: Any, name: str, version: int | None, files: list[Path]) -> bytes:
+    """The golden file for ``name`` at ``version`` (None: the active one): the version loaded here, as the
+    server would load it, run on ``files`` (blocking: it runs its own event loop)."""
+    import asyncio
+
+    from lanai.dataplane import DataPlane
+
+    plane = DataPlane(store, settings)
+
+    async def run() -> bytes:
+        model = await plane.open_version(name, version or store.manifest(name).version)
+        try:
+            return await record(plane, model, files)
+        finally:
+            await model.close(settings.shutdown_timeout)
+
+    return asyncio.run(run())
