@@ -13,7 +13,8 @@ digest goes through, in order, each step a reason to stop:
 5. **activate**: swapped in at once (requests in flight finish on the old version; none fails), with
    HAProxy's agent check saying ``maint`` meanwhile;
 6. **watch**: for ``watch_s`` the new version's failures and p95 latency are compared with those of the
-   version before; worse past the thresholds, it is rolled back at once and its digest refused, and the
+   version before; failing more, it is rolled back at once, slower over three checks in a row, likewise;
+   its digest is refused, and the
    box tells the fleet through the registry (a ``sha256-….rollback`` tag beside the artifact): boxes of
    later rings look for it before step 3 and refuse the version too.
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _MIN_WATCH_REQUESTS = 20
 _MIN_FAILURES = 3
+_LATENCY_CHECKS = 3  # checks in a row a slower p95 must last before it rolls back
 _MIN_LATENCY_GAIN_S = 0.005
 _PIPELINE_WAIT_S = 60.0
 ROLLBACK_TYPE = "application/vnd.lanai.rollback.v1"
@@ -296,16 +298,24 @@ class Follower:
         return "activated"
 
     async def _watch(self, entry: Follow, digest: str, version: int, state: FleetState) -> None:
-        """Compare the new version with the one before for ``watch_s``; roll back at the first verdict."""
+        """Compare the new version with the one before for ``watch_s``. Failures roll back at once; a slower
+        p95 must persist over ``_LATENCY_CHECKS`` checks in a row, so that one slow moment at the swap (new
+        instances warming up while the old ones drain) does not turn a good version away."""
         name = entry.model
         deadline = time.monotonic() + self.settings.watch_s
         baseline = self.plane.previous_outcomes.get(name)
+        slow_checks = 0
         while time.monotonic() < deadline:
             await asyncio.sleep(min(1.0, max(0.05, self.settings.watch_s / 20)))
             outcomes = self.plane.outcomes.get(name)
             if outcomes is None or outcomes.version != str(version):
                 return  # someone activated another version meanwhile
-            reason = verdict(outcomes.summary(), baseline, self.settings)
+            summary = outcomes.summary()
+            reason = failure_verdict(summary, baseline, self.settings)
+            if reason is None:
+                slower = latency_verdict(summary, baseline, self.settings)
+                slow_checks = slow_checks + 1 if slower is not None else 0
+                reason = slower if slow_checks >= _LATENCY_CHECKS else None
             if reason is not None:
                 await self._roll_back(entry, digest, version, reason, state)
                 return
@@ -392,13 +402,19 @@ class Follower:
             log.info(message, *args)
 
 
-def verdict(new: Any, old: Any, settings: Settings) -> str | None:
-    """Why the new version's figures (``OutcomeSummary``) are worse than the old one's, or None."""
-    if new.failures >= _MIN_FAILURES and new.requests >= 1:
-        old_ratio = old.failure_ratio if old is not None else 0.0
-        if new.failure_ratio > max(settings.rollback_failure_ratio, 2 * old_ratio):
-            return (f"{new.failures} of {new.requests} requests failed ({new.failure_ratio:.0%}; "
-                    f"the version before: {old_ratio:.0%})")  # fmt: skip
+def failure_verdict(new: Any, old: Any, settings: Settings) -> str | None:
+    """Why the new version's failures (``OutcomeSummary``) are worse than the old one's, or None."""
+    if new.failures < _MIN_FAILURES or new.requests < 1:
+        return None
+    old_ratio = old.failure_ratio if old is not None else 0.0
+    if new.failure_ratio > max(settings.rollback_failure_ratio, 2 * old_ratio):
+        return (f"{new.failures} of {new.requests} requests failed ({new.failure_ratio:.0%}; "
+                f"the version before: {old_ratio:.0%})")  # fmt: skip
+    return None
+
+
+def latency_verdict(new: Any, old: Any, settings: Settings) -> str | None:
+    """Why the new version's p95 latency is worse than the old one's, or None (also when too few requests)."""
     if old is None or old.p95_s is None or new.p95_s is None:
         return None
     if new.requests - new.failures < _MIN_WATCH_REQUESTS or old.requests < _MIN_WATCH_REQUESTS:
