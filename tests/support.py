@@ -126,15 +126,19 @@ class ServerThread:
         self.thread.join(30)
 
 
-def write_tiny_gguf(path: Path, *, context: int = 256) -> Path:
+def write_tiny_gguf(path: Path, *, context: int = 256, kv_heads: int = 2, experts: tuple[int, int] | None = None) -> Path:
     """A real GGUF file llama.cpp loads in milliseconds: a 2-layer llama with random weights and a
-    byte-level vocabulary of letters (so its answers are gibberish, but real tokens through real code)."""
+    byte-level vocabulary of letters (so its answers are gibberish, but real tokens through real code).
+
+    Two settings make files that crash llama.cpp (an ``abort()`` from a failed ``GGML_ASSERT``) instead of
+    failing to load: ``kv_heads=3`` (key/value heads that do not divide the 4 heads: the graph's matrix
+    product asserts) and ``experts=(1, 2)`` (more experts used per token than there are)."""
     from gguf import GGUFWriter, LlamaFileType, TokenType
 
     toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["▁"] + list("abcdefghijklmnopqrstuvwxyz")
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256
     types += [TokenType.NORMAL] * 27
-    e, layers, heads, kv_heads, ff = 64, 2, 4, 2, 128
+    e, layers, heads, ff = 64, 2, 4, 128
     writer = GGUFWriter(str(path), "llama")
     writer.add_context_length(context)
     writer.add_embedding_length(e)
@@ -145,6 +149,9 @@ def write_tiny_gguf(path: Path, *, context: int = 256) -> Path:
     writer.add_rope_dimension_count(e // heads)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(LlamaFileType.ALL_F32)
+    if experts is not None:
+        writer.add_expert_count(experts[0])
+        writer.add_expert_used_count(experts[1])
     writer.add_tokenizer_model("llama")
     writer.add_token_list(toks)
     writer.add_token_scores([0.0] * len(toks))

@@ -6,7 +6,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from lanai.backends import BackendOptions, backend_class
+from lanai.backends import BackendOptions, backend_class, canary
 from lanai.store import Store
 from lanai.tasks import get_task
 from lanai.types import ImagePreprocess, ModelInfo, TensorSpec
@@ -24,15 +24,17 @@ def bundled_model_dir() -> Path:
     return Path(str(resources.files("lanai") / "assets" / DEFAULT_MODEL))
 
 
-def inspector(backend: str, task: str | None = None):  # type: ignore[no-untyped-def]
+def inspector(backend: str, task: str | None = None, timeout: float = 900.0):  # type: ignore[no-untyped-def]
     """The store's import hook: load the file on ``backend`` (CPU) and report its inputs and outputs;
-    with ``task``, also check that the model fits that task (ModelLoadError says why not)."""
+    with ``task``, also check that the model fits that task (ModelLoadError says why not). The file is
+    loaded in a child process first (``backends.canary``), within ``timeout`` seconds."""
 
     # a language model is checked with a small context: loading is the test, not its size
     extra = {"n_ctx": 256, "parallel": 1} if backend == "llamacpp" else {}
 
     def inspect(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         options = BackendOptions(providers=("cpu",), intra_op_threads=1, extra=extra)
+        canary.check(path, backend, options, timeout=timeout)  # a runtime that crashes on it crashes there
         loaded = backend_class(backend).load(path, options)
         try:
             inputs, outputs = getattr(loaded, "inputs", ()), getattr(loaded, "outputs", ())  # tensor models only

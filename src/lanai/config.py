@@ -120,6 +120,10 @@ class Settings:
     load_timeout_s: float = 900.0
     """A model that has not loaded after this long is given up (marked failed; the others serve on). A
     big language model on a Pi's SD card takes minutes: the default leaves room for that."""
+    canary_load: bool = True
+    """Load each model file in a child process the first time, before the server loads it: a runtime that
+    crashes on a damaged file (a segfault, an abort) kills the child, and the server reports the crash
+    instead of dying of it. Costs about a second once per file and runtime (remembered in the store)."""
     thermal_soft_c: float = 75.0
     """Past this temperature (or while a Raspberry Pi's firmware throttles) the box admits less: smaller
     queues, longer batch waits, a lower weight for the load balancer's agent check."""

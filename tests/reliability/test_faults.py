@@ -1,8 +1,9 @@
 """Faults injected into real processes and real files: SIGKILL during `models add`, `pull` and `activate`
 at random moments (the store stays consistent, the old or the new version serves), SIGTERM under load
 (accepted requests are answered, exit 0), a disk that fills up during an import and a store made
-read-only (tmpfs mounts), a blob whose bytes changed on disk, a model whose load hangs, and restarts after
-crashes (counted, and a crash loop shows in /health and /metrics).
+read-only (tmpfs mounts), a blob whose bytes changed on disk, a model whose load hangs, a model whose
+load crashes its runtime (an abort in llama.cpp: contained in a child process), and restarts after crashes
+(counted, and a crash loop shows in /health and /metrics).
 
 `LANAI_FAULT_REPEATS` (default 8) sets how many random kills each kill test makes; the long run in
 docs/reliability.md used 200."""
@@ -10,6 +11,7 @@ docs/reliability.md used 200."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import re
@@ -31,7 +33,7 @@ from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.store import Store
 
-from support import TINY_PREPROCESS, ServerThread, encode, make_store, photo
+from support import TINY_PREPROCESS, ServerThread, encode, make_store, photo, write_tiny_gguf
 
 REPEATS = int(os.environ.get("LANAI_FAULT_REPEATS", "8"))
 LANAI = [sys.executable, "-m", "lanai.cli"]
@@ -144,10 +146,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_serve(home: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_serve(home: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*LANAI, "serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port),
-                             "--no-grpc", "--no-discovery", *extra],
+                             "--no-grpc", "--no-discovery", *extra], env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def wait_live(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "lanai serve exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("not live in time")
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
@@ -306,6 +321,52 @@ def test_a_load_that_hangs_is_given_up_and_the_server_stays_up(tmp_path: Path, m
     finally:
         with blob.open("r+b") as out:  # let the stuck reader reach the end
             out.truncate(0)
+
+
+def test_a_model_that_crashes_its_runtime_is_refused_and_the_server_stays_up(
+    tmp_path: Path, model_files: dict[str, Path]
+) -> None:
+    """A GGUF whose hyperparameters make llama.cpp abort (a failed GGML_ASSERT) sits in the store beside a
+    good model, as if imported by a lanai before the trial load existed (``Store.add`` with no load): with
+    the trial load switched off the whole server dies of it; with it on (the default) the server serves the
+    good model and reports the crash, and asking for the model again changes neither."""
+    pytest.importorskip("llama_cpp")
+    store = make_store(tmp_path / "store", model_files)
+    crasher = write_tiny_gguf(tmp_path / "crasher.gguf", kv_heads=3)
+    store.add(crasher, name="crasher", task="chat", backend="llamacpp", inspect=lambda path: ((), ()))
+    port = free_port()
+
+    unguarded = start_serve(store.root, port, env={"LANAI_CANARY_LOAD": "false"})
+    assert unguarded.wait(120) == -signal.SIGABRT  # the file really does crash the runtime in-process
+
+    proc = start_serve(store.root, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_live(port, proc)
+        failed: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{base}/health").json()
+            failed = {f["name"]: f["error"] for f in health["failed"]}
+            if "crasher" in failed and "tiny" in {m["name"] for m in health["models"]}:
+                break
+            time.sleep(0.2)
+        assert "crashed" in failed["crasher"] and "SIGABRT" in failed["crasher"], failed
+        assert "GGML_ASSERT" in failed["crasher"]  # the runtime's last words
+        photo_file = {"file": ("p.jpg", encode(photo("chelsea")))}
+        assert httpx.post(f"{base}/v1/models/tiny/classify", files=photo_file).status_code == 200
+        again = httpx.post(f"{base}/v2/repository/models/crasher/load", timeout=60)
+        assert again.status_code == 400 and "SIGABRT" in again.json()["error"], again.text
+        assert httpx.post(f"{base}/v1/models/tiny/classify", files=photo_file).status_code == 200
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    # what loaded cleanly in a child is remembered: the next start does not load it twice
+    marks = [json.loads(p.read_text()) for p in (store.root / "canary").iterdir()]
+    digests = {mark["sha256"] for mark in marks}
+    assert store.manifest("tiny").files["model"].sha256 in digests
+    assert store.manifest("crasher").files["model"].sha256 not in digests
 
 
 def test_restarts_after_crashes_are_counted_and_a_crash_loop_shows(tmp_path: Path) -> None:

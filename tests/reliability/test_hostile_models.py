@@ -184,6 +184,18 @@ def test_malformed_gguf_files(home: Path, sources: dict[str, bytes], tmp_path: P
         one_error_line(stderr, "llama.cpp cannot load", "GGUF")
 
 
+@pytest.mark.parametrize("hparams", [{"kv_heads": 3}, {"experts": (1, 2)}], ids=["kv heads", "experts"])
+def test_gguf_files_that_crash_llama_cpp(home: Path, tmp_path: Path, hparams: dict[str, object]) -> None:
+    """Well-formed GGUFs whose hyperparameters make llama.cpp abort (a failed GGML_ASSERT) rather than
+    refuse: the import's trial load runs in a child process, so ``models add`` (in this very process)
+    reports the crash in one line instead of dying of it."""
+    model = write_tiny_gguf(tmp_path / "model.gguf", **hparams)  # type: ignore[arg-type]
+    with unchanged(home):
+        code, stderr = run_add(home, model, "chat")
+        assert code == 1
+        one_error_line(stderr, "llamacpp runtime crashed", "SIGABRT", "GGML_ASSERT")
+
+
 def test_malformed_tflite_files(home: Path, tmp_path: Path) -> None:
     cases = {"a PNG": PNG, "a bare header": b"\x1c\0\0\0TFL3" + b"\0" * 48, "empty": b""}
     real = mediapipe_model(BLAZEFACE)

@@ -31,7 +31,6 @@ def _known(name: str) -> None:
 
 def backend_class(name: str) -> Any:
     """The class of the backend called ``name`` (a TensorBackend or LanguageBackend), imported now."""
-    """The class of the backend called ``name``, imported now."""
     _known(name)
     target, extra, _ = BACKENDS[name]
     module_name, _, class_name = target.partition(":")

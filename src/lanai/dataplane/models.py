@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
-from lanai.backends import BackendOptions, LanguageBackend, TensorBackend, backend_class, backend_kind
+from lanai.backends import BackendOptions, LanguageBackend, TensorBackend, backend_class, backend_kind, canary
 from lanai.batching import Batcher, BatchStats
 from lanai.config import Settings
 from lanai.errors import LanaiError, ModelLoadError, StoreError
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from lanai.dataplane.staged import StagedModel
     from lanai.generation import Engine, Usage
 
-__all__ = ["TensorModel", "LanguageModel", "Loaded", "open_model", "Observers"]
+__all__ = ["TensorModel", "LanguageModel", "Loaded", "open_model", "verify_files", "load_in_child_first", "Observers"]
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +113,34 @@ class LanguageModel(_Loaded):
 Loaded = Union[TensorModel, LanguageModel, "StagedModel"]
 
 
-def open_model(store: Store, manifest: Manifest, settings: Settings, observers: Observers) -> Loaded:
-    """Load ``manifest``'s model on its backend, after checking its files against their digests
-    (blocking: call it in a thread)."""
+def verify_files(store: Store, manifest: Manifest) -> None:
+    """Check ``manifest``'s files against their digests before anything loads them (blocking)."""
     try:
         store.verify(manifest)
     except StoreError as exc:
         raise ModelLoadError(exc.message, hint=exc.hint) from None
+
+
+async def load_in_child_first(store: Store, manifest: Manifest, settings: Settings) -> None:
+    """Load each of the version's model files in a child process, unless it loaded cleanly there before
+    on this runtime (``backends.canary``): a runtime that crashes on one raises ModelLoadError here."""
+    options = _backend_options(manifest, settings, 1)
+    if backend_kind(manifest.backend) == "language":  # the file is the test, not the context's size
+        options = replace(options, extra={**options.extra, "n_ctx": 256, "parallel": 1})
+    task = get_task(manifest.task)
+    roles = ("model", *task.stages[1:]) if isinstance(task, StagedTask) else ("model",)
+    for role in (role for role in roles if role in manifest.files):  # a missing one: the real load says so
+        digest = manifest.files[role].sha256
+        if canary.checked(store.root, digest, manifest.backend, options):
+            continue
+        path = store.file_path(manifest, role)
+        what = f"{manifest.name} version {manifest.version}" + ("" if role == "model" else f" ({role})")
+        await canary.check_async(path, manifest.backend, options, timeout=settings.load_timeout_s, what=what)
+        canary.remember(store.root, digest, manifest.backend, options)
+
+
+def open_model(store: Store, manifest: Manifest, settings: Settings, observers: Observers) -> Loaded:
+    """Load ``manifest``'s model on its backend (blocking: call it in a thread), its files verified."""
     task = get_task(manifest.task)
     kind = task.kind_on(manifest.backend)
     if backend_kind(manifest.backend) != kind:

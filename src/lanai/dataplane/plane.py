@@ -22,7 +22,15 @@ import numpy as np
 import lanai
 from lanai.config import Settings
 from lanai.dataplane.embed_cache import CacheKey, EmbeddingCache, content_digest
-from lanai.dataplane.models import LanguageModel, Loaded, Observers, TensorModel, open_model
+from lanai.dataplane.models import (
+    LanguageModel,
+    Loaded,
+    Observers,
+    TensorModel,
+    load_in_child_first,
+    open_model,
+    verify_files,
+)
 from lanai.dataplane.outcomes import Outcomes, OutcomeSummary, is_failure
 from lanai.dataplane.pipelines import run_pipeline
 from lanai.dataplane.staged import PlaneStages, StagedModel
@@ -147,9 +155,15 @@ class DataPlane:
         """Load ``version`` of ``name`` beside whatever serves (nothing is sent to it until it is swapped
         in): e.g. to run its golden inputs before it is activated. The caller closes it if unused."""
         manifest = self.store.manifest(name, version)
-        loading = _in_daemon_thread(open_model, self.store, manifest, self.settings, self._observers)
+
+        async def loading() -> Loaded:
+            await _in_daemon_thread(verify_files, self.store, manifest)
+            if self.settings.canary_load:
+                await load_in_child_first(self.store, manifest, self.settings)
+            return await _in_daemon_thread(open_model, self.store, manifest, self.settings, self._observers)
+
         try:
-            return await asyncio.wait_for(loading, self.settings.load_timeout_s)
+            return await asyncio.wait_for(loading(), self.settings.load_timeout_s)
         except asyncio.TimeoutError:
             # its thread cannot be stopped: it finishes or stays blocked on its own, holding nothing of ours
             raise ModelLoadError(
