@@ -89,3 +89,33 @@ def test_ordinary_clients_notice_nothing(url: str, photos: dict[str, bytes]) -> 
             r = client.post("/v1/models/tiny/classify", files={"file": ("c.jpg", photos["chelsea"])})
             assert r.status_code == 200
             time.sleep(0.6)  # idle longer than the header deadline between requests: keep-alive still works
+
+
+def test_the_server_holds_only_so_many_connections_in_all(tmp_path: Path, model_files: dict[str, Path]) -> None:
+    """Past ``max_connections`` over all addresses, one more gets a 503 with Retry-After (a load balancer
+    or client library retries it), like the server's other refusals; uvicorn's own limit sent a bare 503."""
+    store = make_store(tmp_path, model_files)
+    settings = Settings(home=store.root, max_connections=3, intra_op_threads=1, grpc=False, discovery=False)
+    with ServerThread(DataPlane(store, settings), settings) as server_url:
+        port = int(server_url.rsplit(":", 1)[1])
+        held = []
+        try:
+            for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):  # three addresses, one connection each
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+                held.append(sock)
+                sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.4", 0)) as extra:
+                answer = b""
+                while chunk := extra.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in head.lower(), answer
+            assert b"as many connections open" in body
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while httpx.get(server_url + "/v2/health/live", timeout=5).status_code != 200:  # room again
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

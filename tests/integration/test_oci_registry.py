@@ -107,7 +107,7 @@ def test_a_version_travels_through_the_registry_and_answers_the_same(
     assert theirs.provenance["pulled_from"].endswith(published.digest)
     target.activate(DEFAULT_MODEL, 1)
     answer = classify(target, DEFAULT_MODEL)
-    assert answer == classify(source, DEFAULT_MODEL) and answer[0]["label"] in ("Egyptian cat", "tabby")
+    assert answer == classify(source, DEFAULT_MODEL) and answer[0]["label"] in ("Egyptian cat", "tabby", "tiger cat")
 
 
 def test_a_text_classifier_with_external_weights_a_tokenizer_and_a_head_travels_whole(

@@ -34,6 +34,8 @@ GROWTH = 48 * 2**20  # an 8000 × 8000 RGB decode is 192 MB: a bomb that got dec
 
 # --- crafted files: the header says huge, the wire says small -------------------------------------------
 
+CATS = ("tabby", "tiger cat", "Egyptian cat")  # ImageNet's cats: Chelsea may be any of them
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -379,9 +381,10 @@ def test_pixel_modes_classify_like_the_rgb_original(server: RunningServer, chels
     wide = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)  # 16-bit grey, the same picture
     assert wide.mode == "I;16"
     cases = {
-        "CMYK JPEG": (_save(chelsea.convert("CMYK"), "JPEG", quality=95), expected),
+        # lossy (JPEG, 256 colours): the picture changes a little, so any of ImageNet's three cats will do
+        "CMYK JPEG": (_save(chelsea.convert("CMYK"), "JPEG", quality=95), CATS),
         "CMYK TIFF": (_save(chelsea.convert("CMYK"), "TIFF"), expected),
-        "P with transparency": (_save(chelsea.quantize(256), "PNG", transparency=0), expected),
+        "P with transparency": (_save(chelsea.quantize(256), "PNG", transparency=0), CATS),
         "RGBA": (_save(chelsea.convert("RGBA"), "PNG"), expected),
         "RGBA WebP": (_save(chelsea.convert("RGBA"), "WEBP", lossless=True), expected),
         "LA": (_save(grey.convert("LA"), "PNG"), expected_grey),
@@ -391,7 +394,8 @@ def test_pixel_modes_classify_like_the_rgb_original(server: RunningServer, chels
     for name, (data, label) in cases.items():
         with Image.open(io.BytesIO(data)) as img:
             assert img.mode in name or name.startswith("P") and img.mode == "P", (name, img.mode)
-        assert top1(server, data) == label, name
+        found = top1(server, data)
+        assert found in label if isinstance(label, tuple) else found == label, (name, found)
 
 
 @pytest.mark.parametrize(("mode", "words"), [("I", "32-bit integer"), ("F", "floating-point")])

@@ -8,7 +8,9 @@ could hold every connection a small box has. This protocol adds, per connection:
   of the previous answer;
 - a deadline for its body (``body_timeout``), from the end of its headers;
 - at most ``max_connections_per_client`` open connections per client address; one more gets a 429 and
-  is closed.
+  is closed;
+- at most ``max_connections`` open connections in all; one more gets a 503 and is closed. (uvicorn's own
+  ``limit_concurrency`` answers a bare 503 without ``Retry-After``, so lanai counts them here instead.)
 
 It also hands the application what the TLS handshake learnt about the client, which uvicorn does not:
 the client certificate it verified, as ``scope["lanai.peer_cert"]`` (a ``PeerCertificate``, parsed once
@@ -39,9 +41,12 @@ class ConnectionLimits:
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     max_connections_per_client: int = 64
+    max_connections: int = 1024
     open: Counter[str] = field(default_factory=Counter)
     """Open connections per client address (shared by every connection of one server)."""
     refused: int = 0
+    total: int = 0
+    """Open connections over all addresses."""
 
 
 _TOO_MANY = json.dumps(
@@ -50,11 +55,25 @@ _TOO_MANY = json.dumps(
         "kind": "RateLimited",
     }  # fmt: skip
 ).encode()
-_TOO_MANY_RESPONSE = (
-    b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\n"
-    + f"content-length: {len(_TOO_MANY)}\r\n\r\n".encode()
-    + _TOO_MANY
-)
+_FULL = json.dumps(
+    {
+        "error": "the server has as many connections open as it takes. Hint: retry after a moment, or reuse "
+        "connections (keep-alive).",
+        "kind": "Overloaded",
+    }  # fmt: skip
+).encode()
+
+
+def _refusal(status: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )  # fmt: skip
+
+
+_TOO_MANY_RESPONSE = _refusal(b"429 Too Many Requests", _TOO_MANY)
+_FULL_RESPONSE = _refusal(b"503 Service Unavailable", _FULL)
 
 
 class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
@@ -65,18 +84,25 @@ class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
         self._deadline: asyncio.TimerHandle | None = None
         self._peer_cert, self._tls = _peer_certificate(transport)
         self._address: str | None = self.client[0] if self.client else ""
+        refusal = None
         if self.limits.open[self._address] >= self.limits.max_connections_per_client:
+            refusal = _TOO_MANY_RESPONSE
+        elif self.limits.total >= self.limits.max_connections:
+            refusal = _FULL_RESPONSE
+        if refusal is not None:
             self._address = None  # not counted: refused
             self.limits.refused += 1
-            transport.write(_TOO_MANY_RESPONSE)
+            transport.write(refusal)
             transport.close()
             return
         self.limits.open[self._address] += 1
+        self.limits.total += 1
         self._arm(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self._address is not None:
+            self.limits.total -= 1
             self.limits.open[self._address] -= 1
             if self.limits.open[self._address] <= 0:
                 del self.limits.open[self._address]

@@ -61,12 +61,12 @@ class HttpDoor:
         pairing: PairingDesk | None = None,
     ) -> None:  # fmt: skip
         self.limits = ConnectionLimits(
-            settings.header_timeout, settings.body_timeout, settings.max_connections_per_client
-        )
+            settings.header_timeout, settings.body_timeout, settings.max_connections_per_client,
+            settings.max_connections,
+        )  # fmt: skip
         config = uvicorn.Config(
             create_app(plane, guard, pairing),
             http=protocol_with(self.limits),
-            limit_concurrency=settings.max_connections,
             lifespan="off",
             log_config=None,
             log_level=settings.log_level,
