@@ -421,6 +421,73 @@ def _ops_paths() -> Doc:
     }  # fmt: skip
 
 
+# -- links: where one answer names what the next call needs ---------------------------------------------
+
+_FIRST_ENTRY = "$response.body#/0/name"
+_NAME = "$response.body#/name"
+
+
+def _link(target: str, description: str, **parameters: str) -> Doc:
+    """A link's parameters only: a ``requestBody`` that is an object (StartPairing's session into
+    ConfirmPairing's body) is not an expression, and openapi-generator refuses the document for it."""
+    link: Doc = {"operationId": target, "description": description}
+    if parameters:
+        link["parameters"] = parameters
+    return link
+
+
+_LINKS: dict[str, tuple[str, Doc]] = {
+    "RepositoryIndex": ("200", {
+        "ModelMetadata": _link("ModelMetadata", "The first model's metadata (404 until it is loaded).",
+                               model=_FIRST_ENTRY),
+        "ModelReady": _link("ModelReady", "Whether the first model is loaded.", model=_FIRST_ENTRY),
+        "RepositoryModelLoad": _link("RepositoryModelLoad", "Load the first model.", model=_FIRST_ENTRY),
+        "RepositoryModelUnload": _link("RepositoryModelUnload", "Unload the first model.", model=_FIRST_ENTRY),
+    }),
+    "RepositoryModelLoad": ("200", {
+        "ModelMetadata": _link("ModelMetadata", "The loaded model's metadata.", model=_NAME),
+        "ModelReady": _link("ModelReady", "The loaded model is ready.", model=_NAME),
+        "RepositoryModelUnload": _link("RepositoryModelUnload", "Unload it again.", model=_NAME),
+    }),
+    "RepositoryModelUnload": ("200", {
+        "RepositoryModelLoad": _link("RepositoryModelLoad", "Load it again.", model=_NAME),
+        "ModelReady": _link("ModelReady", "Unloaded: 404 until it is loaded again.", model=_NAME),
+    }),
+    "ModelMetadata": ("200", {
+        "ModelInfer": _link("ModelInfer", "Run the model, with the inputs this metadata describes.", model=_NAME),
+        "ModelVersionMetadata": _link("ModelVersionMetadata", "The same, asked of the version loaded.",
+                                      model=_NAME, version="$response.body#/versions/0"),
+        "ModelVersionReady": _link("ModelVersionReady", "Whether the version loaded is ready.",
+                                   model=_NAME, version="$response.body#/versions/0"),
+        "ModelVersionInfer": _link("ModelVersionInfer", "Run the version loaded.",
+                                   model=_NAME, version="$response.body#/versions/0"),
+    }),
+    "ModelReady": ("200", {
+        "ModelMetadata": _link("ModelMetadata", "The ready model's metadata.", model=_NAME),
+    }),
+    "ListModels": ("200", {
+        "ModelMetadata": _link("ModelMetadata", "The first loaded model's metadata (its task is in the card).",
+                               model="$response.body#/data/0/id"),
+        "ModelReady": _link("ModelReady", "Whether the first loaded model is ready.",
+                            model="$response.body#/data/0/id"),
+    }),
+    "OpenPairing": ("201", {
+        "GetPairingStatus": _link("GetPairingStatus", "The pairing just opened, waiting for its device."),
+        "ClosePairing": _link("ClosePairing", "Close it before a device uses the code."),
+    }),
+}  # fmt: skip
+"""Each source operation's links, for people reading the document and for stateful fuzzers (schemathesis)."""
+
+
+def _linked(paths: Doc) -> Doc:
+    for operations in paths.values():
+        for operation in operations.values():
+            status, links = _LINKS.get(operation.get("operationId", ""), ("", {}))
+            if links:
+                operation["responses"][status]["links"] = links
+    return paths
+
+
 _HEALTH_ANSWER = {
     "description": "The whole report for an admin; the state and why for anyone else.",
     "anyOf": [ref("HealthReport"), ref("HealthStatus")],
@@ -546,16 +613,18 @@ def openapi_document() -> Doc:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
-        "paths": _secured(
-            {
-                **_task_paths(),
-                **_deepstack_paths(),
-                **_v2_paths(),
-                **_openai_paths(),
-                **_repository_paths(),
-                **_pairing_paths(),
-                **_ops_paths(),
-            }
+        "paths": _linked(
+            _secured(
+                {
+                    **_task_paths(),
+                    **_deepstack_paths(),
+                    **_v2_paths(),
+                    **_openai_paths(),
+                    **_repository_paths(),
+                    **_pairing_paths(),
+                    **_ops_paths(),
+                }
+            )
         ),  # fmt: skip
         "components": _components(),
         "security": [dict(requirement) for requirement in _SECURITY],
