@@ -36,7 +36,7 @@ from fuzzing import (
     oip_bodies,
     valid_form,
 )
-from hypothesis import example, given, seed
+from hypothesis import example, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -69,6 +69,9 @@ DESTRUCTIVE = [
     "StartPairing",
     "ConfirmPairing",
 ]
+STATEFUL_SCENARIOS, STATEFUL_STEPS = 20, 8
+"""CI's stateful run: scenarios of up to this many linked calls (LANAI_FUZZ_EXAMPLES scenarios on demand)."""
+CREDENTIALS = ("Authorization", "X-API-Key")
 if LONG_EXAMPLES:
     print(f"\nfuzzing with LANAI_FUZZ_EXAMPLES={LONG_EXAMPLES} LANAI_FUZZ_SEED={SEED}")
 
@@ -217,6 +220,59 @@ def test_destructive_operations_on_a_throwaway_server(
     throwaway_schema: Any, throwaway: Fuzzed, operation_id: str
 ) -> None:
     _fuzz_operation(throwaway_schema, operation_id, throwaway.url, 8)
+
+
+LINKED = sorted(
+    {op["operationId"] for ops in openapi_document()["paths"].values() for op in ops.values()
+     for response in op["responses"].values() if response.get("links")}
+    | {link["operationId"] for ops in openapi_document()["paths"].values() for op in ops.values()
+       for response in op["responses"].values() for link in response.get("links", {}).values()}
+)  # fmt: skip
+"""The operations the document's links join: the source of a link, or its target."""
+
+
+def test_the_stateful_run_follows_the_links_it_should() -> None:
+    assert {"RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload", "ModelMetadata", "ListModels",
+            "OpenPairing", "ClosePairing"} <= set(LINKED)  # fmt: skip
+    assert not {"Drain", "Undrain"} & set(LINKED)  # a drained server answers its readiness checks with 503
+
+
+def _reset(served: Fuzzed) -> None:
+    """Every model in the store loaded again, and no pairing open."""
+    served.client.delete("/v1/admin/pairing")
+    for entry in served.client.post("/v2/repository/index").json():
+        if entry["state"] != "READY":
+            loaded = served.client.post(f"/v2/repository/models/{entry['name']}/load")
+            assert loaded.status_code == 200, loaded.text
+
+
+def test_linked_calls_in_sequence_never_break_the_server(throwaway: Fuzzed) -> None:
+    """Schemathesis's stateful run over the document's links on the throwaway server: an index's first model
+    loaded, unloaded, loaded again, its metadata, readiness and versions, inference on it; the loaded models'
+    metadata; an open pairing looked at and closed. Each step valid or not; never a 5xx, always in time, and
+    the server alive after each step."""
+    schema = schemathesis.openapi.from_url(throwaway.url + "/openapi.json").include(operation_id=LINKED)
+    schema.config.phases.stateful.inference.algorithms = []  # the document's links only, none guessed
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def validate_response(self, response: Any, case: Any, *args: Any, **kwargs: Any) -> None:
+            TALLY.add("stateful " + str(case.operation.definition.raw.get("operationId")), response.status_code)
+            case.validate_response(response, checks=[not_a_server_error, answers_in_time])
+            assert_alive(throwaway.url)
+
+        def before_call(self, case: Any) -> None:
+            for name in CREDENTIALS:  # the admin calls from the box need none; a made-up key is only a 401
+                (case.headers or {}).pop(name, None)
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"timeout": REQUEST_TIMEOUT}
+
+        def teardown(self) -> None:
+            _reset(throwaway)  # each scenario starts from the same state, as hypothesis's replays expect
+
+    _maybe_seed(Workflow)
+    Workflow.run(settings=settings(fuzz_settings(STATEFUL_SCENARIOS), stateful_step_count=STATEFUL_STEPS))
+    assert_alive(throwaway.url)
 
 
 # -- 2. structure-aware fuzzers: the binary tensor extension and multipart forms ---------------------------------
