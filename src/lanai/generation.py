@@ -7,6 +7,9 @@ queueing behind one another, a new prompt is read while others keep generating, 
 another short. Tokens travel to the event loop one ``call_soon_threadsafe`` at a time; a client that
 goes away cancels its request, and its slot is freed at the next step.
 
+Several answers to one prompt (OpenAI's ``n``) read the prompt once: the first is admitted, and when its
+prompt has been read the others are forked from its cache into free sequences, each sampling on its own.
+
 A finished request leaves its prompt and answer in its sequence's cache. A new request goes to the free
 sequence whose cached tokens share the longest beginning with its prompt and reads only the rest: apps on
 a LAN send the same system prompt over and over, and a chat resends the whole conversation every turn.
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lanai.backends.base import BatchEntry, LanguageBackend, Sampling
+from lanai.backends.base import BatchEntry, LanguageBackend, Sampling, TokenLogprob
 from lanai.errors import BadInput, NotReady, Overloaded
 
 __all__ = ["Engine", "Generation", "Chunk", "Usage", "GenerateRequest"]
@@ -41,6 +44,8 @@ class GenerateRequest:
     """None: until the model ends or the context is full."""
     sampling: Sampling = Sampling()
     stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+    """Report each generated token's log probability, with this many likeliest alternatives (None: off)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Chunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     error: str | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """Of the tokens generated since the last chunk (when the request asked for them)."""
 
 
 class Generation:
@@ -119,6 +126,10 @@ class _Slot:
     """Text held back because it may be the start of a stop string."""
     done: bool = False
     stop_prefixes: set[str] = field(default_factory=set)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    """Of tokens generated but not yet sent."""
+    followers: list[_Slot] = field(default_factory=list)
+    """Other answers to the same prompt, forked from this slot's cache once it has read the prompt."""
 
     @property
     def position(self) -> int:
@@ -161,35 +172,47 @@ class Engine:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        """Answers waiting for a slot (several answers to one prompt count each)."""
+        return sum(1 + len(slot.followers) for slot in self._waiting)
 
     def submit(self, request: GenerateRequest) -> Generation:
         """Queue ``request``; its chunks arrive on the calling event loop."""
+        return self.submit_many([request])[0]
+
+    def submit_many(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        """Queue several answers to one prompt (their sampling may differ); the prompt is read once."""
         if self._closing:
             raise NotReady("the model is being unloaded.", hint="retry in a moment.")
+        first = requests[0]
+        if any(r.prompt != first.prompt for r in requests):
+            raise ValueError("submit_many: every request must have the same prompt")
         limit = self.model.n_ctx
-        if len(request.prompt) >= limit:
+        if len(first.prompt) >= limit:
             raise BadInput(
-                f"the prompt is {len(request.prompt)} tokens; this model's context holds {limit} tokens per request, "
+                f"the prompt is {len(first.prompt)} tokens; this model's context holds {limit} tokens per request, "
                 "the answer included.",
                 hint="shorten the prompt, or load the model with a larger n_ctx.",
             )
-        if not request.prompt:
+        if not first.prompt:
             raise BadInput("the prompt is empty.", hint="send some text.")
-        generation = Generation(asyncio.get_running_loop())
-        slot = _Slot(-1, request, generation, time.perf_counter())
-        slot.stop_prefixes = {stop[:i] for stop in request.stop for i in range(1, len(stop))}
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        slots = [_Slot(-1, request, Generation(loop), now) for request in requests]
+        for slot in slots:
+            slot.stop_prefixes = {stop[:i] for stop in slot.request.stop for i in range(1, len(stop))}
+        leader = slots[0]
+        leader.followers = slots[1:]
         with self._wake:
-            if len(self._waiting) >= self.max_queue:  # callers who went away while waiting give their place up
-                self._waiting = deque(s for s in self._waiting if not s.generation.cancelled)
-            if len(self._waiting) >= self.max_queue:
+            if self.waiting + len(slots) > self.max_queue:  # callers who went away while waiting give their place up
+                self._waiting = deque(s for s in self._waiting if not _all_cancelled(s))
+            if self.waiting + len(slots) > self.max_queue:
                 raise Overloaded(
-                    f"{len(self._waiting)} requests are already waiting for this model.",
+                    f"{self.waiting} requests are already waiting for this model.",
                     hint="retry after a short wait.",
                 )
-            self._waiting.append(slot)
+            self._waiting.append(leader)
             self._wake.notify()
-        return generation
+        return [slot.generation for slot in slots]
 
     async def embed(self, tokens: Sequence[int]) -> np.ndarray:
         """The model's embedding of ``tokens``, computed on the engine's thread."""
@@ -217,7 +240,8 @@ class Engine:
         while (self._active or self._waiting) and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.01)
         with self._wake:
-            for slot in [*self._waiting, *self._active.values()]:
+            slots = [*self._waiting, *self._active.values()]
+            for slot in [*slots, *(f for s in slots for f in s.followers)]:
                 if not slot.generation.cancelled:  # its reader is still there: tell it, don't leave it waiting
                     slot.generation._put(Chunk("", "error", error="the model was unloaded before this finished."))
                 slot.generation.cancel()
@@ -261,13 +285,60 @@ class Engine:
         while self._waiting and self._free:
             slot = self._waiting.popleft()
             if slot.generation.cancelled:
+                self._orphan(slot)
                 continue
             slot.seq, reuse = self._pick_sequence(slot.request.prompt)
-            self._free.remove(slot.seq)
-            slot.started = time.perf_counter()
-            self.model.start(slot.seq, slot.request.sampling, keep=reuse)
-            slot.prompt_done = slot.cached = reuse
-            self._active[slot.seq] = slot
+            if not self._begin(slot, reuse):
+                self._orphan(slot)
+
+    def _begin(self, slot: _Slot, keep: int) -> bool:
+        """Start ``slot`` on its sequence (taken from the free ones), keeping ``keep`` cached tokens."""
+        self._free.remove(slot.seq)
+        slot.started = time.perf_counter()
+        try:
+            self.model.start(slot.seq, slot.request.sampling, keep=keep)
+        except Exception as exc:  # e.g. a grammar the runtime refuses: this request fails, not the engine
+            self._free.append(slot.seq)
+            self._cached.pop(slot.seq, None)
+            self.model.clear(slot.seq)
+            slot.done = True
+            message = getattr(exc, "message", None) or str(exc)
+            slot.generation._put(Chunk("", "error", error=f"generation could not start: {message}"))
+            return False
+        self._cached.pop(slot.seq, None)
+        slot.prompt_done = slot.cached = keep
+        self._active[slot.seq] = slot
+        return True
+
+    def _orphan(self, slot: _Slot) -> None:
+        """The slot will not read its prompt: its followers wait for slots of their own, first in line."""
+        followers = [f for f in slot.followers if not f.generation.cancelled]
+        slot.followers = []
+        if followers:
+            followers[0].followers = followers[1:]
+            self._waiting.appendleft(followers[0])
+
+    def _fork(self, leader: _Slot, index: int) -> None:
+        """``leader`` has read its prompt (logits at batch row ``index``): its followers take free sequences
+        with a copy of its cache and draw their first token from the same logits."""
+        followers, leader.followers = leader.followers, []
+        waiting = []
+        for follower in followers:
+            if follower.generation.cancelled:
+                continue
+            if not self._free:
+                waiting.append(follower)
+                continue
+            follower.seq = self._free[0]  # the least recently used cache: it is overwritten
+            if not self._begin(follower, 0):
+                continue
+            self.model.fork(leader.seq, follower.seq)
+            follower.prompt_done = len(follower.request.prompt)
+            follower.cached = follower.prompt_done  # read once, for the leader
+            self._advance(follower, self.model.sample(follower.seq, index), index)
+        if waiting:  # no sequence free for them now: they read the prompt themselves later
+            waiting[0].followers = waiting[1:]
+            self._waiting.appendleft(waiting[0])
 
     def _pick_sequence(self, prompt: Sequence[int]) -> tuple[int, int]:
         """The free sequence whose cache shares the longest beginning with ``prompt``, and how many of its
@@ -313,9 +384,12 @@ class Engine:
             else:
                 slot.answer.append(slot.last_token)  # now in the cache too
         for seq, index in wanted.items():
-            self._advance(self._active[seq], self.model.sample(seq, index))
+            slot = self._active[seq]
+            if slot.followers:  # its prompt is read: the other answers to it start from here
+                self._fork(slot, index)
+            self._advance(slot, self.model.sample(seq, index), index)
 
-    def _advance(self, slot: _Slot, token: int) -> None:
+    def _advance(self, slot: _Slot, token: int, index: int) -> None:
         now = time.perf_counter()
         if slot.produced == 0:
             slot.first_token = now
@@ -323,6 +397,8 @@ class Engine:
         if self.model.is_end(token):
             self._finish(slot, "stop")
             return
+        if slot.request.logprobs is not None:
+            slot.logprobs.append(self.model.logprob(index, token, slot.request.logprobs))
         slot.last_token = token
         slot.pending += self.model.piece(token)
         text = _complete_utf8(slot)
@@ -342,13 +418,19 @@ class Engine:
             if at >= 0:
                 slot.held, slot.pending = "", b""
                 if at:
-                    slot.generation._put(Chunk(held[:at]))
+                    slot.generation._put(Chunk(held[:at], logprobs=self._take_logprobs(slot)))
                 return "stop"
         keep = max((len(p) for p in slot.stop_prefixes if held.endswith(p)), default=0)
         send, slot.held = (held[:-keep], held[-keep:]) if keep else (held, "")
         if send:
-            slot.generation._put(Chunk(send))
+            slot.generation._put(Chunk(send, logprobs=self._take_logprobs(slot)))
         return None
+
+    @staticmethod
+    def _take_logprobs(slot: _Slot) -> tuple[TokenLogprob, ...]:
+        taken = tuple(slot.logprobs)
+        slot.logprobs.clear()
+        return taken
 
     def _finish(self, slot: _Slot, reason: str, error: str | None = None) -> None:
         if slot.done:
@@ -365,12 +447,13 @@ class Engine:
             time_to_first_token_s=first - slot.enqueued,
             decode_s=now - first,
         )
-        slot.generation._put(Chunk(tail, reason, usage, error))
+        slot.generation._put(Chunk(tail, reason, usage, error, self._take_logprobs(slot)))
         if self._observer is not None and reason != "error":
             self._observer(usage)
         self._release(slot, keep_cache=reason != "error")
 
     def _release(self, slot: _Slot, *, keep_cache: bool = True) -> None:
+        self._orphan(slot)  # followers not yet forked (its prompt failed or was cancelled) wait on their own
         self._active.pop(slot.seq, None)
         if keep_cache:
             self.model.release(slot.seq)
@@ -383,6 +466,10 @@ class Engine:
             self.model.clear(slot.seq)
             self._cached.pop(slot.seq, None)
         self._free.append(slot.seq)  # least recently used first: a prompt that shares nothing evicts the oldest cache
+
+
+def _all_cancelled(slot: _Slot) -> bool:
+    return slot.generation.cancelled and all(f.generation.cancelled for f in slot.followers)
 
 
 def _complete_utf8(slot: _Slot) -> str:

@@ -136,7 +136,7 @@ def test_prompt_longer_than_the_context_is_refused_with_the_limit(client: openai
         ("/v1/chat/completions", {"model": "smol"}, 400, "'messages' must be a non-empty list"),
         ("/v1/chat/completions", {"model": "smol", "messages": QUESTION, "temperature": 9}, 400, "'temperature'"),
         ("/v1/chat/completions", {"model": "smol", "messages": [{"role": "robot", "content": "x"}]}, 400, "role"),
-        ("/v1/chat/completions", {"model": "smol", "messages": QUESTION, "n": 3}, 400, "one choice"),
+        ("/v1/chat/completions", {"model": "smol", "messages": QUESTION, "n": 17}, 400, "from 1 to 16"),
         ("/v1/chat/completions", {"model": "vision", "messages": QUESTION}, 400, "not a language model"),
         ("/v1/completions", {"model": "tiny", "prompt": 5}, 400, "'prompt' must be a string"),
         ("/v1/completions", {"model": "smol-embed", "prompt": "x"}, 400, "does not generate text"),

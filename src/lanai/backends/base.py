@@ -16,7 +16,7 @@ import numpy as np
 
 from lanai.types import TensorSpec
 
-__all__ = ["TensorBackend", "LanguageBackend", "BackendOptions", "Sampling", "BatchEntry"]
+__all__ = ["TensorBackend", "LanguageBackend", "BackendOptions", "Sampling", "BatchEntry", "TokenLogprob"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,38 @@ class TensorBackend(Protocol):
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to pick each next token: ``temperature`` ≤ 0 is greedy."""
+    """How to pick each next token: ``temperature`` ≤ 0 is greedy (the likeliest allowed token).
+
+    Applied in this order: ``logit_bias`` (token id → added to its logit; -100 bans it), the penalties on
+    tokens already generated (``repeat_penalty`` divides, ``frequency_penalty`` subtracts per occurrence,
+    ``presence_penalty`` once), ``grammar`` (a GBNF grammar whose ``root`` rule every answer must match),
+    then ``top_k``, ``top_p``, ``min_p``, ``temperature`` and the seeded draw."""
 
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    top_k: int = 0
+    """0: off."""
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    """1: off."""
+    penalty_last_n: int = 64
+    """How many of the latest tokens the penalties look at."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    grammar: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log probability under the model (before sampling settings), and the likeliest
+    alternatives at its position, best first."""
+
+    token: int
+    text: bytes
+    logprob: float
+    top: tuple[tuple[int, bytes, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,7 +143,19 @@ class LanguageBackend(Protocol):
         """Decode every entry in one pass; returns, per sequence that asked for logits, its logits row."""
         ...
 
+    n_vocab: int
+
     def sample(self, seq: int, index: int) -> int: ...
+
+    def logprob(self, index: int, token: int, top: int) -> TokenLogprob:
+        """``token``'s log probability at batch row ``index`` of the last ``decode``, with the ``top``
+        likeliest tokens there."""
+        ...
+
+    def fork(self, source: int, target: int) -> None:
+        """Copy sequence ``source``'s cache into ``target`` (started already): a prompt read once serves
+        several answers."""
+        ...
 
     def release(self, seq: int) -> None:
         """The request on ``seq`` ended; its cache stays for the next one."""

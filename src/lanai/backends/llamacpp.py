@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lanai.backends.base import BackendOptions, BatchEntry, Sampling
+from lanai.backends.base import BackendOptions, BatchEntry, Sampling, TokenLogprob
 from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
 
 try:
@@ -118,6 +118,7 @@ class LlamaCppBackend:
         self.parallel = options.parallel
         self.n_batch = options.n_batch
         self.n_embd = lib.llama_model_n_embd(model)
+        self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
         self._batch = lib.llama_batch_init(options.n_batch, 0, 1)
         self._samplers: dict[int, Any] = {}
         template = lib.llama_model_chat_template(model, None)
@@ -218,23 +219,65 @@ class LlamaCppBackend:
 
     def start(self, seq: int, sampling: Sampling, keep: int = 0) -> None:
         """Give sequence ``seq`` a fresh sampler, keeping only the first ``keep`` positions of its cache
-        (a prompt that begins with the same tokens as the last one in this sequence need not read them again)."""
+        (a prompt that begins with the same tokens as the last one in this sequence need not read them again).
+        A grammar llama.cpp cannot parse raises BadInput."""
         lib = self._lib
         self.release(seq)
         lib.llama_memory_seq_rm(self._memory, seq, keep, -1)
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        self._samplers[seq] = chain  # freed by release(), whatever happens below
+        add = lib.llama_sampler_chain_add
+        if sampling.logit_bias:
+            biases = (lib.llama_logit_bias * len(sampling.logit_bias))()
+            for i, (token, bias) in enumerate(sampling.logit_bias):
+                biases[i].token, biases[i].bias = token, bias
+            add(chain, lib.llama_sampler_init_logit_bias(self.n_vocab, len(sampling.logit_bias), biases))
+        if sampling.repeat_penalty != 1.0 or sampling.frequency_penalty or sampling.presence_penalty:
+            penalties: tuple[float, ...] = (sampling.penalty_last_n, sampling.repeat_penalty,
+                                            sampling.frequency_penalty, sampling.presence_penalty)  # fmt: skip
+            if len(lib.llama_sampler_init_penalties.argtypes) == 5:  # llama.cpp builds that still take n_vocab
+                penalties = (self.n_vocab, *penalties)
+            add(chain, lib.llama_sampler_init_penalties(*penalties))
+        if sampling.grammar is not None:
+            grammar = lib.llama_sampler_init_grammar(self._vocab, sampling.grammar.encode(), b"root")
+            if not grammar:
+                self.release(seq)
+                raise BadInput("llama.cpp could not parse the grammar.", hint="check its GBNF syntax.")
+            add(chain, grammar)
         if sampling.temperature <= 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            add(chain, lib.llama_sampler_init_greedy())
         else:
+            if sampling.top_k > 0:
+                add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
             if sampling.top_p < 1.0:
-                lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+                add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+            if sampling.min_p > 0.0:
+                add(chain, lib.llama_sampler_init_min_p(sampling.min_p, 1))
+            add(chain, lib.llama_sampler_init_temp(sampling.temperature))
             seed = _DEFAULT_SEED if sampling.seed is None else sampling.seed & 0xFFFFFFFF
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        self._samplers[seq] = chain
+            add(chain, lib.llama_sampler_init_dist(seed))
 
     def sample(self, seq: int, index: int) -> int:
         return int(self._lib.llama_sampler_sample(self._samplers[seq], self._ctx, index))
+
+    def logprob(self, index: int, token: int, top: int) -> TokenLogprob:
+        """``token``'s log probability at batch row ``index`` of the last decode (the model's own, before
+        any sampling setting), with the ``top`` likeliest tokens there."""
+        pointer = self._lib.llama_get_logits_ith(self._ctx, index)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).astype(np.float64)
+        peak = float(logits.max())
+        logprobs = logits - (peak + float(np.log(np.exp(logits - peak).sum())))
+        best: tuple[tuple[int, bytes, float], ...] = ()
+        if top > 0:
+            chosen = np.argpartition(-logprobs, top - 1)[:top]
+            chosen = chosen[np.argsort(-logprobs[chosen], kind="stable")]
+            best = tuple((int(t), self.piece(int(t)), float(logprobs[t])) for t in chosen)
+        return TokenLogprob(token, self.piece(token), float(logprobs[token]), best)
+
+    def fork(self, source: int, target: int) -> None:
+        """Copy ``source``'s cache into ``target``: both continue from the same prompt, read once."""
+        self._lib.llama_memory_seq_rm(self._memory, target, -1, -1)
+        self._lib.llama_memory_seq_cp(self._memory, source, target, -1, -1)
 
     def release(self, seq: int) -> None:
         """Free sequence ``seq``'s sampler; its cache stays for a later prompt with the same beginning."""

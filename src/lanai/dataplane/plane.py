@@ -553,12 +553,20 @@ class DataPlane:
 
     def generate(self, name: str, request: GenerateRequest) -> Generation:
         """Start generating for ``request``; iterate the result on this event loop."""
+        return self.generate_many(name, [request])[0]
+
+    def generate_many(self, name: str, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        """Start several answers to one prompt (their sampling may differ): the prompt is read once."""
         model = self.language_model(name)
         if model.info.task == "embed":
             raise WrongTask(
                 f"model {name!r} is an embedding model; it does not generate text.", model=name, task="embed"
             )
-        return model.engine.submit(request)
+        return model.engine.submit_many(requests)
+
+    def vocabulary_size(self, name: str) -> int:
+        """How many tokens language model ``name`` knows (token ids run from 0 to this, exclusive)."""
+        return int(self.language_model(name).backend.n_vocab)
 
     async def embed(self, name: str, texts: Sequence[str | bytes]) -> tuple[list[np.ndarray], int]:
         """One embedding per input, and the number of tokens read. A GGUF encoder embeds texts in its

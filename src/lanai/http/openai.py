@@ -28,14 +28,18 @@ from lanai.http.json_response import JSONResponse, dumps
 from lanai.protocol.openai import (
     ChatChoice,
     ChatCompletion,
+    ChatLogprobs,
     ChatMessage,
     Completion,
     CompletionChoice,
+    CompletionLogprobs,
     Embedding,
     EmbeddingList,
     EmbeddingUsage,
     ModelCard,
     ModelList,
+    TokenLogprob,
+    TopLogprob,
     Usage,
 )
 from lanai.tasks.base import wire_vector
@@ -44,6 +48,8 @@ from lanai.tasks.chat_template import ROLES, message_text
 __all__ = ["routes"]
 
 _MAX_STOPS = 4
+_MAX_CHOICES = 16
+_MAX_TOP_LOGPROBS = 20
 _MAX_INPUTS = 2048
 _DISCONNECT_POLL_S = 0.25
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -108,7 +114,19 @@ def _number(data: dict[str, Any], key: str, default: float, low: float, high: fl
     return float(value)
 
 
-def _request(data: dict[str, Any], prompt: list[int]) -> Any:
+def _whole(data: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _Invalid(key, f"'{key}' must be a whole number from {low} to {high}, not {value!r}.")
+    return value
+
+
+def _requests(data: dict[str, Any], prompt: list[int], vocabulary: int, *, chat: bool) -> list[Any]:
+    """The request's answers to generate (``n`` of them, sharing the prompt), each a GenerateRequest."""
+    from dataclasses import replace
+
     from lanai.backends.base import Sampling
     from lanai.generation import GenerateRequest
 
@@ -127,13 +145,81 @@ def _request(data: dict[str, Any], prompt: list[int]) -> Any:
     seed = data.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise _Invalid("seed", f"'seed' must be a whole number, not {seed!r}.")
-    n = data.get("n", 1)
-    if n != 1:
-        raise _Invalid("n", "lanai generates one choice per request ('n' must be 1).", hint="send n requests.")
+    n = _whole(data, "n", 1, 1, _MAX_CHOICES)
     sampling = Sampling(
-        temperature=_number(data, "temperature", 1.0, 0.0, 2.0), top_p=_number(data, "top_p", 1.0, 0.0, 1.0), seed=seed
+        temperature=_number(data, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(data, "top_p", 1.0, 0.0, 1.0),
+        top_k=_whole(data, "top_k", 0, 0, vocabulary),
+        min_p=_number(data, "min_p", 0.0, 0.0, 1.0),
+        presence_penalty=_number(data, "presence_penalty", 0.0, -2.0, 2.0),
+        frequency_penalty=_number(data, "frequency_penalty", 0.0, -2.0, 2.0),
+        repeat_penalty=_number(data, "repeat_penalty", 1.0, 0.0, 10.0) or 1.0,
+        logit_bias=_logit_bias(data.get("logit_bias"), vocabulary),
+        grammar=_grammar(data) if chat else None,
     )
-    return GenerateRequest(prompt, max_tokens, sampling, stops)
+    logprobs = _logprobs(data, chat=chat)
+    first = GenerateRequest(prompt, max_tokens, replace(sampling, seed=seed), stops, logprobs)
+    # each further answer draws its own tokens: with a seed, the next seeds, so the set is reproducible
+    others = [replace(first, sampling=replace(sampling, seed=None if seed is None else seed + i)) for i in range(1, n)]
+    return [first, *others]
+
+
+def _logit_bias(value: Any, vocabulary: int) -> tuple[tuple[int, float], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise _Invalid("logit_bias", "'logit_bias' must be an object of token ids to biases from -100 to 100.")
+    biases = []
+    for key, bias in value.items():
+        token = int(key) if isinstance(key, str) and key.isascii() and key.isdigit() else -1
+        if not 0 <= token < vocabulary:
+            raise _Invalid(
+                "logit_bias",
+                f"'logit_bias' names token {key!r}; this model's token ids run from 0 to {vocabulary - 1}.",
+                hint="the ids are the model's own tokenizer's, not OpenAI's.",
+            )
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
+            raise _Invalid("logit_bias", f"'logit_bias' for token {key} must be a number from -100 to 100.")
+        biases.append((token, float("-inf") if bias <= -100 else float(bias)))
+    return tuple(biases)
+
+
+def _logprobs(data: dict[str, Any], *, chat: bool) -> int | None:
+    """How many alternatives to report per token (None: no log probabilities)."""
+    if chat:
+        wanted = data.get("logprobs")
+        if wanted is not None and not isinstance(wanted, bool):
+            raise _Invalid("logprobs", "'logprobs' must be true or false.")
+        top = _whole(data, "top_logprobs", 0, 0, _MAX_TOP_LOGPROBS)
+        if data.get("top_logprobs") is not None and not wanted:
+            raise _Invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true.")
+        return top if wanted else None
+    if data.get("logprobs") is None:
+        return None
+    return _whole(data, "logprobs", 0, 0, _MAX_TOP_LOGPROBS)
+
+
+def _grammar(data: dict[str, Any]) -> str | None:
+    """The grammar for ``response_format``: JSON (an object), or JSON matching the given schema."""
+    from lanai.tasks.structured import json_grammar
+
+    form = data.get("response_format")
+    if form is None:
+        return None
+    kind = form.get("type") if isinstance(form, dict) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return json_grammar(None)
+    if kind == "json_schema":
+        spec = form.get("json_schema")
+        if not isinstance(spec, dict):
+            raise _Invalid("response_format", "'response_format.json_schema' must be an object with a 'schema'.")
+        try:
+            return json_grammar(spec.get("schema"), where="response_format.json_schema.schema")
+        except BadInput as exc:
+            raise _Invalid("response_format", exc.message, hint=exc.hint) from None
+    raise _Invalid("response_format", "'response_format.type' must be text, json_object or json_schema.")
 
 
 def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
@@ -173,7 +259,7 @@ async def chat_completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
     name = _model(data, plane, request)
-    _unsupported(data, "tools", "functions", "logprobs", "response_format")
+    _unsupported(data, "tools", "functions")
     prompt = plane.chat_prompt(name, _messages(data))
     return await _respond(request, plane, name, data, prompt, chat=True)
 
@@ -183,7 +269,9 @@ async def completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
     name = _model(data, plane, request)
-    _unsupported(data, "echo", "logprobs", "suffix")
+    _unsupported(data, "echo", "suffix")
+    if data.get("best_of") not in (None, 1):
+        raise _Invalid("best_of", "'best_of' is not supported by lanai.", hint="ask for n answers and pick yourself.")
     prompt = data.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -195,49 +283,101 @@ async def completions(request: Request) -> Response:
 async def _respond(
     request: Request, plane: DataPlane, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool
 ) -> Response:
-    generation = plane.generate(name, _request(data, prompt))
+    requests = _requests(data, prompt, plane.vocabulary_size(name), chat=chat)
+    asked = requests[0].logprobs is not None
+    generations = plane.generate_many(name, requests)
     ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if data.get("stream"):
         options = data.get("stream_options") or {}
         usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-        events = _stream(generation, ident, created, name, chat=chat, include_usage=usage)
+        events = _stream(generations, ident, created, name, chat=chat, include_usage=usage, logprobs=asked)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    chunks = await _collect(request, generation)
-    if chunks is None:  # the client went away; its slot is free again
+    answers = await _collect(request, generations)
+    if answers is None:  # the client went away; its slots are free again
         return Response(status_code=499)
-    texts, last = [c.text for c in chunks], chunks[-1]
-    if last.error:
-        return openai_error(500, last.error, "server_error")
-    text, finish, tokens = "".join(texts), last.finish_reason, _usage(last.usage)
+    for chunks in answers:
+        if chunks[-1].error:
+            return openai_error(500, chunks[-1].error, "server_error")
+    tokens = _total_usage([chunks[-1].usage for chunks in answers])
     if chat:
-        choice = ChatChoice(0, ChatMessage("assistant", text), finish)
-        return JSONResponse(ChatCompletion(ident, "chat.completion", created, name, (choice,), tokens).to_dict())
-    answer = Completion(ident, "text_completion", created, name, (CompletionChoice(0, text, None, finish),), tokens)
-    return JSONResponse(answer.to_dict())
+        choices = tuple(
+            ChatChoice(i, ChatMessage("assistant", _text(chunks)), chunks[-1].finish_reason,
+                       _chat_logprobs(chunks, asked))
+            for i, chunks in enumerate(answers)
+        )  # fmt: skip
+        return JSONResponse(ChatCompletion(ident, "chat.completion", created, name, choices, tokens).to_dict())
+    texts = tuple(
+        CompletionChoice(i, _text(chunks), _completion_logprobs(chunks, asked), chunks[-1].finish_reason)
+        for i, chunks in enumerate(answers)
+    )  # fmt: skip
+    return JSONResponse(Completion(ident, "text_completion", created, name, texts, tokens).to_dict())
 
 
-async def _collect(request: Request, generation: Any) -> list[Any] | None:
-    """Every chunk of a whole (not streamed) answer; None if the client disconnects first, which stops
-    the generation: an app that gave up waiting should not keep a slot busy."""
+def _text(chunks: Sequence[Any]) -> str:
+    return "".join(chunk.text for chunk in chunks)
 
-    async def read() -> list[Any]:
+
+async def _collect(request: Request, generations: Sequence[Any]) -> list[list[Any]] | None:
+    """Every chunk of each whole (not streamed) answer; None if the client disconnects first, which stops
+    the generations: an app that gave up waiting should not keep slots busy."""
+
+    async def read(generation: Any) -> list[Any]:
         return [chunk async for chunk in generation]
 
-    reader = asyncio.ensure_future(read())
+    reader = asyncio.gather(*(read(g) for g in generations))
     while True:
         done, _ = await asyncio.wait({reader}, timeout=_DISCONNECT_POLL_S)
         if done:
-            return reader.result()
+            return list(reader.result())
         if await request.is_disconnected():
-            generation.cancel()
+            for generation in generations:
+                generation.cancel()
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             return None
 
 
+async def _merged(generations: Sequence[Any]) -> AsyncIterator[tuple[int, Any]]:
+    """The chunks of several generations as they come, each with its answer's index."""
+    if len(generations) == 1:
+        async for chunk in generations[0]:
+            yield 0, chunk
+        return
+    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+
+    async def pump(index: int, generation: Any) -> None:
+        try:
+            async for chunk in generation:
+                await queue.put((index, chunk))
+        finally:
+            await queue.put((index, None))
+
+    pumps = [asyncio.create_task(pump(i, g)) for i, g in enumerate(generations)]
+    try:
+        remaining = len(pumps)
+        while remaining:
+            index, chunk = await queue.get()
+            if chunk is None:
+                remaining -= 1
+            else:
+                yield index, chunk
+    finally:
+        for task in pumps:
+            task.cancel()
+        for generation in generations:
+            generation.cancel()
+
+
 async def _stream(
-    generation: Any, ident: str, created: int, model: str, *, chat: bool, include_usage: bool
+    generations: Sequence[Any],
+    ident: str,
+    created: int,
+    model: str,
+    *,
+    chat: bool,
+    include_usage: bool,
+    logprobs: bool,
 ) -> AsyncIterator[bytes]:
     kind = "chat.completion.chunk" if chat else "text_completion"
 
@@ -247,29 +387,85 @@ async def _stream(
             body["usage"] = usage
         return b"data: " + dumps(body) + b"\n\n"
 
-    def choice(text: str | None, finish: str | None, first: bool = False) -> dict:
+    def choice(index: int, chunk: Any | None, finish: str | None = None) -> dict:
+        text = chunk.text if chunk is not None else None
         if not chat:
-            return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
-        delta: dict[str, str] = {"role": "assistant"} if first else {}
-        if text is not None:
-            delta["content"] = text
-        return {"index": 0, "delta": delta, "finish_reason": finish}
+            legacy = _completion_logprobs([chunk], logprobs) if chunk is not None else None
+            return {"index": index, "text": text or "", "logprobs": legacy and legacy.to_dict(),
+                    "finish_reason": finish}  # fmt: skip
+        delta: dict[str, str] = {"role": "assistant"} if chunk is None else {}
+        if chunk is None:
+            delta["content"] = ""
+        elif text or finish is None:
+            delta["content"] = text or ""
+        tokens = _chat_logprobs([chunk], logprobs) if chunk is not None else None
+        return {"index": index, "delta": delta, "logprobs": tokens and tokens.to_dict(), "finish_reason": finish}
 
     if chat:
-        yield event([choice("", None, first=True)])
-    async for chunk in generation:
+        yield event([choice(i, None) for i in range(len(generations))])
+    usages = []
+    async for index, chunk in _merged(generations):
         if chunk.error:
             error = {"error": {"message": chunk.error, "type": "server_error", "param": None, "code": None}}
             yield b"data: " + dumps(error) + b"\n\n"
             break
         if chunk.finish_reason is None:
-            yield event([choice(chunk.text, None)])
+            yield event([choice(index, chunk)])
             continue
-        last_text = (chunk.text or None) if chat else chunk.text
-        yield event([choice(last_text, chunk.finish_reason)])
+        yield event([choice(index, chunk, chunk.finish_reason)])
+        usages.append(chunk.usage)
+    else:
         if include_usage:
-            yield event([], _usage(chunk.usage).to_dict())
+            yield event([], _total_usage(usages).to_dict())
     yield b"data: [DONE]\n\n"
+
+
+def _total_usage(usages: Sequence[Any]) -> Usage:
+    """One request's tokens: its prompt once (read once for every answer), every answer's tokens."""
+    first = usages[0] if usages else None
+    if first is None:
+        return Usage.of(0, 0, 0)
+    completion = sum(u.completion_tokens for u in usages if u is not None)
+    return Usage.of(first.prompt_tokens, completion, first.cached_tokens)
+
+
+def _token_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _chat_logprobs(chunks: Sequence[Any], asked: bool) -> ChatLogprobs | None:
+    if not asked:
+        return None
+    entries = [entry for chunk in chunks for entry in chunk.logprobs]
+    return ChatLogprobs(tuple(
+        TokenLogprob(_token_text(e.text), e.logprob, tuple(e.text),
+                     tuple(TopLogprob(_token_text(t), lp, tuple(t)) for _, t, lp in e.top))
+        for e in entries
+    ))  # fmt: skip
+
+
+def _completion_logprobs(chunks: Sequence[Any], asked: bool) -> CompletionLogprobs | None:
+    if not asked:
+        return None
+    entries = [entry for chunk in chunks for entry in chunk.logprobs]
+    tokens, offsets, at = [], [], 0
+    for entry in entries:
+        tokens.append(_token_text(entry.text))
+        offsets.append(at)
+        at += len(tokens[-1])
+    return CompletionLogprobs(
+        tuple(tokens), tuple(e.logprob for e in entries),
+        tuple(_by_text(e.top) for e in entries), tuple(offsets),
+    )  # fmt: skip
+
+
+def _by_text(top: Sequence[tuple[int, bytes, float]]) -> dict[str, float]:
+    """The legacy shape keys alternatives by text: of tokens with the same text (e.g. pieces of characters,
+    all U+FFFD), the likeliest one's figure stands."""
+    found: dict[str, float] = {}
+    for _, text, logprob in top:
+        found.setdefault(_token_text(text), logprob)
+    return found
 
 
 def _usage(usage: Any) -> Usage:

@@ -21,6 +21,12 @@ __all__ = [
     "RequestMessage",
     "StreamOptions",
     "ChatCompletionRequest",
+    "ResponseFormat",
+    "JsonSchemaFormat",
+    "TopLogprob",
+    "TokenLogprob",
+    "ChatLogprobs",
+    "CompletionLogprobs",
     "CompletionRequest",
     "EmbeddingRequest",
     "ModelCard",
@@ -86,10 +92,55 @@ class Sampling(Wire):
     stop: str | list[str] | None = doc(
         "Text that ends the answer: a string, or up to 4 non-empty strings.", default=None, omit_none=True
     )
-    seed: int | None = doc("Same seed, same prompt, same settings: same answer.", default=None, omit_none=True)
-    n: int = doc("Choices to generate: lanai gives one.", default=1, omit_none=True, minimum=1, maximum=1)
+    seed: int | None = doc(
+        "Same seed, same prompt, same settings: same answer (with n > 1, answer i draws with seed + i).",
+        default=None, omit_none=True,
+    )  # fmt: skip
+    n: int = doc("Answers to generate; the prompt is read once for all of them.", default=1, omit_none=True,
+                 minimum=1, maximum=16)  # fmt: skip
+    top_k: int | None = doc("Draw from the k likeliest tokens only (llama.cpp's extension; 0: off).", default=None,
+                            omit_none=True, minimum=0)  # fmt: skip
+    min_p: float | None = doc("Drop tokens less likely than min_p × the likeliest's (llama.cpp's extension).",
+                              default=None, omit_none=True, minimum=0, maximum=1)  # fmt: skip
+    presence_penalty: float | None = doc(
+        "Subtracted once from every token already generated.", default=None, omit_none=True, minimum=-2, maximum=2
+    )
+    frequency_penalty: float | None = doc(
+        "Subtracted per time a token was already generated.", default=None, omit_none=True, minimum=-2, maximum=2
+    )
+    repeat_penalty: float | None = doc(
+        "Divides the logits of the last 64 tokens generated (llama.cpp's extension; 1: off).",
+        default=None, omit_none=True, minimum=0, maximum=10,
+    )  # fmt: skip
+    logit_bias: dict[str, float] | None = doc(
+        "Token id (the model's own tokenizer) → added to its logit, -100 to 100; -100 bans the token.",
+        default=None, omit_none=True,
+    )  # fmt: skip
     stream: bool = doc("Answer as server-sent events, ending with data: [DONE].", default=False, omit_none=True)
     stream_options: StreamOptions | None = doc("Options of a streamed answer.", default=None, omit_none=True)
+
+
+@dataclass(frozen=True)
+class JsonSchemaFormat(Wire):
+    """The schema every answer must match."""
+
+    name: str = doc("A name for the schema.", default="answer", omit_none=True)
+    schema: dict[str, Any] | None = doc(
+        "The JSON Schema. Keywords that cannot be enforced while decoding (numeric bounds, oneOf, allOf, "
+        "formats other than date, time, date-time and uuid) are refused by name.",
+        default=None, omit_none=True,
+    )  # fmt: skip
+    strict: bool | None = doc("Accepted: lanai always enforces the schema.", default=None, omit_none=True)
+    description: str | None = doc("What the answer is for.", default=None, omit_none=True)
+
+
+@dataclass(frozen=True)
+class ResponseFormat(Wire):
+    """What the answer must be: free text, any JSON object, or JSON matching a schema (decoding is
+    constrained by a grammar, so the answer parses unless it is cut short by max_tokens)."""
+
+    type: Literal["text", "json_object", "json_schema"] = doc("The kind of answer.")
+    json_schema: JsonSchemaFormat | None = doc("With json_schema: the schema.", default=None, omit_none=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +148,10 @@ class ChatCompletionRequest(Sampling):
     """A conversation to answer."""
 
     messages: list[RequestMessage] = doc("The conversation so far.", minItems=1)
+    response_format: ResponseFormat | None = doc("Constrain the answer to JSON.", default=None, omit_none=True)
+    logprobs: bool | None = doc("Return each token's log probability.", default=None, omit_none=True)
+    top_logprobs: int | None = doc("With logprobs: the likeliest alternatives per token.", default=None,
+                                   omit_none=True, minimum=0, maximum=20)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +159,8 @@ class CompletionRequest(Sampling):
     """A text to continue."""
 
     prompt: str | list[str] = doc("The text to continue (a list may hold one text).")
+    logprobs: int | None = doc("Return each token's log probability and this many likeliest alternatives.",
+                               default=None, omit_none=True, minimum=0, maximum=20)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,14 +226,51 @@ class ChatMessage(Wire):
 
 
 @dataclass(frozen=True)
-class ChatChoice(Wire):
-    """The one answer lanai gives."""
+class TopLogprob(Wire):
+    """A likely token at a position."""
 
-    index: int = doc("Always 0.")
+    token: str = doc("The token's text (a piece of a character shows as U+FFFD; see bytes).")
+    logprob: float = doc("Its natural-log probability under the model.")
+    bytes: tuple[int, ...] = doc("The token's UTF-8 bytes.")
+
+
+@dataclass(frozen=True)
+class TokenLogprob(Wire):
+    """A generated token with its log probability and the likeliest alternatives at its position."""
+
+    token: str = doc("The token's text.")
+    logprob: float = doc("Its natural-log probability under the model (before sampling settings).")
+    bytes: tuple[int, ...] = doc("The token's UTF-8 bytes.")
+    top_logprobs: tuple[TopLogprob, ...] = doc("The top_logprobs likeliest tokens there, best first.")
+
+
+@dataclass(frozen=True)
+class ChatLogprobs(Wire):
+    """Log probabilities of an answer's tokens."""
+
+    content: tuple[TokenLogprob, ...] = doc("One entry per generated token.")
+
+
+@dataclass(frozen=True)
+class CompletionLogprobs(Wire):
+    """Log probabilities of a continuation's tokens (the legacy completions shape)."""
+
+    tokens: tuple[str, ...] = doc("The tokens' texts.")
+    token_logprobs: tuple[float, ...] = doc("Each token's natural-log probability.")
+    top_logprobs: tuple[dict[str, float], ...] = doc("Per token, the likeliest tokens and theirs.")
+    text_offset: tuple[int, ...] = doc("Where each token starts in the text.")
+
+
+@dataclass(frozen=True)
+class ChatChoice(Wire):
+    """One answer."""
+
+    index: int = doc("Which of the n answers.")
     message: ChatMessage = doc("The answer.")
     finish_reason: Finish | None = doc(
         "stop: the model ended or a stop string came; length: max_tokens or the context."
     )
+    logprobs: ChatLogprobs | None = doc("With logprobs: the tokens' log probabilities; else null.", default=None)
 
 
 @dataclass(frozen=True)
@@ -188,17 +282,17 @@ class ChatCompletion(Wire):
     object: Literal["chat.completion"] = doc("Always chat.completion.")
     created: int = doc("Unix seconds.")
     model: str = doc("The model that answered.")
-    choices: tuple[ChatChoice, ...] = doc("One choice.")
+    choices: tuple[ChatChoice, ...] = doc("One choice per answer asked for (n).")
     usage: Usage = doc("Tokens read and written.")
 
 
 @dataclass(frozen=True)
 class CompletionChoice(Wire):
-    """The one continuation lanai gives."""
+    """One continuation."""
 
-    index: int = doc("Always 0.")
+    index: int = doc("Which of the n continuations.")
     text: str = doc("The continuation.")
-    logprobs: dict[str, Any] | None = doc("Always null (lanai returns no log probabilities).")
+    logprobs: CompletionLogprobs | None = doc("With logprobs: the tokens' log probabilities; else null.")
     finish_reason: Finish | None = doc(
         "stop: the model ended or a stop string came; length: max_tokens or the context."
     )
@@ -212,7 +306,7 @@ class Completion(Wire):
     object: Literal["text_completion"] = doc("Always text_completion.")
     created: int = doc("Unix seconds.")
     model: str = doc("The model that answered.")
-    choices: tuple[CompletionChoice, ...] = doc("One choice.")
+    choices: tuple[CompletionChoice, ...] = doc("One choice per continuation asked for (n).")
     usage: Usage = doc("Tokens read and written.")
 
 

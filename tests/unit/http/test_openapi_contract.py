@@ -167,7 +167,7 @@ def test_request_schemas_take_what_the_handlers_take(document: dict[str, Any], n
     [
         ("ChatCompletionRequest", {"model": "m", "messages": []}),
         ("ChatCompletionRequest", {"model": "m", "messages": [{"role": "robot", "content": "x"}]}),
-        ("ChatCompletionRequest", {"model": "m", "messages": [{"role": "user"}], "n": 2}),
+        ("ChatCompletionRequest", {"model": "m", "messages": [{"role": "user"}], "n": 17}),
         ("ChatCompletionRequest", {"model": "m", "messages": [{"role": "user"}], "temperature": 3}),
         ("CompletionRequest", {"model": "m"}),
         ("EmbeddingRequest", {"model": "e", "input": "a", "encoding_format": None}),
