@@ -126,7 +126,10 @@ class ServerThread:
         self.thread.join(30)
 
 
-def write_tiny_gguf(path: Path, *, context: int = 256, kv_heads: int = 2, experts: tuple[int, int] | None = None) -> Path:
+def write_tiny_gguf(
+    path: Path, *, context: int = 256, kv_heads: int = 2, experts: tuple[int, int] | None = None,
+    chat_template: str | None = None,
+) -> Path:  # fmt: skip
     """A real GGUF file llama.cpp loads in milliseconds: a 2-layer llama with random weights and a
     byte-level vocabulary of letters (so its answers are gibberish, but real tokens through real code).
 
@@ -149,6 +152,8 @@ def write_tiny_gguf(path: Path, *, context: int = 256, kv_heads: int = 2, expert
     writer.add_rope_dimension_count(e // heads)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(LlamaFileType.ALL_F32)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     if experts is not None:
         writer.add_expert_count(experts[0])
         writer.add_expert_used_count(experts[1])
@@ -195,6 +200,42 @@ def smollm2_path() -> Path | None:
         return None
     path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     return path if path.is_file() else None
+
+
+def llama_cpp_template(name: str) -> str | None:
+    """A real model's chat template (``Qwen-Qwen2.5-7B-Instruct``, ``meta-llama-Llama-3.2-3B-Instruct``, …)
+    from the collection llama.cpp keeps for its own tests (``models/templates/*.jinja``), taken from the
+    source distribution of the installed llama-cpp-python, fetched once from PyPI into a cache. None if it
+    cannot be had."""
+    import subprocess
+    import sys
+    import tarfile
+    import tempfile
+    from importlib import metadata
+
+    version = metadata.version("llama-cpp-python")
+    cache = Path(os.environ.get("LANAI_TEST_CACHE", Path.home() / ".cache" / "lanai-tests")) / f"llama-cpp-templates-{version}"
+    if not cache.is_dir():
+        with tempfile.TemporaryDirectory() as tmp:
+            fetch = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                     f"llama-cpp-python=={version}", "-d", tmp]  # fmt: skip
+            if subprocess.run(fetch, capture_output=True).returncode != 0:
+                return None
+            archive = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"), None)
+            if archive is None:
+                return None
+            partial = Path(tmp) / "templates"
+            partial.mkdir()
+            with tarfile.open(archive) as sdist:
+                for member in sdist.getmembers():
+                    if "/models/templates/" in member.name and member.name.endswith(".jinja") and member.isfile():
+                        source = sdist.extractfile(member)
+                        assert source is not None
+                        (partial / Path(member.name).name).write_bytes(source.read())
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial.replace(cache)
+    found = cache / f"{name}.jinja"
+    return found.read_text(encoding="utf-8") if found.is_file() else None
 
 
 MEDIAPIPE_WHEEL = "mediapipe==0.10.21"

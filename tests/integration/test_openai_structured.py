@@ -233,7 +233,7 @@ def test_penalties_and_top_k_change_what_is_drawn(client: openai.OpenAI) -> None
         ({"logprobs": True, "top_logprobs": 50}, "top_logprobs", "from 0 to 20"),
         ({"presence_penalty": 3}, "presence_penalty", "from -2 to 2"),
         ({"response_format": {"type": "xml"}}, "response_format", "text, json_object or json_schema"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "not supported"),
+        ({"functions": [{"name": "f"}]}, "functions", "old form of tools"),
     ],
 )
 def test_bad_parameters_are_refused_with_their_name(url: str, body: dict, param: str, words: str) -> None:

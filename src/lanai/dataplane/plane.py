@@ -539,14 +539,23 @@ class DataPlane:
                             model=name, task=model.info.task)  # fmt: skip
         return model
 
-    def chat_prompt(self, name: str, messages: Sequence[Mapping[str, Any]]) -> list[int]:
-        """The prompt tokens of ``messages`` under the model's chat template."""
+    def chat_prompt(
+        self, name: str, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[int]:
+        """The prompt tokens of ``messages`` under the model's chat template (``tools`` for templates that
+        describe functions themselves: see ``tasks.tool_calls``)."""
         from lanai.tasks.chat_template import render_chat
 
         backend = self.language_model(name).backend
-        prompt = render_chat(backend.chat_template, messages, bos=backend.bos_text, eos=backend.eos_text)
+        prompt = render_chat(backend.chat_template, messages, bos=backend.bos_text, eos=backend.eos_text, tools=tools)
         starts_with_bos = bool(backend.bos_text) and prompt.startswith(backend.bos_text)
         return backend.tokenize(prompt, add_special=not starts_with_bos, parse_special=True)
+
+    def tool_family(self, name: str) -> Any:
+        """How language model ``name`` writes tool calls (``tasks.tool_calls.Family``), from its template."""
+        from lanai.tasks.tool_calls import family_of
+
+        return family_of(self.language_model(name).backend.chat_template)
 
     def text_prompt(self, name: str, text: str, *, add_special: bool = True) -> list[int]:
         return self.language_model(name).backend.tokenize(text, add_special=add_special)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,17 +41,30 @@ from lanai.protocol.openai import (
     ModelCard,
     ModelList,
     TokenLogprob,
+    ToolCall,
+    ToolCallFunction,
     TopLogprob,
     Usage,
 )
 from lanai.tasks.base import wire_vector
 from lanai.tasks.chat_template import ROLES, message_text
+from lanai.tasks.tool_calls import (
+    CallArguments,
+    CallReader,
+    CallStart,
+    Content,
+    Family,
+    ToolChoice,
+    forced_grammar,
+    prepare_messages,
+)
 
 __all__ = ["routes"]
 
 _MAX_STOPS = 4
 _MAX_CHOICES = 16
 _MAX_TOP_LOGPROBS = 20
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INPUTS = 2048
 _DISCONNECT_POLL_S = 0.25
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -123,8 +138,10 @@ def _whole(data: dict[str, Any], key: str, default: int, low: int, high: int) ->
     return value
 
 
-def _requests(data: dict[str, Any], prompt: list[int], vocabulary: int, *, chat: bool) -> list[Any]:
-    """The request's answers to generate (``n`` of them, sharing the prompt), each a GenerateRequest."""
+def _requests(data: dict[str, Any], prompt: list[int], vocabulary: int, *, chat: bool,
+              grammar: str | None = None) -> list[Any]:  # fmt: skip
+    """The request's answers to generate (``n`` of them, sharing the prompt), each a GenerateRequest;
+    ``grammar`` (a forced tool call's) wins over ``response_format``."""
     from dataclasses import replace
 
     from lanai.backends.base import Sampling
@@ -155,7 +172,7 @@ def _requests(data: dict[str, Any], prompt: list[int], vocabulary: int, *, chat:
         frequency_penalty=_number(data, "frequency_penalty", 0.0, -2.0, 2.0),
         repeat_penalty=_number(data, "repeat_penalty", 1.0, 0.0, 10.0) or 1.0,
         logit_bias=_logit_bias(data.get("logit_bias"), vocabulary),
-        grammar=_grammar(data) if chat else None,
+        grammar=grammar if grammar is not None else _grammar(data) if chat else None,
     )
     logprobs = _logprobs(data, chat=chat)
     first = GenerateRequest(prompt, max_tokens, replace(sampling, seed=seed), stops, logprobs)
@@ -222,7 +239,7 @@ def _grammar(data: dict[str, Any]) -> str | None:
     raise _Invalid("response_format", "'response_format.type' must be text, json_object or json_schema.")
 
 
-def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
+def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _Invalid("messages", "'messages' must be a non-empty list of {role, content} objects.")
@@ -230,8 +247,81 @@ def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise _Invalid(f"messages[{i}]", f"messages[{i}] needs a 'role' among {', '.join(ROLES)}.")
-        out.append({"role": message["role"], "content": message_text(message.get("content"), i)})
+        item: dict[str, Any] = {"role": message["role"], "content": message_text(message.get("content"), i)}
+        if message["role"] == "assistant" and message.get("tool_calls") is not None:
+            item["tool_calls"] = _history_calls(message["tool_calls"], i)
+        if message["role"] == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise _Invalid(f"messages[{i}]", f"messages[{i}] is a tool result without its 'tool_call_id'.",
+                               hint="give the id of the call it answers.")  # fmt: skip
+            item["tool_call_id"] = call_id
+            if isinstance(message.get("name"), str):
+                item["name"] = message["name"]
+        out.append(item)
     return out
+
+
+def _history_calls(calls: Any, index: int) -> list[dict[str, Any]]:
+    """An earlier assistant turn's tool calls, as the client sends them back."""
+    where = f"messages[{index}].tool_calls"
+    if not isinstance(calls, list):
+        raise _Invalid(where, f"{where} must be a list of calls.")
+    out = []
+    for j, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _Invalid(where, f"{where}[{j}] needs a 'function' with a 'name' and 'arguments'.")
+        arguments = function.get("arguments", "{}")
+        if not isinstance(arguments, (str, dict)):
+            raise _Invalid(where, f"{where}[{j}].function.arguments must be a JSON string.")
+        out.append({"id": str(call.get("id", "")), "type": "function",
+                    "function": {"name": function["name"], "arguments": arguments}})  # fmt: skip
+    return out
+
+
+def _tools(data: dict[str, Any]) -> tuple[list[Any], Any]:
+    """The request's tools and tool choice (``tasks.tool_calls``)."""
+    from lanai.tasks.tool_calls import Tool, ToolChoice
+
+    given = data.get("tools")
+    if data.get("functions") is not None:
+        raise _Invalid("functions", "'functions' is the old form of tools, which lanai does not read.",
+                       hint='send "tools": [{"type": "function", "function": {...}}].')  # fmt: skip
+    tools = []
+    if given is not None:
+        if not isinstance(given, list):
+            raise _Invalid("tools", "'tools' must be a list of {type: function, function: {name, parameters}}.")
+        for i, tool in enumerate(given):
+            function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                raise _Invalid("tools", f"tools[{i}] needs type 'function' and a function name of letters, digits, "
+                               "'_' and '-' (at most 64).")  # fmt: skip
+            assert isinstance(function, dict)
+            parameters = function.get("parameters", {"type": "object", "properties": {}})
+            if not isinstance(parameters, dict):
+                raise _Invalid("tools", f"tools[{i}].function.parameters must be a JSON Schema object.")
+            description = function.get("description") or ""
+            tools.append(Tool(name, str(description), parameters))
+        if len({t.name for t in tools}) != len(tools):
+            raise _Invalid("tools", "two tools have the same name.")
+    parallel = data.get("parallel_tool_calls", True)
+    if not isinstance(parallel, bool):
+        raise _Invalid("parallel_tool_calls", "'parallel_tool_calls' must be true or false.")
+    choice = data.get("tool_choice", "auto" if tools else "none")
+    if choice in ("auto", "none", "required"):
+        if choice == "required" and not tools:
+            raise _Invalid("tool_choice", "'tool_choice' is 'required' but no 'tools' were given.")
+        return tools, ToolChoice(choice, None, parallel)
+    function = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str):
+        raise _Invalid("tool_choice", "'tool_choice' must be auto, none, required or "
+                       '{"type": "function", "function": {"name": ...}}.')  # fmt: skip
+    if name not in {t.name for t in tools}:
+        raise _Invalid("tool_choice", f"'tool_choice' names {name!r}, which is not among the tools.")
+    return tools, ToolChoice("function", name, parallel)
 
 
 def _unsupported(data: dict[str, Any], *keys: str) -> None:
@@ -259,9 +349,24 @@ async def chat_completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
     name = _model(data, plane, request)
-    _unsupported(data, "tools", "functions")
-    prompt = plane.chat_prompt(name, _messages(data))
-    return await _respond(request, plane, name, data, prompt, chat=True)
+    messages = _messages(data)
+    tools, choice = _tools(data)
+    family = plane.tool_family(name)
+    calling = tools and choice.mode != "none"
+    rendered, described = prepare_messages(family, messages, tools if calling else [])
+    prompt = plane.chat_prompt(name, rendered, described)
+    if not calling:
+        return await _respond(request, plane, name, data, prompt, chat=True)
+    forced = None
+    if choice.mode in ("required", "function"):
+        if data.get("response_format") not in (None, {"type": "text"}):
+            raise _Invalid("response_format", "'response_format' and a required tool call cannot both shape "
+                           "the answer.", hint="leave one of them out.")  # fmt: skip
+        try:
+            forced = forced_grammar(family, tools, choice)
+        except BadInput as exc:
+            raise _Invalid("tools", exc.message, hint=exc.hint) from None
+    return await _respond(request, plane, name, data, prompt, chat=True, calls=_Calls(family, choice, forced))
 
 
 @_openai_errors
@@ -280,10 +385,25 @@ async def completions(request: Request) -> Response:
     return await _respond(request, plane, name, data, plane.text_prompt(name, prompt), chat=False)
 
 
+@dataclass(frozen=True)
+class _Calls:
+    """A chat request that offers tools: how the model writes calls, the choice, and the grammar that
+    forces a call (None: the model may answer in words)."""
+
+    family: Family
+    choice: ToolChoice
+    grammar: str | None
+
+    def reader(self) -> CallReader:
+        return CallReader(self.family, parallel=self.choice.parallel and self.family.parallel)
+
+
 async def _respond(
-    request: Request, plane: DataPlane, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool
-) -> Response:
-    requests = _requests(data, prompt, plane.vocabulary_size(name), chat=chat)
+    request: Request, plane: DataPlane, name: str, data: dict[str, Any], prompt: list[int], *, chat: bool,
+    calls: _Calls | None = None,
+) -> Response:  # fmt: skip
+    grammar = calls.grammar if calls is not None else None
+    requests = _requests(data, prompt, plane.vocabulary_size(name), chat=chat, grammar=grammar)
     asked = requests[0].logprobs is not None
     generations = plane.generate_many(name, requests)
     ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
@@ -291,7 +411,7 @@ async def _respond(
     if data.get("stream"):
         options = data.get("stream_options") or {}
         usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-        events = _stream(generations, ident, created, name, chat=chat, include_usage=usage, logprobs=asked)
+        events = _stream(generations, ident, created, name, chat=chat, include_usage=usage, logprobs=asked, calls=calls)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     answers = await _collect(request, generations)
     if answers is None:  # the client went away; its slots are free again
@@ -302,10 +422,8 @@ async def _respond(
     tokens = _total_usage([chunks[-1].usage for chunks in answers])
     if chat:
         choices = tuple(
-            ChatChoice(i, ChatMessage("assistant", _text(chunks)), chunks[-1].finish_reason,
-                       _chat_logprobs(chunks, asked))
-            for i, chunks in enumerate(answers)
-        )  # fmt: skip
+            _chat_choice(i, chunks, _chat_logprobs(chunks, asked), calls) for i, chunks in enumerate(answers)
+        )
         return JSONResponse(ChatCompletion(ident, "chat.completion", created, name, choices, tokens).to_dict())
     texts = tuple(
         CompletionChoice(i, _text(chunks), _completion_logprobs(chunks, asked), chunks[-1].finish_reason)
@@ -316,6 +434,26 @@ async def _respond(
 
 def _text(chunks: Sequence[Any]) -> str:
     return "".join(chunk.text for chunk in chunks)
+
+
+def _chat_choice(index: int, chunks: Sequence[Any], logprobs: ChatLogprobs | None, calls: _Calls | None) -> ChatChoice:
+    text, finish = _text(chunks), chunks[-1].finish_reason
+    if calls is None:
+        return ChatChoice(index, ChatMessage("assistant", text), finish, logprobs)
+    reader = calls.reader()
+    events = reader.feed(text) + reader.finish()
+    content = "".join(e.text for e in events if isinstance(e, Content))
+    found: dict[int, list[str]] = {}
+    for event in events:
+        if isinstance(event, CallStart):
+            found[event.index] = [event.id, event.name, ""]
+        elif isinstance(event, CallArguments):
+            found[event.index][2] += event.text
+    tool_calls = tuple(ToolCall(i, "function", ToolCallFunction(n, a)) for i, n, a in found.values())
+    if not tool_calls:
+        return ChatChoice(index, ChatMessage("assistant", content), finish, logprobs)
+    message = ChatMessage("assistant", content.strip() or None, tool_calls)
+    return ChatChoice(index, message, "tool_calls" if finish == "stop" else finish, logprobs)
 
 
 async def _collect(request: Request, generations: Sequence[Any]) -> list[list[Any]] | None:
@@ -378,8 +516,10 @@ async def _stream(
     chat: bool,
     include_usage: bool,
     logprobs: bool,
+    calls: _Calls | None = None,
 ) -> AsyncIterator[bytes]:
     kind = "chat.completion.chunk" if chat else "text_completion"
+    readers = [calls.reader() for _ in generations] if calls is not None else None
 
     def event(choices: list[dict], usage: dict | None = None) -> bytes:
         body = {"id": ident, "object": kind, "created": created, "model": model, "choices": choices}
@@ -393,9 +533,13 @@ async def _stream(
             legacy = _completion_logprobs([chunk], logprobs) if chunk is not None else None
             return {"index": index, "text": text or "", "logprobs": legacy and legacy.to_dict(),
                     "finish_reason": finish}  # fmt: skip
-        delta: dict[str, str] = {"role": "assistant"} if chunk is None else {}
+        delta: dict[str, Any] = {"role": "assistant"} if chunk is None else {}
         if chunk is None:
             delta["content"] = ""
+        elif readers is not None:
+            delta.update(_call_delta(readers[index], text or "", final=finish is not None))
+            if finish == "stop" and readers[index].calls:
+                finish = "tool_calls"
         elif text or finish is None:
             delta["content"] = text or ""
         tokens = _chat_logprobs([chunk], logprobs) if chunk is not None else None
@@ -410,7 +554,10 @@ async def _stream(
             yield b"data: " + dumps(error) + b"\n\n"
             break
         if chunk.finish_reason is None:
-            yield event([choice(index, chunk)])
+            body = choice(index, chunk)
+            if chat and readers is not None and not body["delta"] and body["logprobs"] is None:
+                continue  # text held back: it may begin a call
+            yield event([body])
             continue
         yield event([choice(index, chunk, chunk.finish_reason)])
         usages.append(chunk.usage)
@@ -418,6 +565,29 @@ async def _stream(
         if include_usage:
             yield event([], _total_usage(usages).to_dict())
     yield b"data: [DONE]\n\n"
+
+
+def _call_delta(reader: CallReader, text: str, *, final: bool) -> dict[str, Any]:
+    """A chunk's delta under tools: its content, and its tool calls as OpenAI streams them (the first piece
+    of a call carries its id and name, the rest pieces of its arguments)."""
+    events = reader.feed(text) + (reader.finish() if final else [])
+    content = "".join(e.text for e in events if isinstance(e, Content))
+    calls: list[dict[str, Any]] = []
+    for e in events:
+        if isinstance(e, CallStart):
+            function = {"name": e.name, "arguments": ""}
+            calls.append({"index": e.index, "id": e.id, "type": "function", "function": function})
+        elif isinstance(e, CallArguments):
+            if calls and calls[-1]["index"] == e.index:
+                calls[-1]["function"]["arguments"] += e.text
+            else:
+                calls.append({"index": e.index, "function": {"arguments": e.text}})
+    delta: dict[str, Any] = {}
+    if content:
+        delta["content"] = content
+    if calls:
+        delta["tool_calls"] = calls
+    return delta
 
 
 def _total_usage(usages: Sequence[Any]) -> Usage:

@@ -18,6 +18,12 @@ from lanai.protocol.wire import Wire, doc
 
 __all__ = [
     "TextPart",
+    "ToolCall",
+    "ToolCallFunction",
+    "ToolSpec",
+    "FunctionSpec",
+    "NamedToolChoice",
+    "NamedFunction",
     "RequestMessage",
     "StreamOptions",
     "ChatCompletionRequest",
@@ -42,7 +48,7 @@ __all__ = [
     "EmbeddingList",
 ]
 
-Finish = Literal["stop", "length", "error"]
+Finish = Literal["stop", "length", "tool_calls", "error"]
 Role = Literal["system", "user", "assistant", "tool", "developer"]
 
 
@@ -58,6 +64,23 @@ class TextPart(Wire):
 
 
 @dataclass(frozen=True)
+class ToolCallFunction(Wire):
+    """The function a call names, and its arguments."""
+
+    name: str = doc("The function's name.")
+    arguments: str = doc("Its arguments: a JSON object, as text.")
+
+
+@dataclass(frozen=True)
+class ToolCall(Wire):
+    """A call of one of the request's tools."""
+
+    id: str = doc("The call's id: a tool message answers it with tool_call_id.")
+    type: Literal["function"] = doc("Always function.")
+    function: ToolCallFunction = doc("What is called, with what.")
+
+
+@dataclass(frozen=True)
 class RequestMessage(Wire):
     """One message of the conversation."""
 
@@ -65,6 +88,46 @@ class RequestMessage(Wire):
     content: str | list[TextPart] | None = doc(
         "The text, or a list of text parts (null: empty).", default=None, omit_none=True
     )
+    tool_calls: list[ToolCall] | None = doc("An assistant's earlier tool calls.", default=None, omit_none=True)
+    tool_call_id: str | None = doc("A tool message: the call it answers.", default=None, omit_none=True)
+    name: str | None = doc("A tool message: the function's name.", default=None, omit_none=True)
+
+
+@dataclass(frozen=True)
+class FunctionSpec(Wire):
+    """A function the model may call."""
+
+    name: str = doc("Letters, digits, _ and -, at most 64.", pattern="^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = doc("What it does: the model reads this.", default=None, omit_none=True)
+    parameters: dict[str, Any] | None = doc(
+        "Its arguments, as a JSON Schema object. With tool_choice required or named, the call's arguments "
+        "are decoded to match it (the same keywords as response_format's schemas).",
+        default=None, omit_none=True,
+    )  # fmt: skip
+    strict: bool | None = doc("Accepted; a forced call always matches its schema.", default=None, omit_none=True)
+
+
+@dataclass(frozen=True)
+class ToolSpec(Wire):
+    """A tool: a function."""
+
+    type: Literal["function"] = doc("Always function.")
+    function: FunctionSpec = doc("The function.")
+
+
+@dataclass(frozen=True)
+class NamedFunction(Wire):
+    """The function that must be called."""
+
+    name: str = doc("One of the tools' names.")
+
+
+@dataclass(frozen=True)
+class NamedToolChoice(Wire):
+    """Call this function."""
+
+    type: Literal["function"] = doc("Always function.")
+    function: NamedFunction = doc("Which.")
 
 
 @dataclass(frozen=True)
@@ -149,6 +212,16 @@ class ChatCompletionRequest(Sampling):
 
     messages: list[RequestMessage] = doc("The conversation so far.", minItems=1)
     response_format: ResponseFormat | None = doc("Constrain the answer to JSON.", default=None, omit_none=True)
+    tools: list[ToolSpec] | None = doc("Functions the model may call.", default=None, omit_none=True)
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = doc(
+        "auto (default with tools): the model decides; none: no calls; required: at least one call; or a "
+        "named function. required and named calls are decoded under a grammar, so they parse and match the "
+        "function's parameters.",
+        default=None, omit_none=True,
+    )  # fmt: skip
+    parallel_tool_calls: bool | None = doc(
+        "Several calls in one answer (default true; never for Llama 3's templates).", default=None, omit_none=True
+    )
     logprobs: bool | None = doc("Return each token's log probability.", default=None, omit_none=True)
     top_logprobs: int | None = doc("With logprobs: the likeliest alternatives per token.", default=None,
                                    omit_none=True, minimum=0, maximum=20)  # fmt: skip
@@ -222,7 +295,8 @@ class ChatMessage(Wire):
     """The assistant's message."""
 
     role: Literal["assistant"] = doc("Always assistant.")
-    content: str = doc("The answer.")
+    content: str | None = doc("The answer (null when the answer is tool calls only).")
+    tool_calls: tuple[ToolCall, ...] | None = doc("The tools called, if any.", default=None, omit_none=True)
 
 
 @dataclass(frozen=True)
@@ -268,7 +342,8 @@ class ChatChoice(Wire):
     index: int = doc("Which of the n answers.")
     message: ChatMessage = doc("The answer.")
     finish_reason: Finish | None = doc(
-        "stop: the model ended or a stop string came; length: max_tokens or the context."
+        "stop: the model ended or a stop string came; length: max_tokens or the context; tool_calls: the "
+        "answer calls tools."
     )
     logprobs: ChatLogprobs | None = doc("With logprobs: the tokens' log probabilities; else null.", default=None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -40,18 +41,42 @@ def message_text(content: Any, index: int) -> str:
     raise BadInput(f"messages[{index}].content must be a string or a list of text parts.")
 
 
-def render_chat(template: str | None, messages: Sequence[Mapping[str, Any]], *, bos: str = "", eos: str = "") -> str:
-    """The prompt for ``messages``, ending where the assistant's answer begins."""
+def render_chat(
+    template: str | None, messages: Sequence[Mapping[str, Any]], *, bos: str = "", eos: str = "",
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> str:  # fmt: skip
+    """The prompt for ``messages``, ending where the assistant's answer begins. ``tools`` (OpenAI's shape)
+    is handed to templates that render function descriptions themselves."""
     compiled = _compile(template or FALLBACK_TEMPLATE)
+    extra = {"tools": list(tools)} if tools else {}
+
+    def render(turns: Sequence[Mapping[str, Any]]) -> str:
+        try:
+            return str(compiled.render(
+                messages=list(turns), add_generation_prompt=True, bos_token=bos, eos_token=eos,
+                raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt), **extra,
+            ))  # fmt: skip
+        except BadInput:
+            raise
+        except Exception as exc:
+            raise BadInput(f"the model's chat template cannot render these messages: {exc}") from exc
+
     try:
-        return compiled.render(
-            messages=list(messages), add_generation_prompt=True, bos_token=bos, eos_token=eos,
-            raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt),
-        )  # fmt: skip
+        return render(messages)
     except BadInput:
-        raise
-    except Exception as exc:
-        raise BadInput(f"the model's chat template cannot render these messages: {exc}") from exc
+        merged = _system_into_user(messages)
+        if merged is None:
+            raise
+        return render(merged)  # e.g. Gemma's templates have no system turn: it opens the first user turn
+
+
+def _system_into_user(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """The conversation with its system message put at the start of the first user message, or None."""
+    if len(messages) < 2 or messages[0].get("role") != "system" or messages[1].get("role") != "user":
+        return None
+    first = dict(messages[1])
+    first["content"] = f"{messages[0].get('content') or ''}\n\n{first.get('content') or ''}"
+    return [first, *(dict(m) for m in messages[2:])]
 
 
 @lru_cache(maxsize=8)
@@ -59,7 +84,15 @@ def _compile(template: str) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = _tojson  # as the templates' authors render them (Jinja's escapes HTML)
     return env.from_string(template)
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
+            sort_keys: bool = False) -> str:  # fmt: skip
+    """Plain JSON, the way Hugging Face's chat-template renderer writes it: Jinja's own ``tojson`` escapes
+    ``<``, ``>``, ``&`` and ``'`` for HTML, which would put ``\\u003c`` into a prompt."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
 def _raise(message: str) -> None:

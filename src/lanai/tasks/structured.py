@@ -22,7 +22,7 @@ from typing import Any
 
 from lanai.errors import BadInput
 
-__all__ = ["json_grammar", "ENFORCED", "ANNOTATIONS"]
+__all__ = ["json_grammar", "check_schema", "json_strings", "ENFORCED", "ANNOTATIONS"]
 
 ENFORCED = frozenset({
     "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems", "maxItems",
@@ -56,12 +56,31 @@ def json_grammar(schema: Mapping[str, Any] | None, *, where: str = "schema") -> 
         raise BadInput(f"{where} must be a JSON Schema object.", hint='e.g. {"type": "object", "properties": {…}}.')
     try:
         _check(schema, where)
-        return str(json_schema_to_gbnf(json.dumps(schema)))
+        return json_strings(str(json_schema_to_gbnf(json.dumps(schema))))
     except (ValueError, KeyError, TypeError, AssertionError, RecursionError) as exc:
         raise BadInput(
             f"{where} cannot be turned into a grammar: {exc or type(exc).__name__}.",
             hint="simplify that part of the schema (a regular expression the converter supports, local $refs only).",
         ) from None
+
+
+# llama-cpp-python's port of the converter lets a string hold raw control characters (llama.cpp's own
+# converter does not), and JSON forbids them: a model's raw newline inside a string would not parse
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+def json_strings(grammar: str) -> str:
+    """``grammar`` with its JSON strings held to JSON's characters (no raw control characters)."""
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
+
+
+def check_schema(schema: Any, where: str = "schema") -> None:
+    """Raise BadInput naming the first keyword of ``schema`` that decoding would not enforce."""
+    try:
+        _check(schema, where)
+    except RecursionError:
+        raise BadInput(f"{where} is nested too deeply.", hint="flatten it, or use $defs and $ref.") from None
 
 
 def _check(schema: Any, path: str) -> None:

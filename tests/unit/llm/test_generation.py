@@ -115,7 +115,8 @@ def test_closing_tells_waiting_readers_instead_of_leaving_them_hanging(model: Ll
         return await asyncio.wait_for(reader, 5)
 
     chunks = asyncio.run(run())
-    assert chunks[-1].finish_reason in ("error", "length")  # unloaded, or (fast machine) done first
+    # unloaded, or (fast machine) done first: the context filled, or the random model drew its end token
+    assert chunks[-1].finish_reason in ("error", "length", "stop")
     if chunks[-1].finish_reason == "error":
         assert "unloaded" in (chunks[-1].error or "")
 
