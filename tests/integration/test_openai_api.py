@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from lanai.bundled import inspector
@@ -247,6 +248,11 @@ def test_embeddings_through_the_openai_client(client: openai.OpenAI, api: tuple[
         floats = http.post("/v1/embeddings", json={"model": "smol-embed", "input": "a cat"}).json()
     assert floats["data"][0]["embedding"] == pytest.approx(vectors[0], abs=1e-6)
     assert result.usage.prompt_tokens > 3
+    short = client.embeddings.create(model="smol-embed", input="a cat", dimensions=64).data[0].embedding
+    head = np.asarray(vectors[0][:64])
+    assert len(short) == 64 and np.allclose(short, head / np.linalg.norm(head), atol=1e-5)  # cut, length 1 again
+    with pytest.raises(openai.BadRequestError, match="embeddings have 576"):
+        client.embeddings.create(model="smol-embed", input="a cat", dimensions=1000)
 
 
 def test_generation_metrics_are_exported(api: tuple[str, DataPlane], client: openai.OpenAI) -> None:

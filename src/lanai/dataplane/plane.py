@@ -35,7 +35,16 @@ from lanai.dataplane.outcomes import Outcomes, OutcomeSummary, is_failure
 from lanai.dataplane.pipelines import run_pipeline
 from lanai.dataplane.staged import PlaneStages, StagedModel
 from lanai.dataplane.validate import validate
-from lanai.errors import LanaiError, ModelLoadError, ModelNotFound, NotReady, Overloaded, VersionNotFound, WrongTask
+from lanai.errors import (
+    BadInput,
+    LanaiError,
+    ModelLoadError,
+    ModelNotFound,
+    NotReady,
+    Overloaded,
+    VersionNotFound,
+    WrongTask,
+)
 from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
 from lanai.protocol.health import FailedModel, HealthReport, ModelStatus, Readiness
 from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, RepositoryEntry, ServerMetadata
@@ -577,10 +586,24 @@ class DataPlane:
         """How many tokens language model ``name`` knows (token ids run from 0 to this, exclusive)."""
         return int(self.language_model(name).backend.n_vocab)
 
-    async def embed(self, name: str, texts: Sequence[str | bytes]) -> tuple[list[np.ndarray], int]:
+    async def embed(
+        self, name: str, texts: Sequence[str | bytes], dimensions: int | None = None
+    ) -> tuple[list[np.ndarray], int]:
         """One embedding per input, and the number of tokens read. A GGUF encoder embeds texts in its
         generation engine; an ONNX encoder embeds texts (task embed) or images (task embed-image) in
-        batches, all of a call's inputs at once, each answered from the embedding cache if it can be."""
+        batches, all of a call's inputs at once, each answered from the embedding cache if it can be.
+        ``dimensions`` keeps each vector's first so many values, scaled back to length 1 (as OpenAI's
+        ``dimensions`` does: meaningful for models trained so, e.g. Matryoshka embeddings)."""
+        vectors, tokens = await self._embed(name, texts)
+        if dimensions is None:
+            return vectors, tokens
+        width = len(vectors[0]) if vectors else dimensions
+        if not 1 <= dimensions <= width:
+            raise BadInput(f"'dimensions' is {dimensions}; this model's embeddings have {width}.",
+                           hint=f"ask for 1 to {width}, or leave it out.")  # fmt: skip
+        return [_shortened(vector, dimensions) for vector in vectors], tokens
+
+    async def _embed(self, name: str, texts: Sequence[str | bytes]) -> tuple[list[np.ndarray], int]:
         loaded = self.get(name)
         if isinstance(loaded, TensorModel):
             return await self._embed_tensors(loaded, texts)
@@ -669,6 +692,12 @@ def _runtime_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def _shortened(vector: np.ndarray, dimensions: int) -> np.ndarray:
+    kept = np.asarray(vector[:dimensions], dtype=np.float32)
+    norm = float(np.linalg.norm(kept))
+    return kept / norm if norm > 0 else kept
 
 
 def _digest(manifest: Any) -> str:

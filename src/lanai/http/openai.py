@@ -663,7 +663,8 @@ async def embeddings(request: Request) -> Response:
     inputs: list[str | bytes] = list(texts)
     if plane.get(name).info.task == "embed-image":  # an image encoder: each input is an encoded image
         inputs = [_image(text, i) for i, text in enumerate(texts)]
-    vectors, tokens = await plane.embed(name, inputs)
+    dimensions = None if data.get("dimensions") is None else _whole(data, "dimensions", 0, 1, 1 << 16)
+    vectors, tokens = await plane.embed(name, inputs, dimensions)
     items = tuple(Embedding("embedding", i, _encode(v, encoding)) for i, v in enumerate(vectors))
     return JSONResponse(EmbeddingList("list", items, name, EmbeddingUsage(tokens, tokens)).to_dict())
 

@@ -245,6 +245,10 @@ class EmbeddingRequest(Wire):
     encoding_format: Literal["float", "base64"] = doc(
         "base64: each vector as its little-endian float32 bytes.", default="float", omit_none=True
     )
+    dimensions: int | None = doc(
+        "Keep each vector's first so many values, scaled back to length 1 (for models trained so).",
+        default=None, omit_none=True, minimum=1,
+    )  # fmt: skip
 
 
 # -- answers ------------------------------------------------------------------------------------------
