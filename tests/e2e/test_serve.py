@@ -148,8 +148,8 @@ def test_sigterm_drains_the_grpc_door_too(serve: ServeProcess) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     serve.wait_ready()
-    found = next(re.search(r"gRPC \(Open Inference Protocol\) on (\S+)", line) for line in serve.log if "gRPC" in line)
-    address = found.group(1)
+    found = [m for m in (re.search(r"gRPC \(Open Inference Protocol\) on (\S+)", line) for line in serve.log) if m]
+    address = found[0].group(1)
     batch = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
     arrived = threading.Barrier(9)
 

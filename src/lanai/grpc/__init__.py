@@ -8,8 +8,14 @@ modules under it do, so check :func:`available` before importing ``lanai.grpc.se
 from __future__ import annotations
 
 import importlib.util
+import os
 
 __all__ = ["available", "INSTALL_HINT"]
+
+# gRPC's fork support runs handlers around every fork() and logs a warning when other threads are in gRPC.
+# lanai never uses gRPC in a forked child: its only children (a model's first load, backends.canary) exec
+# a new interpreter at once. Off, unless the environment says otherwise; read when grpcio is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 INSTALL_HINT = "pip install 'lanai[grpc]'"
 _MODULES = ("grpc", "grpc_health.v1", "grpc_reflection.v1alpha", "google.protobuf")
