@@ -120,6 +120,13 @@ class Settings:
     load_timeout_s: float = 900.0
     """A model that has not loaded after this long is given up (marked failed; the others serve on). A
     big language model on a Pi's SD card takes minutes: the default leaves room for that."""
+    prompt_cache_ram_mb: int = 256
+    """Per language model: host RAM for caches of long prompt beginnings beyond the slots (0: none). A
+    1,000-token prompt of SmolLM2-135M takes about 23 MB."""
+    prompt_cache_disk_mb: int = 1024
+    """Per language model: disk (``<store>/cache/prompts/``) for those caches across reloads and restarts (0: none)."""
+    prompt_cache_min_tokens: int = 256
+    """Shorter prompts are cheaper to read again than to keep."""
     canary_load: bool = True
     """Load each model file in a child process the first time, before the server loads it: a runtime that
     crashes on a damaged file (a segfault, an abort) kills the child, and the server reports the crash

@@ -30,10 +30,13 @@ import numpy as np
 
 from lanai.backends.base import BatchEntry, LanguageBackend, Sampling, TokenLogprob
 from lanai.errors import BadInput, NotReady, Overloaded
+from lanai.prompt_cache import PromptCache
 
 __all__ = ["Engine", "Generation", "Chunk", "Usage", "GenerateRequest"]
 
 log = logging.getLogger(__name__)
+
+_MIN_CACHE_GAIN = 16  # tokens a saved cache must add over a slot's before it is loaded
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class Chunk:
     error: str | None = None
     logprobs: tuple[TokenLogprob, ...] = ()
     """Of the tokens generated since the last chunk (when the request asked for them)."""
+    stop_sequence: str | None = None
+    """On the last chunk: the stop string that ended the answer (cut from the text), if one did."""
 
 
 class Generation:
@@ -126,6 +131,8 @@ class _Slot:
     """Text held back because it may be the start of a stop string."""
     done: bool = False
     stop_prefixes: set[str] = field(default_factory=set)
+    matched: str | None = None
+    """The stop string that ended the answer."""
     logprobs: list[TokenLogprob] = field(default_factory=list)
     """Of tokens generated but not yet sent."""
     followers: list[_Slot] = field(default_factory=list)
@@ -146,8 +153,10 @@ class Engine:
         max_queue: int = 64,
         observer: Callable[[Usage], None] | None = None,
         name: str = "lanai-llm",
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         self.model = model
+        self.prompt_cache = prompt_cache
         self.max_queue = max_queue
         self._observer = observer
         self._waiting: deque[_Slot] = deque()
@@ -247,6 +256,20 @@ class Engine:
                 slot.generation.cancel()
             self._wake.notify()
         self._thread.join(5)
+        if self.prompt_cache is not None and not self._thread.is_alive():
+            self._save_prompt_caches()
+
+    def _save_prompt_caches(self) -> None:
+        """The slots' caches and the saved ones, to disk for the next load (the engine's thread has ended)."""
+        cache = self.prompt_cache
+        assert cache is not None
+        try:
+            for seq, tokens in self._cached.items():
+                if len(tokens) >= cache.min_tokens and not cache.covers(tokens):
+                    cache.keep(tokens, self.model.save_state(seq))
+            cache.persist()
+        except Exception:  # the cache is a help, never a reason for an unload to fail
+            log.exception("could not save the prompt caches")
 
     # -- the engine thread ---------------------------------------------------------------------------
 
@@ -288,8 +311,38 @@ class Engine:
                 self._orphan(slot)
                 continue
             slot.seq, reuse = self._pick_sequence(slot.request.prompt)
+            if self.prompt_cache is not None:
+                reuse = self._from_prompt_cache(slot.seq, slot.request.prompt, reuse)
             if not self._begin(slot, reuse):
                 self._orphan(slot)
+
+    def _from_prompt_cache(self, seq: int, prompt: Sequence[int], reuse: int) -> int:
+        """Before ``seq``'s cache is overwritten, save it if it is long and most of it would be lost; then,
+        if a saved cache shares more of ``prompt`` than ``seq`` does, put it into ``seq``. Returns how many
+        of the prompt's tokens ``seq`` now holds."""
+        cache = self.prompt_cache
+        assert cache is not None
+        held = self._cached.get(seq, ())
+        if len(held) >= cache.min_tokens and reuse < len(held) // 2 and not cache.covers(held):
+            cache.keep(held, self.model.save_state(seq))
+        found = cache.best(prompt)
+        if found is None:
+            return reuse
+        entry, same = found
+        same = min(same, len(prompt) - 1)
+        if same <= reuse + _MIN_CACHE_GAIN:
+            return reuse
+        state = cache.state_of(entry)
+        if state is None:
+            return reuse
+        if not self.model.load_state(seq, state):  # another build's state, or damaged: forget it
+            log.info("a saved prompt cache could not be loaded; it is dropped")
+            cache.drop(entry)
+            self._cached.pop(seq, None)
+            return 0
+        cache.hits += 1
+        self._cached[seq] = entry.tokens
+        return same
 
     def _begin(self, slot: _Slot, keep: int) -> bool:
         """Start ``slot`` on its sequence (taken from the free ones), keeping ``keep`` cached tokens."""
@@ -416,7 +469,7 @@ class Engine:
         for stop in slot.request.stop:
             at = held.find(stop)
             if at >= 0:
-                slot.held, slot.pending = "", b""
+                slot.held, slot.pending, slot.matched = "", b"", stop
                 if at:
                     slot.generation._put(Chunk(held[:at], logprobs=self._take_logprobs(slot)))
                 return "stop"
@@ -447,7 +500,7 @@ class Engine:
             time_to_first_token_s=first - slot.enqueued,
             decode_s=now - first,
         )
-        slot.generation._put(Chunk(tail, reason, usage, error, self._take_logprobs(slot)))
+        slot.generation._put(Chunk(tail, reason, usage, error, self._take_logprobs(slot), slot.matched))
         if self._observer is not None and reason != "error":
             self._observer(usage)
         self._release(slot, keep_cache=reason != "error")

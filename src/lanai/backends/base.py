@@ -152,6 +152,14 @@ class LanguageBackend(Protocol):
         likeliest tokens there."""
         ...
 
+    def save_state(self, seq: int) -> bytes:
+        """Sequence ``seq``'s cache, as bytes the same model can load again (``load_state``)."""
+        ...
+
+    def load_state(self, seq: int, state: bytes) -> bool:
+        """Replace sequence ``seq``'s cache with a saved one; False if it cannot be read."""
+        ...
+
     def fork(self, source: int, target: int) -> None:
         """Copy sequence ``source``'s cache into ``target`` (started already): a prompt read once serves
         several answers."""

@@ -279,6 +279,23 @@ class LlamaCppBackend:
         self._lib.llama_memory_seq_rm(self._memory, target, -1, -1)
         self._lib.llama_memory_seq_cp(self._memory, source, target, -1, -1)
 
+    def save_state(self, seq: int) -> bytes:
+        """Sequence ``seq``'s cache (its KV state), in llama.cpp's own format."""
+        lib = self._lib
+        size = lib.llama_state_seq_get_size(self._ctx, seq)
+        buffer = (ctypes.c_uint8 * size)()
+        written = lib.llama_state_seq_get_data(self._ctx, buffer, size, seq)
+        return ctypes.string_at(buffer, written)
+
+    def load_state(self, seq: int, state: bytes) -> bool:
+        """Put a saved cache into sequence ``seq`` (replacing what it held). False if llama.cpp cannot read
+        it (another model, another llama.cpp build): ``seq`` is then empty."""
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if self._lib.llama_state_seq_set_data(self._ctx, buffer, len(state), seq) == 0:
+            self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
+            return False
+        return True
+
     def release(self, seq: int) -> None:
         """Free sequence ``seq``'s sampler; its cache stays for a later prompt with the same beginning."""
         chain = self._samplers.pop(seq, None)

@@ -207,9 +207,25 @@ def _open_language_model(
     engine = Engine(
         backend, max_queue=manifest.batching.max_queue_size, name=f"lanai-{name}",
         observer=lambda usage: observers.generation(name, usage),
+        prompt_cache=_prompt_cache(store, manifest, settings, backend) if manifest.task != "embed" else None,
     )  # fmt: skip
     info = _info(manifest, backend.platform, backend.execution_provider, (), (), backend.parallel)
     return LanguageModel(manifest, task, info, backend, engine)
+
+
+def _prompt_cache(store: Store, manifest: Manifest, settings: Settings, backend: Any) -> Any:
+    """The model's prompt cache beyond its slots (``lanai.prompt_cache``), on disk under
+    ``<store>/cache/prompts/<name>/``; None when switched off."""
+    from lanai.prompt_cache import PromptCache
+
+    if settings.prompt_cache_ram_mb <= 0:
+        return None
+    digest = manifest.files["model"].sha256
+    folder = store.root / "cache" / "prompts" / manifest.name if settings.prompt_cache_disk_mb > 0 else None
+    return PromptCache(
+        ram_bytes=settings.prompt_cache_ram_mb << 20, folder=folder, disk_bytes=settings.prompt_cache_disk_mb << 20,
+        min_tokens=settings.prompt_cache_min_tokens, identity=f"{digest} {backend.runtime_version}",
+    )  # fmt: skip
 
 
 def _info(manifest: Manifest, platform: str, provider: str, inputs: tuple, outputs: tuple, batch: int) -> ModelInfo:
