@@ -42,6 +42,7 @@ _INFER = [
         ("POST", r"/v2/repository/index"),
         ("GET", r"/v1/models|/v1/pipelines|/openapi\.json|/docs"),
         ("POST", r"/v1/chat/completions|/v1/completions|/v1/embeddings|/v1/pipelines/[^/]+"),
+        ("POST", r"/v1/messages|/v1/messages/count_tokens"),  # Anthropic's Messages API (http/anthropic.py)
     )
 ]
 _METRICS = ("GET", "/metrics")
@@ -108,7 +109,7 @@ class AuthGate:
                 who = self.guard.identify(token, peer, access, cert=cert)
             self.guard.authorize(who, access)
         except LanaiError as exc:
-            await self._refuse(exc, send)
+            await self._refuse(exc, send, path)
             return
         scope["lanai.caller"] = who
         try:
@@ -116,11 +117,16 @@ class AuthGate:
         finally:
             self.guard.release(who)
 
-    async def _refuse(self, exc: LanaiError, send: Send) -> None:
+    async def _refuse(self, exc: LanaiError, send: Send, path: str) -> None:
         headers = dict(retry_headers(exc) or {})
         status = status_of(exc)
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="lanai"'
-        response = error_response(status, describe(exc), headers, kind_of(exc))
+        if path.startswith("/v1/messages"):  # Anthropic's clients read their own error shape
+            from lanai.http.anthropic import anthropic_error
+
+            response = anthropic_error(status, describe(exc), headers)
+        else:
+            response = error_response(status, describe(exc), headers, kind_of(exc))
         await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})

@@ -21,7 +21,7 @@ import lanai
 from lanai.http.auth import access_of
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
-from lanai.protocol import health, openai, pairing, v2
+from lanai.protocol import anthropic, health, openai, pairing, v2
 from lanai.protocol.pipelines import PipelineList, PipelineResult
 from lanai.protocol.wire import Wire, schema
 from lanai.security.guard import Access
@@ -36,6 +36,7 @@ _TAGS = {
     "inference": "Open Inference Protocol v2 (KServe and Triton clients work), with the binary tensor extension.",
     "repository": "Load and unload models (Triton's model repository extension).",
     "openai": "OpenAI-compatible API for language models (GGUF on llama.cpp): the openai clients work unchanged.",
+    "anthropic": "Anthropic's Messages API over the same language models: the anthropic clients work unchanged.",
     "health": "Liveness and readiness, for people and load balancers.",
     "pairing": "Pair a device with a one-time code (lanai pair): the device's two steps, and the admin's side.",
     "operations": "Metrics and this API's description.",
@@ -359,6 +360,52 @@ def _openai_paths() -> Doc:
     }  # fmt: skip
 
 
+# -- Anthropic Messages API ----------------------------------------------------------------------------
+
+
+def _anthropic_paths() -> Doc:
+    def body(schema: str) -> Doc:
+        return {"required": True, "content": {"application/json": {"schema": ref(schema)}}}
+
+    error = {"content": {"application/json": {"schema": ref("AnthropicError")}}}
+    retry = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                             "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
+    errors = {
+        str(s): {"description": d, **error, **({"headers": retry} if s in (429, 503) else {})}
+        for s, d in (
+            (400, "invalid_request_error: the request is malformed, asks for what lanai refuses (images, "
+                  "documents, thinking, server tools), or the prompt is longer than the model's context."),
+            (401, "authentication_error: no key, or a key that is unknown, revoked or expired."),
+            (403, "permission_error: this address, or the key's role or models, may not use this."),
+            (404, "not_found_error: no such model."),
+            (413, "request_too_large: the body is larger than the server allows."),
+            (429, "rate_limit_error: the key's rate limit, or too many bad keys from this address."),
+            (503, "overloaded_error: the model's queue is full, or the server is starting or draining."),
+        )
+    }  # fmt: skip
+    stream = {
+        "text/event-stream": {
+            "schema": {
+                "type": "string",
+                "description": "event: <name> / data: <JSON> events: message_start, ping, content_block_start, "
+                "content_block_delta (text_delta, input_json_delta), content_block_stop, message_delta, "
+                "message_stop; an error after the start is an error event.",
+            }
+        }
+    }
+    answer = {"description": "The answer, whole or streamed.",
+              "content": {"application/json": {"schema": ref("AnthropicMessage")}, **stream}}  # fmt: skip
+    count = _json("The prompt's tokens.", ref("TokenCount"))
+    return {
+        "/v1/messages": {"post": {**_op("CreateMessage", "anthropic", "Answer a conversation, Anthropic-style",
+                                        answer, requestBody=body("MessagesRequest")),
+                                  "responses": {"200": answer, **errors}}},
+        "/v1/messages/count_tokens": {"post": {**_op("CountMessageTokens", "anthropic", "Count a conversation's "
+                                                     "prompt tokens", count, requestBody=body("CountTokensRequest")),
+                                               "responses": {"200": count, **errors}}},
+    }  # fmt: skip
+
+
 # -- pairing -------------------------------------------------------------------------------------------
 
 
@@ -574,6 +621,8 @@ def _wire_schemas() -> Doc:
         pairing.PairingOfferInfo, pairing.PairingStatusInfo,
         openai.ModelList, openai.ChatCompletion, openai.Completion, openai.EmbeddingList,
         openai.ChatCompletionRequest, openai.CompletionRequest, openai.EmbeddingRequest,
+        anthropic.AnthropicMessage, anthropic.MessagesRequest, anthropic.CountTokensRequest, anthropic.TokenCount,
+        anthropic.AnthropicError,
         *(task.result for task in TASKS.values() if task.routed and task.result is not None),
     ]  # fmt: skip
     found: Doc = {}
@@ -620,6 +669,7 @@ def openapi_document() -> Doc:
                     **_deepstack_paths(),
                     **_v2_paths(),
                     **_openai_paths(),
+                    **_anthropic_paths(),
                     **_repository_paths(),
                     **_pairing_paths(),
                     **_ops_paths(),

@@ -24,6 +24,7 @@ ANY_CREDENTIAL = [{"bearer": []}, {"apiKey": []}, {"mutualTLS": []}]
 ERROR_SCHEMAS = {
     "#/components/schemas/Error",
     "#/components/schemas/OpenAIError",
+    "#/components/schemas/AnthropicError",
     "#/components/schemas/DeepStackError",
 }
 
