@@ -21,6 +21,7 @@ from lanai.security.guard import Access
 from lanai.store import Store
 
 ANY_CREDENTIAL = [{"bearer": []}, {"apiKey": []}, {"mutualTLS": []}]
+IMAGE = {"type": "image", "source": {}}  # an Anthropic image block: lanai's language models read text
 ERROR_SCHEMAS = {
     "#/components/schemas/Error",
     "#/components/schemas/OpenAIError",
@@ -155,6 +156,14 @@ def test_multipart_and_raw_image_bodies(document: dict[str, Any]) -> None:
         ("CompletionRequest", {"model": "m", "prompt": "Once", "stop": "."}),
         ("CompletionRequest", {"model": "m", "prompt": ["Once"], "max_completion_tokens": 4}),
         ("EmbeddingRequest", {"model": "e", "input": ["a", "b"], "encoding_format": "base64"}),
+        ("MessagesRequest", {
+            "model": "m", "max_tokens": 8, "system": [{"type": "text", "text": "Be brief."}], "stream": True,
+            "messages": [{"role": "user", "content": "Hi"},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]}],
+            "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": "tool", "name": "f"},
+            "stop_sequences": ["\n"], "temperature": 0, "metadata": {"user_id": "u"},
+        }),
         ("InferRequest", {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [0.5, 1]}],
                           "parameters": {"binary_data_output": False, "priority": 2}}),
     ],
@@ -172,6 +181,8 @@ def test_request_schemas_take_what_the_handlers_take(document: dict[str, Any], n
         ("ChatCompletionRequest", {"model": "m", "messages": [{"role": "user"}], "temperature": 3}),
         ("CompletionRequest", {"model": "m"}),
         ("EmbeddingRequest", {"model": "e", "input": "a", "encoding_format": None}),
+        ("MessagesRequest", {"model": "m", "messages": [{"role": "user", "content": "x"}]}),  # no max_tokens
+        ("MessagesRequest", {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": [IMAGE]}]}),
         ("InferRequest", {"inputs": [{"name": "x", "shape": [1], "datatype": "FP128"}]}),
     ],
 )
