@@ -120,6 +120,16 @@ class Settings:
     load_timeout_s: float = 900.0
     """A model that has not loaded after this long is given up (marked failed; the others serve on). A
     big language model on a Pi's SD card takes minutes: the default leaves room for that."""
+    load_models: str = "start"
+    """When models load: "start" (when the server starts; they stay) or "demand" (on their first request;
+    they leave after keep_alive idle). Per model: [models.NAME] load = … in lanai.toml."""
+    keep_alive: str = "5m"
+    """How long a model loaded on demand stays after its last request ("30s", "10m", "-1": for ever)."""
+    max_loaded_models: int = 0
+    """At most this many models in memory (0: no limit); on-demand models make room for each other."""
+    memory_budget_mb: int = 0
+    """At most this much memory for models (0: no limit): least recently used on-demand models are unloaded
+    to make room. A model's size is what the process grew by when it loaded."""
     prompt_cache_ram_mb: int = 256
     """Per language model: host RAM for caches of long prompt beginnings beyond the slots (0: none). A
     1,000-token prompt of SmolLM2-135M takes about 23 MB."""

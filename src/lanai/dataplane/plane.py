@@ -33,6 +33,7 @@ from lanai.dataplane.models import (
 )
 from lanai.dataplane.outcomes import Outcomes, OutcomeSummary, is_failure
 from lanai.dataplane.pipelines import run_pipeline
+from lanai.dataplane.residency import Residency
 from lanai.dataplane.staged import PlaneStages, StagedModel
 from lanai.dataplane.validate import validate
 from lanai.errors import (
@@ -117,14 +118,17 @@ class DataPlane:
         """What each model's current version's requests came to (server-side failures, latencies)."""
         self.previous_outcomes: dict[str, OutcomeSummary] = {}
         """The same for the version each model had before its last swap."""
+        self.residency = Residency(self)
+        """Which models load on demand, leave when idle, and make room for each other."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every model that has an active version. A model that fails is logged, not fatal."""
         await asyncio.to_thread(self.monitor.start)
+        self.residency.start()
         for summary in self.store.list():
-            if summary.active is None:
+            if summary.active is None or not self.residency.loads_at_start(summary.name):
                 continue
             try:
                 await self.load(summary.name)
@@ -141,6 +145,7 @@ class DataPlane:
         self.draining = True
         self._publish_state()
         await asyncio.to_thread(self.monitor.stop)
+        await self.residency.stop()
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         await asyncio.gather(*(m.close(timeout) for m in list(self.models.values())))
         self.models.clear()
@@ -245,7 +250,7 @@ class DataPlane:
         else:
             if condition.level == "hard":
                 reasons.append(condition.reason() or "too hot")
-            if not models:
+            if not models and not self._loads_on_demand():
                 reasons.append("no model is loaded" + (f" ({len(self.failed)} failed)" if self.failed else ""))
             full = [m.name for m in models if any(b.queue_depth >= b.queue_cap for b in m.batchers())]
             if full:  # no names: readiness is public, and the model list is for admins (GET /health)
@@ -312,7 +317,7 @@ class DataPlane:
         status: Literal["healthy", "degraded", "unavailable"]
         if not self._ready:
             status = "unavailable"
-        elif self.failed or not self.models or self.lifecycle.crash_loop:
+        elif self.failed or not (self.models or self._loads_on_demand()) or self.lifecycle.crash_loop:
             status = "degraded"
         else:
             status = "healthy"
@@ -348,12 +353,23 @@ class DataPlane:
     def loaded_models(self) -> list[str]:
         return list(self.models)
 
+    def _loads_on_demand(self) -> bool:
+        """Whether some model in the store loads on its first request (so none loaded is no fault)."""
+        return any(s.active is not None and self.residency.on_demand(s.name) for s in self.store.list())
+
+    async def ensure(self, name: str) -> None:
+        """Load ``name`` now if it loads on demand and is not loaded (requests wait for it; see
+        ``dataplane.residency``); otherwise nothing."""
+        if name not in self.models:
+            await self.residency.ensure(name)
+
     def get(self, name: str, version: str | None = None) -> Loaded:
         """The loaded model ``name``; with ``version``, only if that is the version loaded."""
         self._check_ready()
         model = self.models.get(name)
         if model is None:
             raise self._not_found(name)
+        self.residency.touch(name)
         if version not in (None, "", model.version):
             raise VersionNotFound(
                 f"model {name!r} has version {model.version} loaded, not {version!r}.",
@@ -377,6 +393,8 @@ class DataPlane:
                 entries.append(RepositoryEntry(summary.name, loaded.version, "READY", ""))
             elif not ready_only:
                 reason = self.failed.get(summary.name, "not loaded")
+                if summary.name not in self.failed and self.residency.on_demand(summary.name):
+                    reason = "loads on its first request"
                 version = "" if summary.active is None else str(summary.active)
                 entries.append(RepositoryEntry(summary.name, version, "UNAVAILABLE", reason))
         return entries
@@ -402,6 +420,11 @@ class DataPlane:
     def _not_found(self, name: str) -> ModelNotFound:
         if name in self.failed:
             return ModelNotFound(f"model {name!r} failed to load: {self.failed[name]}")
+        if self.residency.on_demand(name) and any(s.name == name and s.active is not None for s in self.store.list()):
+            return ModelNotFound(
+                f"model {name!r} loads on demand and is not loaded.",
+                hint=f"send it a request (or POST /v2/repository/models/{name}/load) to load it.",
+            )
         return ModelNotFound(f"no model named {name!r} is loaded.", hint=f"loaded models: {self._loaded_list()}.")
 
     def _loaded_list(self) -> str:
@@ -419,6 +442,7 @@ class DataPlane:
     async def infer(self, name: str, request: InferRequest, version: str | None = None) -> InferResponse:
         """Run a request of named tensors through the model's batcher."""
         self._admit()
+        await self.ensure(name)
         model = self.tensor_model(name, version)
         validate(model.info, request)
         started = time.perf_counter()
@@ -444,6 +468,7 @@ class DataPlane:
         task's parameters, or a mapping of them, strings allowed); returns the task's result."""
         started = time.perf_counter_ns()
         self._admit()
+        await self.ensure(name)
         model = self.get(name, version)
         try:
             answer = await self.run_task_on(model, task, data, params, started)
@@ -594,6 +619,7 @@ class DataPlane:
         batches, all of a call's inputs at once, each answered from the embedding cache if it can be.
         ``dimensions`` keeps each vector's first so many values, scaled back to length 1 (as OpenAI's
         ``dimensions`` does: meaningful for models trained so, e.g. Matryoshka embeddings)."""
+        await self.ensure(name)
         vectors, tokens = await self._embed(name, texts)
         if dimensions is None:
             return vectors, tokens

@@ -107,12 +107,13 @@ class _Ask:
         return bool(self.tools) and self.choice.mode != "none"
 
 
-def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> str:
+async def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> str:
     name = data.get("model")
     if not isinstance(name, str) or not name:
         raise _invalid("'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
     request.scope["lanai.model"] = name
     allow_model(request, name)
+    await plane.ensure(name)  # a model that loads on demand: now
     plane.get(name)  # 404 for an unknown model
     return name
 
@@ -306,7 +307,7 @@ async def _body(request: Request, plane: DataPlane) -> dict[str, Any]:
 async def count_tokens(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _body(request, plane)
-    name = _model(data, plane, request)
+    name = await _model(data, plane, request)
     prompt, _ = _prompt(plane, name, _parse(data, generate=False))
     return JSONResponse(TokenCount(len(prompt)).to_dict())
 
@@ -318,7 +319,7 @@ async def messages(request: Request) -> Response:
 
     plane: DataPlane = request.app.state.plane
     data = await _body(request, plane)
-    name = _model(data, plane, request)
+    name = await _model(data, plane, request)
     ask = _parse(data, generate=True)
     prompt, family = _prompt(plane, name, ask)
     grammar = None

@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
+from lanai.dataplane.residency import parse_duration
 from lanai.errors import BadInput, LanaiError
 from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
@@ -110,13 +111,20 @@ async def _json(request: Request, plane: DataPlane) -> dict[str, Any]:
     return json_object(await read_body(request, plane.settings.max_body_bytes))
 
 
-def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> str:
+async def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> str:
     name = data.get("model")
     if not isinstance(name, str) or not name:
         raise _Invalid("model", "'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
     request.scope["lanai.model"] = name
     allow_model(request, name)
+    await plane.ensure(name)  # a model that loads on demand: now
     plane.get(name)  # 404 for an unknown model
+    keep_alive = data.get("keep_alive")
+    if keep_alive is not None:  # Ollama's extension: how long the model stays loaded after this request
+        try:
+            plane.residency.touch(name, parse_duration(keep_alive))
+        except LanaiError as exc:
+            raise _Invalid("keep_alive", exc.message, hint=exc.hint) from None
     return name
 
 
@@ -336,19 +344,27 @@ def _unsupported(data: dict[str, Any], *keys: str) -> None:
 async def list_models(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     who = caller(request)
-    cards = tuple(
-        ModelCard(m.name, "model", int(m.loaded_at), "lanai", m.info.task)
-        for m in plane.models.values()
-        if who.allows_model(m.name)
-    )
-    return JSONResponse(ModelList("list", cards).to_dict())
+    cards = []
+    for m in plane.models.values():
+        if who.allows_model(m.name):
+            expires = plane.residency.status(m.name)["expires_at"]
+            cards.append(ModelCard(m.name, "model", int(m.loaded_at), "lanai", m.info.task, "loaded",
+                                   None if expires is None else int(expires)))  # fmt: skip
+    for summary in plane.store.list():  # models that load on demand, not loaded now
+        name = summary.name
+        if name in plane.models or summary.active is None or not plane.residency.on_demand(name):
+            continue
+        if who.allows_model(name):
+            state = plane.residency.status(name)["state"]
+            cards.append(ModelCard(name, "model", 0, "lanai", summary.task, state))
+    return JSONResponse(ModelList("list", tuple(cards)).to_dict())
 
 
 @_openai_errors
 async def chat_completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
-    name = _model(data, plane, request)
+    name = await _model(data, plane, request)
     messages = _messages(data)
     tools, choice = _tools(data)
     family = plane.tool_family(name)
@@ -373,7 +389,7 @@ async def chat_completions(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
-    name = _model(data, plane, request)
+    name = await _model(data, plane, request)
     _unsupported(data, "echo", "suffix")
     if data.get("best_of") not in (None, 1):
         raise _Invalid("best_of", "'best_of' is not supported by lanai.", hint="ask for n answers and pick yourself.")
@@ -648,7 +664,7 @@ def _usage(usage: Any) -> Usage:
 async def embeddings(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
-    name = _model(data, plane, request)
+    name = await _model(data, plane, request)
     texts = data.get("input")
     if isinstance(texts, str):
         texts = [texts]

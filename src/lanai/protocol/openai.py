@@ -263,14 +263,22 @@ class ModelCard(Wire):
     created: int = doc("When it was loaded (Unix seconds).")
     owned_by: str = doc("Always lanai.")
     task: str = doc("lanai's task for the model: classify, chat, completion, embed, …")
+    status: Literal["loaded", "loading", "available"] = doc(
+        "loaded; or, for a model that loads on demand, loading or available (a request loads it).",
+        default="loaded", omit_none=True,
+    )  # fmt: skip
+    expires_at: int | None = doc(
+        "A model loaded on demand: when it leaves if nothing asks for it (Unix seconds).", default=None,
+        omit_none=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ModelList(Wire):
-    """The loaded models."""
+    """The loaded models, and those that load on demand."""
 
     object: Literal["list"] = doc("Always list.")
-    data: tuple[ModelCard, ...] = doc("One card per loaded model.")
+    data: tuple[ModelCard, ...] = doc("One card per model.")
 
 
 @dataclass(frozen=True)

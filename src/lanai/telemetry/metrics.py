@@ -154,6 +154,13 @@ class Metrics:
             "lanai_update_state", "1 for the state of a followed model's update now (idle, pulling, verifying, "
             "activating, watching, rolled_back).", ["model", "state"], registry=r,
         )  # fmt: skip
+        self.demand_loads = Counter(
+            "lanai_demand_loads", "Models loaded because a request asked for them, by model.", ["model"], registry=r
+        )
+        self.demand_unloads = Counter(
+            "lanai_demand_unloads", "On-demand models unloaded, by model and why (idle, evicted).", ["model", "reason"],
+            registry=r,
+        )  # fmt: skip
         self.rollbacks = Counter(
             "lanai_rollbacks", "Automatic rollbacks of a new model version, by model.", ["model"], registry=r
         )

@@ -74,7 +74,7 @@ def test_prompts_too_long_or_empty_and_a_full_queue_are_refused(model: LlamaCppB
             with pytest.raises(Overloaded, match="1 requests are already waiting"):
                 engine.submit(GenerateRequest(prompt, 4))
         chunks = [chunk async for chunk in waiting]  # and once let go, the waiting one runs
-        assert chunks[-1].finish_reason == "length"
+        assert chunks[-1].finish_reason in ("length", "stop")  # the random model may draw its end token
 
     try:
         asyncio.run(run())
@@ -96,7 +96,7 @@ def test_a_caller_who_went_away_gives_up_its_place_in_the_queue(model: LlamaCppB
                 engine.submit(GenerateRequest(prompt, 4))  # but the live ones still count
         for generation in live:
             chunks = [chunk async for chunk in generation]
-            assert chunks[-1].finish_reason == "length"
+            assert chunks[-1].finish_reason in ("length", "stop")  # the random model may draw its end token
 
     try:
         asyncio.run(run())
