@@ -253,8 +253,9 @@ def load_settings(
 ) -> Settings:
     """Merge the sources in order. Without ``config_file``, ``<home>/lanai.toml`` is read if present."""
     environ = os.environ if environ is None else environ
-    env, cli = _from_env(environ), dict(cli or {})
+    env, cli = _from_env(environ), {k: v for k, v in (cli or {}).items() if v is not None}
     settings = Settings()
+    # a flag left out (None) must not hide LANAI_HOME: the store's lanai.toml is found through either
     home_only = settings.with_overrides({k: v for k, v in {**env, **cli}.items() if k == "home"})
     path = config_file or home_only.home / "lanai.toml"
     if config_file is not None or path.is_file():

@@ -39,3 +39,11 @@ def test_litert_delegates_come_from_the_environment_as_a_list(tmp_path: Path) ->
     env = {"LANAI_HOME": str(tmp_path), "LANAI_LITERT_DELEGATES": "libedgetpu.so.1, libother.so"}
     assert load_settings(environ=env).litert_delegates == ("libedgetpu.so.1", "libother.so")
     assert load_settings(environ={"LANAI_HOME": str(tmp_path)}).litert_delegates == ()
+
+
+def test_the_stores_lanai_toml_is_read_when_only_the_environment_names_the_store(tmp_path: Path) -> None:
+    """`lanai serve` passes every flag, unset ones as None: that must not hide LANAI_HOME's lanai.toml (the
+    systemd unit names the store only through LANAI_HOME). Found when on-demand policies were ignored."""
+    (tmp_path / "lanai.toml").write_text('[server]\nload_models = "demand"\n', encoding="utf-8")
+    settings = load_settings(cli={"home": None, "port": None}, environ={"LANAI_HOME": str(tmp_path)})
+    assert settings.config_file == tmp_path / "lanai.toml" and settings.load_models == "demand"
