@@ -1,5 +1,6 @@
 """Time to first token with a long system prompt (read, kept in a slot, back from RAM, back from disk after a
-restart), and grammar-constrained decoding against free decoding, through a real ``lanai serve``.
+restart), grammar-constrained decoding against free decoding, and models loaded on demand (the first
+request's latency, memory with two models loaded and after they leave), through a real ``lanai serve``.
 
 The model is the real SmolLM2-135M-Instruct (Q4_1); the system prompt is about 1,000 tokens of CPython's
 LICENSE.txt. Rounds interleave the cases; medians are printed.
@@ -49,9 +50,10 @@ def stream(client: openai.OpenAI, messages: list[dict], max_tokens: int, **extra
     return first - start, (tokens - 1) / (last - first) if last > first else 0.0, tokens
 
 
-def system(part: int, question: str) -> list[dict]:
-    return [{"role": "system", "content": LICENSE[part * 4200 : (part + 1) * 4200]},
-            {"role": "user", "content": question}]  # fmt: skip
+def system(part: int, question: str, round_: int = 0) -> list[dict]:
+    """About 1,000 tokens of the text (parts 0-2), opened with the round's number so no round finds another's."""
+    text = f"Document {round_}.\n" + LICENSE[part * 4200 : (part + 1) * 4200]
+    return [{"role": "system", "content": text}, {"role": "user", "content": question}]
 
 
 def main() -> int:
@@ -66,15 +68,15 @@ def main() -> int:
     ttft: dict[str, list[float]] = {"read": [], "slot": [], "ram": [], "disk": []}
     speed: dict[str, list[float]] = {"free": [], "json_schema": []}
     for r in range(args.rounds):
-        part = 3 + r  # a stretch of the text not seen before, each round
+        part = 0
         server = Server(home)
         try:
             client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=600)
-            ttft["read"].append(stream(client, system(part, "Who may use this?"), 1)[0])
-            ttft["slot"].append(stream(client, system(part, "Is it free?"), 1)[0])
+            ttft["read"].append(stream(client, system(part, "Who may use this?", r), 1)[0])
+            ttft["slot"].append(stream(client, system(part, "Is it free?", r), 1)[0])
             for other in (1, 2):  # other long prompts take both slots
-                stream(client, system(other, "Summarise."), 1)
-            ttft["ram"].append(stream(client, system(part, "Can I change it?"), 1)[0])
+                stream(client, system(other, "Summarise.", r), 1)
+            ttft["ram"].append(stream(client, system(part, "Can I change it?", r), 1)[0])
             ask = [{"role": "user", "content": f"({r}) Describe a person who lives in a European capital."}]
             speed["free"].append(stream(client, ask, args.max_tokens)[1])
             fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}}
@@ -84,18 +86,54 @@ def main() -> int:
         server = Server(home)  # a restart: the caches were written at shutdown
         try:
             client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=600)
-            ttft["disk"].append(stream(client, system(part, "Who wrote it?"), 1)[0])
+            ttft["disk"].append(stream(client, system(part, "Who wrote it?", r), 1)[0])
         finally:
             server.stop()
         print(f"round {r + 1}: TTFT " + ", ".join(f"{k} {v[-1] * 1e3:.0f} ms" for k, v in ttft.items())
               + " | decode " + ", ".join(f"{k} {v[-1]:.1f} tok/s" for k, v in speed.items()), flush=True)  # fmt: skip
-    m = {k: statistics.median(v) for k, v in {**ttft, **speed}.items()}
+    demand = on_demand(home, args.rounds)
+    m = {k: statistics.median(v) for k, v in {**ttft, **speed, **demand}.items()}
     print(f"\nmedians over {args.rounds} rounds, SmolLM2-135M Q4_1, a ~1,000-token system prompt:")
     print(f"  TTFT read {m['read'] * 1e3:.0f} ms; kept in a slot {m['slot'] * 1e3:.0f} ms; back from RAM "
           f"{m['ram'] * 1e3:.0f} ms; after a restart, from disk {m['disk'] * 1e3:.0f} ms")  # fmt: skip
     print(f"  decode: free {m['free']:.1f} tok/s, JSON schema {m['json_schema']:.1f} tok/s = "
           f"{m['json_schema'] / m['free']:.2f}×")  # fmt: skip
+    print(f"  on demand: first request {m['cold'] * 1e3:.0f} ms (load + answer) vs {m['warm'] * 1e3:.0f} ms loaded; "
+          f"server RSS {m['rss_none']:.0f} MB with none loaded, {m['rss_two']:.0f} MB with two, "
+          f"{m['rss_after']:.0f} MB after both left")  # fmt: skip
     return 0
+
+
+def on_demand(home: Path, rounds: int) -> dict[str, list[float]]:
+    """Two copies of the model that load on demand and leave after 2 s idle."""
+    demand = home.parent / "demand"
+    model = str(smollm2())
+    for name in ("smol-a", "smol-b"):
+        subprocess.run([sys.executable, "-m", "lanai.cli", "models", "--home", str(demand), "add", model, "--name",
+                        name, "--task", "chat", "--option", "n_ctx=1024", "--option", "parallel=2"],
+                       check=True, capture_output=True)  # fmt: skip
+    (demand / "lanai.toml").write_text('[server]\nload_models = "demand"\nkeep_alive = "2s"\n', encoding="utf-8")
+    rows: dict[str, list[float]] = {"cold": [], "warm": [], "rss_none": [], "rss_two": [], "rss_after": []}
+    ask = [{"role": "user", "content": "Say hi."}]
+    server = Server(demand)
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=600)
+        for _ in range(rounds):
+            time.sleep(4)  # both have left
+            rows["rss_none"].append(server.rss_mb())
+            began = time.perf_counter()
+            client.chat.completions.create(model="smol-a", messages=ask, max_tokens=1)
+            rows["cold"].append(time.perf_counter() - began)
+            began = time.perf_counter()
+            client.chat.completions.create(model="smol-a", messages=ask, max_tokens=1)
+            rows["warm"].append(time.perf_counter() - began)
+            client.chat.completions.create(model="smol-b", messages=ask, max_tokens=1)
+            rows["rss_two"].append(server.rss_mb())
+            time.sleep(4)
+            rows["rss_after"].append(server.rss_mb())
+    finally:
+        server.stop()
+    return rows
 
 
 if __name__ == "__main__":
