@@ -234,6 +234,8 @@ def test_penalties_and_top_k_change_what_is_drawn(client: openai.OpenAI) -> None
         ({"presence_penalty": 3}, "presence_penalty", "from -2 to 2"),
         ({"response_format": {"type": "xml"}}, "response_format", "text, json_object or json_schema"),
         ({"functions": [{"name": "f"}]}, "functions", "old form of tools"),
+        ({"modalities": ["text", "audio"]}, "modalities", "text only"),
+        ({"prediction": {"type": "content", "content": "x"}}, "prediction", "not supported"),
     ],
 )
 def test_bad_parameters_are_refused_with_their_name(url: str, body: dict, param: str, words: str) -> None:

@@ -365,6 +365,9 @@ async def chat_completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
     name = await _model(data, plane, request)
+    _unsupported(data, "audio", "prediction", "web_search_options")
+    if data.get("modalities") not in (None, ["text"]):
+        raise _Invalid("modalities", "lanai's language models answer in text only.", hint='leave out "modalities".')
     messages = _messages(data)
     tools, choice = _tools(data)
     family = plane.tool_family(name)
