@@ -229,6 +229,12 @@ def _fleet_parsers(sub: argparse._SubParsersAction) -> None:
     add_parsers(sub)
 
 
+def _doctor_parser(sub: argparse._SubParsersAction) -> None:
+    from lanai.doctor_cli import add_parser
+
+    add_parser(sub).set_defaults(run=_doctor)
+
+
 def _optimize_parser(sub: argparse._SubParsersAction) -> None:
     try:
         from lanai.optimize.cli import add_parser
@@ -253,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _devices_parser(sub)
     _discover_parser(sub)
     _bench_parser(sub)
+    _doctor_parser(sub)
     _optimize_parser(sub)
     _fleet_parsers(sub)
     return parser
@@ -321,6 +328,12 @@ def _bench(args: argparse.Namespace) -> int:
     from lanai.bench.cli import run_bench_command
 
     return run_bench_command(args)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from lanai.doctor_cli import run_doctor_command
+
+    return run_doctor_command(args)
 
 
 def _optimize(args: argparse.Namespace) -> int:

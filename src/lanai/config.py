@@ -141,6 +141,9 @@ class Settings:
     """Load each model file in a child process the first time, before the server loads it: a runtime that
     crashes on a damaged file (a segfault, an abort) kills the child, and the server reports the crash
     instead of dying of it. Costs about a second once per file and runtime (remembered in the store)."""
+    doctor_at_start: bool = False
+    """Run ``lanai doctor --quick`` (without the port check) as the server starts, before the models load;
+    its status and its warn and fail lines are shown in ``/health`` (and logged)."""
     thermal_soft_c: float = 75.0
     """Past this temperature (or while a Raspberry Pi's firmware throttles) the box admits less: smaller
     queues, longer batch waits, a lower weight for the load balancer's agent check."""

@@ -47,6 +47,7 @@ from lanai.errors import (
     WrongTask,
 )
 from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
+from lanai.protocol.doctor import DoctorSummary
 from lanai.protocol.health import FailedModel, HealthReport, ModelStatus, Readiness
 from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, RepositoryEntry, ServerMetadata
 from lanai.protocol.wire import Wire
@@ -120,12 +121,16 @@ class DataPlane:
         """The same for the version each model had before its last swap."""
         self.residency = Residency(self)
         """Which models load on demand, leave when idle, and make room for each other."""
+        self.doctor: DoctorSummary | None = None
+        """``lanai doctor --quick`` as run at start (setting ``doctor_at_start``), for ``/health``."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every model that has an active version. A model that fails is logged, not fatal."""
         await asyncio.to_thread(self.monitor.start)
+        if self.settings.doctor_at_start:
+            self.doctor = await asyncio.to_thread(_run_doctor, self.settings)
         self.residency.start()
         for summary in self.store.list():
             if summary.active is None or not self.residency.loads_at_start(summary.name):
@@ -337,7 +342,8 @@ class DataPlane:
         uptime = round(time.time() - self.started_at, 1)
         device = read_device(self.monitor.condition)
         unclean = self.lifecycle.recent(86400.0)
-        return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), device, unclean)
+        return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), device, unclean,
+                            self.doctor)  # fmt: skip
 
     def render_metrics(self) -> bytes:
         """The Prometheus text exposition, with queue depths read now."""
@@ -704,6 +710,17 @@ def _metadata(model: Loaded) -> ModelMetadata:
     info = model.info
     parameters = ModelParameters(info.task, info.backend, info.execution_provider, info.max_batch_size)
     return ModelMetadata(info.name, (info.version,), info.platform, info.inputs, info.outputs, parameters)
+
+
+def _run_doctor(settings: Settings) -> DoctorSummary:
+    """``lanai doctor --quick`` without the port (the doors bind it next); its problems are logged."""
+    from lanai.doctor import DoctorOptions, run_doctor  # imported late: the doctor reads this module
+
+    report = run_doctor(settings, DoctorOptions(benchmark=False, port=False))
+    summary = report.summary(time.time())
+    for line in summary.problems:
+        log.warning("doctor: %s", line)
+    return summary
 
 
 @cache

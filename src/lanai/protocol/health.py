@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lanai.protocol.doctor import DoctorSummary
 from lanai.protocol.wire import Wire, doc
 
 __all__ = ["HealthReport", "HealthStatus", "ModelStatus", "FailedModel", "DeviceStatus", "Readiness"]
@@ -63,6 +64,11 @@ class HealthReport(Wire):
         "Runs of the server in the last 24 hours that ended without a clean shutdown (crashes, SIGKILL, power "
         "cuts); three within an hour is a crash loop and makes the status degraded.",
         default=0,
+    )
+    doctor: DoctorSummary | None = doc(
+        "lanai doctor --quick as run at start (setting doctor_at_start); absent when it is off.",
+        default=None,
+        omit_none=True,
     )
 
     def summary(self) -> HealthStatus:
