@@ -152,30 +152,18 @@ def start_serve(home: Path, port: int, *extra: str, env: dict[str, str] | None =
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
-def wait_live(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
+def wait_ready(port: int, proc: subprocess.Popen[bytes], limit: float = 60, probe: str = "ready") -> None:
+    """Until ``/health/<probe>`` answers 200 (``live``: the process answers; ``ready``: its models too)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         assert proc.poll() is None, "lanai serve exited"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/health/{probe}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise AssertionError("not live in time")
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "lanai serve exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("not ready in time")
+    raise AssertionError(f"not {probe} in time")
 
 
 def test_sigterm_under_load_answers_what_it_accepted_and_exits_0(tmp_path: Path) -> None:
@@ -342,7 +330,7 @@ def test_a_model_that_crashes_its_runtime_is_refused_and_the_server_stays_up(
     proc = start_serve(store.root, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_live(port, proc)
+        wait_ready(port, proc, probe="live")
         failed: dict[str, str] = {}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -4,12 +4,11 @@ measures that fit a language model: perplexity and greedy agreement instead of a
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanai.optimize.report import _machine, _size
+from lanai.optimize.report import _machine, _size, write_report
 
 __all__ = ["GgufStep", "GgufReport"]
 
@@ -87,13 +86,7 @@ class GgufReport:
 
     def write(self, folder: Path) -> dict[str, Path]:
         """Write report.md, report.json and (with matplotlib) report.png; return them by file name."""
-        folder.mkdir(parents=True, exist_ok=True)
-        written = {"report.md": folder / "report.md", "report.json": folder / "report.json"}
-        written["report.md"].write_text(self.markdown(), encoding="utf-8")
-        written["report.json"].write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        if self.steps and self._chart(folder / "report.png"):
-            written["report.png"] = folder / "report.png"
-        return written
+        return write_report(folder, self.markdown(), self.to_dict(), self._chart if self.steps else None)
 
     def _chart(self, path: Path) -> bool:
         try:

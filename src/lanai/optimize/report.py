@@ -86,13 +86,7 @@ class Report:
 
     def write(self, folder: Path) -> dict[str, Path]:
         """Write report.md, report.json and (with matplotlib) report.png; return them by file name."""
-        folder.mkdir(parents=True, exist_ok=True)
-        written = {"report.md": folder / "report.md", "report.json": folder / "report.json"}
-        written["report.md"].write_text(self.markdown(), encoding="utf-8")
-        written["report.json"].write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        if self.steps and self._chart(folder / "report.png"):
-            written["report.png"] = folder / "report.png"
-        return written
+        return write_report(folder, self.markdown(), self.to_dict(), self._chart if self.steps else None)
 
     def _chart(self, path: Path) -> bool:
         try:
@@ -143,6 +137,18 @@ def _metric_text(metric: str) -> str:
         "fidelity": "cosine similarity with the original model's outputs",
         "none": "not measured",
     }.get(metric, metric)
+
+
+def write_report(folder: Path, markdown: str, data: dict[str, Any], chart: Any = None) -> dict[str, Path]:
+    """A report's files in ``folder``: report.md, report.json and, when ``chart(path)`` draws one (it needs
+    matplotlib), report.png. The vision and GGUF reports are stored the same way, by these names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {"report.md": folder / "report.md", "report.json": folder / "report.json"}
+    written["report.md"].write_text(markdown, encoding="utf-8")
+    written["report.json"].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if chart is not None and chart(folder / "report.png"):
+        written["report.png"] = folder / "report.png"
+    return written
 
 
 def _size(n: int) -> str:
