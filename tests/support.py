@@ -267,3 +267,42 @@ def mediapipe_model(member: str) -> Path | None:
     partial.write_bytes(data)
     partial.replace(target)
     return target
+
+
+ONNXRUNTIME_OPENVINO = "onnxruntime-openvino==1.24.1"
+
+
+def openvino_python() -> tuple[Path | None, str]:
+    """A Python with onnxruntime-openvino and lanai's other runtime dependencies, in a venv of its own built
+    once in the test cache (that wheel installs the same ``onnxruntime`` package as plain onnxruntime, so the
+    two cannot share a venv). lanai itself is not installed there: run it with PYTHONPATH=<checkout>/src.
+    (None, why) if it cannot be built (no network, no pip)."""
+    import subprocess
+    import sys
+    import tempfile
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    tag = f"{ONNXRUNTIME_OPENVINO.replace('==', '-')}-py{sys.version_info[0]}{sys.version_info[1]}"
+    cache = Path(os.environ.get("LANAI_TEST_CACHE", Path.home() / ".cache" / "lanai-tests")) / tag
+    python = cache / "bin" / "python"
+    if python.is_file():
+        return python, ""
+    # lanai's own dependencies (no extras), except plain onnxruntime, whose place onnxruntime-openvino takes
+    core = [str(r) for r in map(Requirement, metadata.requires("lanai") or ()) if "extra" not in str(r.marker)]
+    core = [r for r in core if Requirement(r).name != "onnxruntime"]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
+        venv = Path(tmp) / "venv"
+        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", ONNXRUNTIME_OPENVINO, *core]
+        for step in ([sys.executable, "-m", "venv", str(venv)], install):
+            done = subprocess.run(step, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                return None, f"{' '.join(step[:4])} failed: {done.stderr.strip()[-400:]}"
+        try:
+            venv.replace(cache)  # a venv moves with its python (scripts' shebangs do not, and are not used)
+        except OSError:  # another test process built it first
+            if not python.is_file():
+                raise
+    return python, ""

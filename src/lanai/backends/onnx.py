@@ -27,6 +27,12 @@ PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
 }
 _CPU = "CPUExecutionProvider"
+# Providers that run a model whole or not at all. ONNX Runtime hands the nodes a provider does not take to its
+# CPU provider inside the same session, so a model OpenVINO refuses outright would still load "on OpenVINO"
+# (and /health would say so) while every node ran on the CPU provider. For these, that fallback inside the
+# session is turned off: a model they cannot run whole fails to load on them and goes to the next provider,
+# with ONNX Runtime's reason in the log.
+_WHOLE_GRAPH = frozenset({"OpenVINOExecutionProvider"})
 _OPTIMIZATION = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -119,13 +125,19 @@ class OnnxBackend:
     @classmethod
     def load(cls, path: Path, options: BackendOptions) -> OnnxBackend:
         """Load ``path`` on the first provider of ``options.providers`` that works."""
-        so = _session_options(options)
         last_error: Exception | None = None
         for provider in _provider_order(options):
+            so = _session_options(options)
+            if provider in _WHOLE_GRAPH:
+                so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
             try:
                 session = ort.InferenceSession(str(path), sess_options=so, providers=[provider])
             except Exception as exc:  # onnxruntime raises several unrelated classes here
-                log.warning("%s could not load %s: %s", provider, path.name, exc)
+                if provider in _WHOLE_GRAPH and "fallback to CPU EP has been explicitly disabled" in str(exc):
+                    log.warning("%s does not take every node of %s, so the next provider loads it: %s",
+                                provider, path.name, exc)  # fmt: skip
+                else:
+                    log.warning("%s could not load %s: %s", provider, path.name, exc)
                 last_error = exc
                 continue
             active = session.get_providers()[0]
