@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lanai.errors import ConfigError, ModelNotFound, Overloaded
+from lanai.errors import ConfigError, ModelLoadError, ModelNotFound, Overloaded
 
 if TYPE_CHECKING:
     from lanai.dataplane.plane import DataPlane
@@ -39,6 +39,7 @@ __all__ = ["Residency", "Policy", "parse_duration", "read_policies"]
 
 log = logging.getLogger(__name__)
 
+_RETRY_S = 30.0  # after a failed load on demand, requests get its error this long before it is tried again
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -112,6 +113,7 @@ class Residency:
         self.footprint: dict[str, int] = {}
         """Bytes each model took when it last loaded."""
         self._loads: dict[str, asyncio.Task[Any]] = {}
+        self._failed_at: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     def policy(self, name: str) -> Policy:
@@ -143,14 +145,19 @@ class Residency:
             return
         task = self._loads.get(name)
         if task is None or task.done():
-            if name in plane.failed and task is not None:  # it failed just now: do not hammer the runtime
-                return
+            failed_at = self._failed_at.get(name)
+            if name in plane.failed and failed_at is not None and time.monotonic() - failed_at < _RETRY_S:
+                return  # it failed a moment ago: answer with that, rather than hammer the runtime
             summary = next((s for s in plane.store.list() if s.name == name), None)
             if summary is None or summary.active is None:
                 return
             task = asyncio.ensure_future(self._load(name))
             self._loads[name] = task
-        await asyncio.shield(task)
+        try:
+            await asyncio.shield(task)
+        except ModelLoadError:  # as for a model that failed at start: 404 with the reason, for every waiter
+            self._failed_at[name] = time.monotonic()
+            raise ModelNotFound(f"model {name!r} failed to load: {plane.failed.get(name, 'see the log')}") from None
 
     def touch(self, name: str, keep_alive: float | None | Literal["default"] = "default") -> None:
         """A request for ``name`` ended (or began): it is in use now; ``keep_alive`` sets its idle time."""
