@@ -104,11 +104,16 @@ def _add(store: Store, args: argparse.Namespace) -> int:
     preprocess = parse_preprocess(args.preprocess) if args.preprocess else None
     if args.task in ("classify", "embed-image") and preprocess is None:
         preprocess = ImagePreprocess()
-    backend = args.backend or {".gguf": "llamacpp", ".tflite": "litert"}.get(args.file.suffix.lower(), "onnx")
+    suffixes = {".gguf": "llamacpp", ".tflite": "litert", ".hef": "hailo"}
+    backend = args.backend or suffixes.get(args.file.suffix.lower(), "onnx")
     if backend not in get_task(args.task).backends:
         pairs = "; ".join(f"{name} on {', '.join(t.backends)}" for name, t in TASKS.items())
         raise BadInput(f"task {args.task!r} does not go with backend {backend!r}.", hint=f"tasks run: {pairs}.")
     options = parse_options(args.option or [])
+    if backend == "litert":  # model_edgetpu.tflite: record that it wants the Edge TPU delegate
+        from lanai.backends.litert import edgetpu_options
+
+        options = edgetpu_options(args.file.name, options)
     attachments, cleanup = _text_files(args, backend, options)
     if getattr(args, "stage", None) or getattr(get_task(args.task), "stages", ()):  # several files, one version
         return _add_staged(store, args, backend, batching, options)

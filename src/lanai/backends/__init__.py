@@ -14,6 +14,8 @@ __all__ = ["TensorBackend", "LanguageBackend", "BackendOptions", "BACKENDS", "ba
 BACKENDS: dict[str, tuple[str, str, Literal["tensor", "language"]]] = {
     "onnx": ("lanai.backends.onnx:OnnxBackend", "lanai", "tensor"),
     "litert": ("lanai.backends.litert:LiteRTBackend", "lanai[litert]", "tensor"),
+    # HailoRT is not on PyPI (apt's hailo-all on a Pi 5): the backend's load says how to install it
+    "hailo": ("lanai.backends.hailo:HailoBackend", "lanai", "tensor"),
     "llamacpp": ("lanai.backends.llamacpp:LlamaCppBackend", "lanai[llm]", "language"),
 }
 

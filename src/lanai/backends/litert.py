@@ -3,7 +3,11 @@
 Delegates are shared libraries named in the model's backend options (``delegates = ["libedgetpu.so.1"]``)
 or the server's settings; each is loaded if present, in order, and the first that loads runs the model.
 A missing one is logged and the model runs on the CPU instead, so a box without its accelerator still
-serves. Quantised (uint8/int8) inputs and outputs are converted through their scale and zero point, so
+serves. A model compiled for the Coral Edge TPU (``edgetpu_compiler`` writes ``*_edgetpu.tflite``) is the
+exception: its TPU part is one ``edgetpu-custom-op`` that LiteRT's CPU cannot run, so without the
+``libedgetpu.so.1`` delegate it does not load at all (a ModelLoadError that says how to fix it); such a model
+tries that delegate even when none is named, and ``models add`` records it in the manifest (see
+:func:`edgetpu_options`). Quantised (uint8/int8) inputs and outputs are converted through their scale and zero point, so
 clients and preprocessing see a float model either way. An interpreter is not thread-safe: each batch
 thread gets interpreters of its own.
 """
@@ -23,9 +27,32 @@ from lanai.backends.base import BackendOptions
 from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
 from lanai.types import TensorSpec
 
-__all__ = ["LiteRTBackend"]
+__all__ = ["LiteRTBackend", "EDGETPU_DELEGATE", "edgetpu_compiled", "edgetpu_options"]
 
 log = logging.getLogger(__name__)
+
+EDGETPU_DELEGATE = "libedgetpu.so.1"
+"""The Coral Edge TPU's LiteRT delegate (Debian package libedgetpu1-std, or -max)."""
+_EDGETPU_OP = "edgetpu-custom-op"
+_EDGETPU_HINT = (
+    "install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository), plug the Edge TPU in, and "
+    f"check that {EDGETPU_DELEGATE} loads (lanai doctor: litert delegates); or add the model as it was before "
+    "edgetpu_compiler (the plain .tflite), which runs on the CPU. See docs/hardware/coral.md."
+)
+
+
+def edgetpu_compiled(filename: str) -> bool:
+    """Whether ``filename`` follows edgetpu_compiler's naming (``model_edgetpu.tflite``)."""
+    return filename.lower().endswith("_edgetpu.tflite")
+
+
+def edgetpu_options(filename: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's backend options for the model file ``filename``: an Edge-TPU-compiled one wants the
+    Edge TPU delegate, unless ``delegates`` is given already."""
+    if not edgetpu_compiled(filename) or "delegates" in options:
+        return options
+    return {**options, "delegates": [EDGETPU_DELEGATE]}
+
 
 _DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.float16): "FP16", np.dtype(np.int32): "INT32",
               np.dtype(np.int64): "INT64", np.dtype(np.uint8): "UINT8", np.dtype(np.int8): "INT8",
@@ -106,29 +133,47 @@ class LiteRTBackend:
         """A new interpreter, on the first delegate that loads, else the CPU."""
         runtime = _runtime()
         for name in self._delegate_names:
-            try:
-                ctypes.CDLL(name)  # absent: say so without load_delegate (whose failure path raises in __del__)
-                delegate = runtime.load_delegate(name)
-            except (ValueError, OSError, RuntimeError) as exc:
-                log.warning("LiteRT delegate %s is not available (%s); trying the next, then the CPU", name, exc)
-                continue
-            try:
-                interpreter = runtime.Interpreter(str(self.path), experimental_delegates=[delegate])
-                interpreter.allocate_tensors()
-            except (ValueError, RuntimeError) as exc:
-                log.warning("LiteRT delegate %s could not run %s (%s)", name, self.path.name, exc)
-                continue
-            log.info("%s runs on LiteRT delegate %s", self.path.name, name)
-            return interpreter, name
+            interpreter = self._on_delegate(runtime, name)
+            if interpreter is not None:
+                return interpreter, name
+        if self._delegate_names:
+            log.warning("%s runs on the CPU: none of its delegates (%s) loaded", self.path.name,
+                        ", ".join(self._delegate_names))  # fmt: skip
         try:
             interpreter = runtime.Interpreter(str(self.path), num_threads=self._threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
+            text = " ".join(str(exc).split())  # its text ends in a newline
+            if _EDGETPU_OP not in text:
+                raise ModelLoadError(f"LiteRT cannot load {self.path.name}: {text}",
+                                     hint="check that it is a .tflite flatbuffer.") from exc  # fmt: skip
+            if EDGETPU_DELEGATE not in self._delegate_names:  # the model says what it needs: try it
+                interpreter = self._on_delegate(runtime, EDGETPU_DELEGATE)
+                if interpreter is not None:
+                    return interpreter, EDGETPU_DELEGATE
             raise ModelLoadError(
-                f"LiteRT cannot load {self.path.name}: {' '.join(str(exc).split())}",  # its text ends in a newline
-                hint="check that it is a .tflite flatbuffer.",
+                f"{self.path.name} is compiled for the Coral Edge TPU (its {_EDGETPU_OP}), which LiteRT's CPU "
+                f"cannot run, and the Edge TPU delegate {EDGETPU_DELEGATE} did not load.",
+                hint=_EDGETPU_HINT,
             ) from exc
         return interpreter, None
+
+    def _on_delegate(self, runtime: Any, name: str) -> Any:
+        """A new interpreter on delegate ``name``, or None (logged) if it does not load or run the model."""
+        try:
+            ctypes.CDLL(name)  # absent: say so without load_delegate (whose failure path raises in __del__)
+            delegate = runtime.load_delegate(name)
+        except (ValueError, OSError, RuntimeError) as exc:
+            log.warning("LiteRT delegate %s is not available (%s); trying the next, then the CPU", name, exc)
+            return None
+        try:
+            interpreter = runtime.Interpreter(str(self.path), experimental_delegates=[delegate])
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            log.warning("LiteRT delegate %s could not run %s (%s)", name, self.path.name, exc)
+            return None
+        log.info("%s runs on LiteRT delegate %s", self.path.name, name)
+        return interpreter
 
     def _mine(self) -> Any:
         interpreter = getattr(self._local, "interpreter", None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -12,7 +14,7 @@ from lanai.backends.base import BackendOptions
 from lanai.errors import BadInput, ConfigError, ModelLoadError
 from lanai.types import TensorSpec
 
-__all__ = ["OnnxBackend", "PROVIDER_ALIASES", "resolve_provider"]
+__all__ = ["OnnxBackend", "PROVIDER_ALIASES", "resolve_provider", "provider_options", "engine_cache_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,78 @@ def resolve_provider(name: str) -> str:
             f"unknown execution provider {name!r}.",
             hint=f"use one of {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime provider name.",
         ) from None
+
+
+_TRT, _CUDA = "TensorrtExecutionProvider", "CUDAExecutionProvider"
+_MB = 1 << 20
+
+
+def engine_cache_dir(path: Path, precision: str) -> Path:
+    """Where TensorRT keeps the engines it builds for the model file ``path``: ``<store>/cache/tensorrt/
+    <digest>/<precision>/`` for a store blob, so an engine is built once per file, precision and device
+    (ONNX Runtime names each engine after the GPU's compute capability); beside the file otherwise."""
+    if path.parent.name == "sha256" and path.parent.parent.name == "blobs":
+        return path.parents[2] / "cache" / "tensorrt" / path.name[:32] / precision
+    return path.parent / "tensorrt-cache" / precision
+
+
+def provider_options(provider: str, path: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    """ONNX Runtime's options for ``provider`` from a manifest's backend options (lanai's names: trt_fp16,
+    trt_int8, trt_int8_calibration_table, trt_engine_cache, trt_engine_cache_path, trt_workspace_mb,
+    device_id; cuda_mem_limit_mb, cuda_arena_extend_strategy, cudnn_conv_algo_search). Empty for the others."""
+    found: dict[str, Any] = {}
+    if "device_id" in extra and provider in (_TRT, _CUDA):
+        found["device_id"] = int(extra["device_id"])
+    if provider == _CUDA:
+        if "cuda_mem_limit_mb" in extra:
+            found["gpu_mem_limit"] = int(extra["cuda_mem_limit_mb"]) * _MB
+        for key, name in (("cuda_arena_extend_strategy", "arena_extend_strategy"),
+                          ("cudnn_conv_algo_search", "cudnn_conv_algo_search")):  # fmt: skip
+            if key in extra:
+                found[name] = str(extra[key])
+    if provider != _TRT:
+        return found
+    fp16, int8 = bool(extra.get("trt_fp16", False)), bool(extra.get("trt_int8", False))
+    found.update(trt_fp16_enable=fp16, trt_int8_enable=int8)
+    if "trt_workspace_mb" in extra:
+        found["trt_max_workspace_size"] = int(extra["trt_workspace_mb"]) * _MB
+    cache = None
+    if extra.get("trt_engine_cache", True):
+        precision = "-".join(name for name, on in (("fp16", fp16), ("int8", int8)) if on) or "fp32"
+        cache = Path(extra.get("trt_engine_cache_path") or engine_cache_dir(path, precision))
+        found.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(cache))
+    table = extra.get("trt_int8_calibration_table")
+    if int8 and table:  # ONNX Runtime reads the table from the engine cache folder, by name
+        found["trt_int8_calibration_table_name"] = _calibration_table(Path(str(table)), cache)
+    return found
+
+
+def _calibration_table(table: Path, cache: Path | None) -> str:
+    if cache is None:
+        raise ConfigError("trt_int8_calibration_table needs the engine cache, where ONNX Runtime looks for it.",
+                          hint="leave trt_engine_cache on (the default).")  # fmt: skip
+    if table.is_absolute():
+        if not table.is_file():
+            raise ConfigError(f"INT8 calibration table {table} does not exist.", hint="give the path of the file.")
+        cache.mkdir(parents=True, exist_ok=True)
+        if not (cache / table.name).is_file():
+            shutil.copyfile(table, cache / table.name)
+    return table.name
+
+
+def _describe(provider: str, options: dict[str, Any]) -> str:
+    """``TensorrtExecutionProvider (fp16, engine cache, device 0)``: what /health shows of the options."""
+    if not options:
+        return provider
+    parts = [name for key, name in (("trt_fp16_enable", "fp16"), ("trt_int8_enable", "int8"),
+             ("trt_engine_cache_enable", "engine cache")) if options.get(key)]  # fmt: skip
+    if "trt_max_workspace_size" in options:
+        parts.append(f"workspace {options['trt_max_workspace_size'] // _MB} MB")
+    if "gpu_mem_limit" in options:
+        parts.append(f"memory limit {options['gpu_mem_limit'] // _MB} MB")
+    parts += [f"{key} {options[key]}" for key in ("cudnn_conv_algo_search", "arena_extend_strategy") if key in options]
+    parts.append(f"device {options.get('device_id', 0)}")
+    return f"{provider} ({', '.join(parts)})"
 
 
 def _spec(arg: ort.NodeArg) -> TensorSpec:
@@ -130,8 +204,10 @@ class OnnxBackend:
             so = _session_options(options)
             if provider in _WHOLE_GRAPH:
                 so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+            extra = provider_options(provider, path, options.extra)
             try:
-                session = ort.InferenceSession(str(path), sess_options=so, providers=[provider])
+                session = ort.InferenceSession(str(path), sess_options=so,
+                                               providers=[(provider, extra) if extra else provider])  # fmt: skip
             except Exception as exc:  # onnxruntime raises several unrelated classes here
                 if provider in _WHOLE_GRAPH and "fallback to CPU EP has been explicitly disabled" in str(exc):
                     log.warning("%s does not take every node of %s, so the next provider loads it: %s",
@@ -144,7 +220,7 @@ class OnnxBackend:
             if active != provider:
                 log.warning("%s was asked for but %s runs %s", provider, active, path.name)
             log.debug("%s runs on %s", path.name, active)
-            return cls(session, active)
+            return cls(session, _describe(active, extra) if active == provider else active)
         raise ModelLoadError(
             f"onnxruntime cannot load {path.name}: {last_error}",
             hint="check that the file is an ONNX model (not truncated) and that its opset is supported "
