@@ -247,3 +247,42 @@ def _to_stream(array: np.ndarray, stream: _Stream) -> np.ndarray:
         info = np.iinfo(stream.dtype)  # type: ignore[type-var]
         return np.ascontiguousarray(np.clip(np.rint(array), info.min, info.max).astype(stream.dtype))
     return np.ascontiguousarray(array, dtype=stream.dtype)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m lanai.backends.hailo model.hef``: open the device, configure the model, run one batch of
+    zeros of two frames, and print what came back: the check to run on a Pi with the AI HAT."""
+    import sys
+    import time
+
+    if len(argv) != 1:
+        print("usage: python -m lanai.backends.hailo MODEL.hef", file=sys.stderr)
+        return 2
+    try:
+        model = HailoBackend.load(Path(argv[0]), BackendOptions())
+    except (BackendUnavailable, ModelLoadError, ConfigError) as exc:
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return 1
+    try:
+        print(f"{model.runtime_version}: {argv[0]} on {model.execution_provider}")
+        for kind, specs in (("input", model.inputs), ("output", model.outputs)):
+            for spec in specs:
+                print(f"  {kind} {spec.name} {spec.datatype} {list(spec.shape)}")
+        frames = {s.name: np.zeros((2, *s.shape[1:]), dtype=_DATATYPES_BY_NAME[s.datatype]) for s in model.inputs}
+        start = time.perf_counter()
+        results = model.run(frames)
+        took = (time.perf_counter() - start) * 1000
+        for name, array in results.items():
+            print(f"  ran: {name} {array.dtype} {list(array.shape)} min {array.min():.4g} max {array.max():.4g}")
+        print(f"ok: 2 frames in {took:.1f} ms (the first run includes HailoRT's warm-up)")
+    finally:
+        model.close()
+    return 0
+
+
+_DATATYPES_BY_NAME = {datatype: kind for datatype, kind in _DATATYPES.values()}
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -160,3 +160,15 @@ def test_without_hailort_the_error_says_how_to_install(monkeypatch: pytest.Monke
     with pytest.raises(BackendUnavailable) as caught:
         load(classifier)
     assert "not on PyPI" in (caught.value.hint or "") and "hailo-all" in (caught.value.hint or "")
+
+
+def test_the_check_to_run_on_a_pi(hailo: Any, detector: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lanai.backends.hailo import main
+
+    assert main([str(detector)]) == 0
+    out = capsys.readouterr().out
+    assert "HailoRT 4.20.0-standin" in out and "input det/input UINT8 [-1, 16, 16, 3]" in out
+    assert "ran: det/scores float32 [2, 4, 2]" in out and out.rstrip().splitlines()[-1].startswith("ok: 2 frames")
+    assert not hailo.OPEN_DEVICES
+    assert main([str(detector.with_name("missing.hef"))]) == 1
+    assert "cannot read missing.hef" in capsys.readouterr().err
