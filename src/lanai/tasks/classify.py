@@ -53,7 +53,7 @@ class Classify(Task[ClassifyParams, Classification]):
     summary = "Classify an image"
     kind = "tensor"
     accepts = "image"
-    backends = ("onnx", "litert")
+    backends = ("onnx", "litert", "hailo")
     params = ClassifyParams
     result = Classification
 

@@ -100,7 +100,7 @@ class Detect(Task[DetectParams, Detections]):
     summary = "Find objects in an image"
     kind = "tensor"
     accepts = "image"
-    backends = ("onnx", "litert")
+    backends = ("onnx", "litert", "hailo")
     params = DetectParams
     result = Detections
 

@@ -43,7 +43,7 @@ class EmbedImage(Task[NoParams, ImageEmbedding]):
     summary = "Embed an image"
     kind = "tensor"
     accepts = "image"
-    backends = ("onnx", "litert")
+    backends = ("onnx", "litert", "hailo")
     params = NoParams
     result = ImageEmbedding
     cacheable = True

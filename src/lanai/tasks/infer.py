@@ -16,7 +16,7 @@ class Infer(Task[NoParams, NoParams]):
     summary = "Run the model on tensors"
     kind = "tensor"
     accepts = "tensors"
-    backends = ("onnx", "litert")
+    backends = ("onnx", "litert", "hailo")
     params = NoParams
 
 

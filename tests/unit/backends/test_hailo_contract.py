@@ -172,3 +172,18 @@ def test_the_check_to_run_on_a_pi(hailo: Any, detector: Path, capsys: pytest.Cap
     assert not hailo.OPEN_DEVICES
     assert main([str(detector.with_name("missing.hef"))]) == 1
     assert "cannot read missing.hef" in capsys.readouterr().err
+
+
+def test_models_add_takes_a_hef_as_a_classifier(hailo: Any, classifier: Path, tmp_path: Path) -> None:
+    """`lanai models add model.hef --task infer` picks the hailo backend from the suffix and stores the version
+    (its trial load in a child process cannot see the stand-in: an import error there is the real load's to
+    report, and the real load, here, meets the stand-in); the image tasks accept the backend."""
+    from lanai.cli import main
+    from lanai.store import Store
+    from lanai.tasks import get_task
+
+    home = tmp_path / "home"
+    assert main(["models", "--home", str(home), "add", str(classifier), "--name", "chip", "--task", "infer"]) == 0
+    manifest = Store(home).manifest("chip")
+    assert manifest.backend == "hailo" and manifest.task == "infer"
+    assert all("hailo" in get_task(task).backends for task in ("classify", "detect", "infer", "embed-image"))
