@@ -38,6 +38,7 @@ BASE = "docker.io/library/python:3.11-slim-trixie"  # what the Dockerfile names,
 BASE_VERSION = "1"  # bump when the stand-in's recipe changes
 LIMITS = ["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 CAT_WORDS = ("cat", "tabby", "tiger", "lynx")
+HOST_CA = os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
 
 pytestmark = pytest.mark.slow
 
@@ -49,10 +50,20 @@ def run(*command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
 
 
 class Podman:
-    def __init__(self, runroot: Path) -> None:
-        storage = CACHE / "podman" / "storage"
-        storage.mkdir(parents=True, exist_ok=True)
-        self.base = ["podman", "--root", str(storage), "--runroot", str(runroot), "--cgroup-manager", "cgroupfs"]
+    """Podman on a storage of the tests' own (its run-time state in /tmp: Podman wants the same path each time)."""
+
+    def __init__(self) -> None:
+        self.storage = CACHE / "podman" / "storage"
+        self.storage.mkdir(parents=True, exist_ok=True)
+        runroot = Path("/tmp") / f"lanai-tests-podman-{hashlib.sha256(bytes(self.storage)).hexdigest()[:8]}"
+        self.base = ["podman", "--root", str(self.storage), "--runroot", str(runroot), "--cgroup-manager", "cgroupfs"]
+
+    def release(self) -> None:
+        """Unmount what Podman left mounted in its storage (its overlay directory's private bind mount)."""
+        overlay = str(self.storage / "overlay")
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            if any(line.split()[1] == overlay for line in mounts):
+                subprocess.run(["umount", overlay], capture_output=True)
 
     def __call__(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return run(*self.base, *args, timeout=timeout)
@@ -116,16 +127,22 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Podman, st
     if missing:
         pytest.skip(f"missing {', '.join(missing)}: apt-get install podman runc debootstrap")
     scratch = tmp_path_factory.mktemp("container")
-    podman = Podman(scratch / "run")
+    podman = Podman()
     make_base(podman, scratch)
     tag = f"localhost/lanai:test-{context_hash()}"
     if not podman.has_image(tag):
+        # This network reaches PyPI through a TLS proxy with its own CA: the build's RUN steps see the host's
+        # CA bundle and a pip.conf naming it (build-time mounts, not committed to the image).
+        pip_conf = scratch / "pip.conf"
+        pip_conf.write_text("[global]\ncert = /run/lanai-host-ca.crt\n", encoding="utf-8")
+        trust = ["-v", f"{HOST_CA}:/run/lanai-host-ca.crt:ro", "-v", f"{pip_conf}:/etc/pip.conf:ro"]
         podman(
-            "build", "--runtime", "runc", "--pull=never", "--format", "docker", "--network", "host", *LIMITS,
+            "build", "--runtime", "runc", "--pull=never", "--format", "docker", "--network", "host", *LIMITS, *trust,
             "-f", str(CHECKOUT / "deploy" / "Dockerfile"), "-t", tag, str(CHECKOUT),
             timeout=1800,
         )  # fmt: skip
     yield podman, tag
+    podman.release()
 
 
 def free_port() -> int:
