@@ -143,6 +143,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Podman, st
         )  # fmt: skip
     yield podman, tag
     podman.release()
+    # the bridge that -p made (CNI leaves it behind), once no container is attached to it
+    bridge = Path("/sys/class/net/cni-podman0")
+    if bridge.is_dir() and not any((bridge / "brif").iterdir()):
+        subprocess.run(["ip", "link", "delete", "cni-podman0"], capture_output=True)
 
 
 def free_port() -> int:
@@ -156,8 +160,8 @@ def test_the_image_serves_a_classify_request_read_only_as_10001(image: tuple[Pod
     port = free_port()
     name = f"lanai-test-{os.getpid()}"
     podman(
-        "run", "--runtime", "runc", "-d", "--name", name, "--network", "host", "--read-only", *LIMITS,
-        tag, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-grpc", "--no-discovery",
+        "run", "--runtime", "runc", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8000", "--read-only", *LIMITS,
+        tag, "serve", "--no-grpc", "--no-discovery",
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
