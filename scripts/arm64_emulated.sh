@@ -15,6 +15,7 @@
 #   LANAI_DEBIAN_MIRROR  Debian mirror for debootstrap (default: the first Debian URI this host's apt uses)
 #   LANAI_PHOTO          the photo to classify (default: scikit-image's chelsea.png, a tabby cat)
 #   LANAI_ARM64_TIMEOUT  seconds to wait for the first /health/ready (default 1800)
+#   LANAI_QEMU_CPU       the CPU qemu emulates (default cortex-a76, the Raspberry Pi 5's core)
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,6 +26,7 @@ venv=/opt/lanai-venv
 src=/opt/lanai-src
 home_in=/root/lanai-home
 ready_timeout="${LANAI_ARM64_TIMEOUT:-1800}"
+qemu_cpu="${LANAI_QEMU_CPU:-cortex-a76}"
 
 server_pid=""
 mounted_binfmt=0
@@ -56,7 +58,8 @@ cleanup() {
         for _ in $(seq 1 30); do kill -0 "$server_pid" 2>/dev/null || break; sleep 1; done
         kill -KILL "$server_pid" 2>/dev/null || true
     fi
-    unmount_under "$cache"
+    unmount_under "$rootfs"
+    unmount_under "$rootfs.partial"
     if [ "$mounted_binfmt" = 1 ]; then umount /proc/sys/fs/binfmt_misc 2>/dev/null || true; fi
     if [ "$code" -ne 0 ]; then say "exit status $code (logs in $out)"; fi
     exit "$code"
@@ -122,7 +125,8 @@ if [ -f "$rootfs/.lanai-complete" ]; then
 else
     say "debootstrap bookworm arm64 from $mirror into $rootfs (under emulation: several minutes)"
     start="$(now)"
-    unmount_under "$cache"
+    unmount_under "$rootfs"
+    unmount_under "$rootfs.partial"
     rm -rf "$rootfs" "$rootfs.partial"
     debootstrap --arch=arm64 --variant=minbase \
         --include=python3,python3-venv,python3-pip,ca-certificates \
@@ -141,21 +145,49 @@ file_py="$(chroot "$rootfs" /usr/bin/python3 -c 'import platform, sys; print(pla
 say "chroot runs: $file_py"
 
 # --- mounts for the chroot -----------------------------------------------------------------------------
-for fs in proc sys dev; do
+mount -t proc proc "$rootfs/proc"
+for fs in sys dev; do
     mkdir -p "$rootfs/$fs"
     mount --rbind "/$fs" "$rootfs/$fs"
     mount --make-rslave "$rootfs/$fs"
 done
+# qemu-user 7.2 (bookworm's) passes the HOST's /proc/cpuinfo through: an x86 one, with no "CPU part" lines.
+# ONNX Runtime's cpuinfo library then reads the CPU count from /sys and the cores from /proc/cpuinfo, finds
+# none, and `import onnxruntime` dies with SIGSEGV (with only one of /proc, /sys mounted it does not). A
+# real arm64 board has an arm64 /proc/cpuinfo; give the chroot one that matches the CPU qemu emulates
+# (Cortex-A76 by default: implementer 0x41, part 0xd0b, a Pi 5's), one entry per host core.
+cpuinfo="$cache/cpuinfo"
+: >"$cpuinfo"
+for ((i = 0; i < $(nproc); i++)); do
+    printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$i" >>"$cpuinfo"
+done
+mount --bind "$cpuinfo" "$rootfs/proc/cpuinfo"
 if [ -L "$rootfs/etc/resolv.conf" ] || [ ! -e "$rootfs/etc/resolv.conf" ]; then
     rm -f "$rootfs/etc/resolv.conf"
     touch "$rootfs/etc/resolv.conf"
 fi
 mount --bind /etc/resolv.conf "$rootfs/etc/resolv.conf"
 
+# the host's proxy settings and package index, if any, pass through (nothing else of the host's environment)
+passthrough=()
+for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_DEFAULT_TIMEOUT; do
+    if [ -n "${!name:-}" ]; then passthrough+=("$name=${!name}"); fi
+done
 in_root() {
-    chroot "$rootfs" /usr/bin/env -i HOME=/root LANG=C.UTF-8 LANAI_HOME="$home_in" \
+    chroot "$rootfs" /usr/bin/env -i HOME=/root LANG=C.UTF-8 LANAI_HOME="$home_in" QEMU_CPU="$qemu_cpu" "${passthrough[@]}" \
         PATH="$venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$@"
 }
+
+# CAs this host trusts locally (e.g. a TLS-inspecting proxy's) go into the rootfs's trust store too, or
+# pip there cannot reach the package index through that proxy
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    if ! diff -rq /usr/local/share/ca-certificates "$rootfs/usr/local/share/ca-certificates" >/dev/null 2>&1; then
+        say "adding this host's local CAs ($(cd /usr/local/share/ca-certificates && echo ./*.crt)) to the rootfs"
+        mkdir -p "$rootfs/usr/local/share/ca-certificates"
+        cp -a /usr/local/share/ca-certificates/. "$rootfs/usr/local/share/ca-certificates/"
+        in_root update-ca-certificates >"$out/ca.log" 2>&1 || die "update-ca-certificates in the rootfs (see $out/ca.log)"
+    fi
+fi
 
 # --- the checkout (HEAD) into the rootfs, and a fresh venv ----------------------------------------------
 rm -rf "${rootfs:?}$src" "${rootfs:?}$venv" "${rootfs:?}$home_in"
@@ -253,6 +285,41 @@ in_root lanai doctor --quick --json >"$out/doctor.json" 2>"$out/doctor.log"
 doctor_code=$?
 set -e
 record doctor "$start"
+if [ "$doctor_code" = 1 ] && grep -q 'SIOCETHTOOL' "$out/doctor.log"; then
+    # qemu-user 7.2 does not translate the ethtool ioctl (ENOSYS), so psutil.net_if_stats() raises and the
+    # doctor's network check (lanai.doctor.check_network) takes the whole command down. A real arm64 kernel
+    # answers it. Record that, then run the same doctor again with only that call shimmed (ENOSYS -> no
+    # per-interface stats, which check_network already allows for), so the rest is still checked.
+    say "lanai doctor exited 1 on qemu-user's missing SIOCETHTOOL ioctl (emulation); again with net_if_stats shimmed"
+    printf 'doctor_unshimmed_exit %s SIOCETHTOOL-ENOSYS\n' "$doctor_code" >>"$out/result.txt"
+    cp "$out/doctor.log" "$out/doctor-unshimmed.log"
+    set +e
+    in_root python - >"$out/doctor.json" 2>"$out/doctor.log" <<'EOF'
+import errno
+import sys
+
+import psutil
+
+from lanai.cli import main
+
+real_net_if_stats = psutil.net_if_stats
+
+
+def net_if_stats():
+    try:
+        return real_net_if_stats()
+    except OSError as error:
+        if error.errno != errno.ENOSYS:
+            raise
+        return {}
+
+
+psutil.net_if_stats = net_if_stats
+sys.exit(main(["doctor", "--quick", "--json"]))
+EOF
+    doctor_code=$?
+    set -e
+fi
 printf 'doctor_exit %s\n' "$doctor_code" >>"$out/result.txt"
 [ "$doctor_code" = 0 ] || [ "$doctor_code" = 3 ] \
     || { cat "$out/doctor.json" "$out/doctor.log" >&2; die "lanai doctor exited $doctor_code (0 or 3 expected)"; }
