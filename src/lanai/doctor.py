@@ -17,6 +17,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lanai
 from lanai.config import Settings
@@ -56,24 +57,48 @@ def run_doctor(settings: Settings, options: DoctorOptions | None = None) -> Doct
 
     options = options or DoctorOptions()
     checks: list[DoctorCheck] = [_check_runtimes(_runtime_versions())]
-    providers, provider_checks = check_providers(settings)
+    failures: list[DoctorCheck] = []  # checks that raised where they return more than a check
+    providers, provider_checks = _guarded(failures, "providers", lambda: check_providers(settings), ((), []))
     checks += provider_checks
-    checks.append(check_delegates(settings))
-    checks += check_device(settings, options)
-    checks.append(check_governor(settings.sensors_root))
-    interfaces, network = check_network()
-    checks.append(network)
+    checks.append(_guarded(failures, "litert delegates", lambda: check_delegates(settings)))
+    checks += _guarded(failures, "device", lambda: check_device(settings, options), [])
+    checks.append(_guarded(failures, "governor", lambda: check_governor(settings.sensors_root)))
+    interfaces, network = _guarded(failures, "network", check_network, ({}, None))
+    if network is not None:  # else its failure is among ``failures``
+        checks.append(network)
     if options.port:
-        checks.append(check_port(settings))
+        checks.append(_guarded(failures, "port", lambda: check_port(settings)))
     benchmarks: tuple = ()
     if options.benchmark:
         from lanai.doctor_bench import benchmark_store
 
-        benchmarks, bench_checks = benchmark_store(settings, options.runs)
+        timed = _guarded(failures, "models", lambda: benchmark_store(settings, options.runs), ((), []))
+        benchmarks, bench_checks = timed
         checks += bench_checks
+    checks += failures
     found = tuple(checks)
     return DoctorReport(verdict(found), lanai.__version__, found, _runtime_versions(), providers, interfaces,
                         tuple(benchmarks))  # fmt: skip
+
+
+def _guarded(failures: list[DoctorCheck], name: str, check: Any, instead: Any = None) -> Any:
+    """``check()``, or — when it raises (an emulator or kernel without some call, a sensor that errs) —
+    ``instead`` (by default a failed check), with the error kept as a failed check: one broken check never
+    costs the report."""
+    try:
+        return check()
+    except Exception as exc:  # whatever a check meets, the others still run and the report is printed
+        failed = _crashed(name, exc)
+        if instead is None:
+            return failed
+        failures.append(failed)
+        return instead
+
+
+def _crashed(name: str, exc: BaseException | None = None) -> DoctorCheck:
+    why = f"{type(exc).__name__}: {exc}" if exc is not None else "the check could not run"
+    return DoctorCheck(name, "fail", f"the check itself failed ({why})",
+                       "report it with this line; the other checks ran")  # fmt: skip
 
 
 def _check_runtimes(runtimes: dict[str, str]) -> DoctorCheck:

@@ -168,3 +168,22 @@ def test_lines_exit_statuses_and_the_health_summary() -> None:
     health = HealthReport("healthy", "0.1.0", 1.0, (), (), {}, device, 0, summary)
     assert HealthReport.from_dict(json.loads(json.dumps(health.to_dict()))) == health
     assert "doctor" not in HealthReport("healthy", "0.1.0", 1.0, (), (), {}, device).to_dict()
+
+
+def test_a_check_that_raises_is_a_failed_line_and_the_report_still_comes(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:  # fmt: skip
+    """Found by the emulated arm64 run: qemu 7.2 lacks the ioctl psutil.net_if_stats uses, and the whole
+    doctor died with a misleading hint. Now that check fails alone, saying why, and the others run."""
+    import psutil
+
+    from lanai import doctor
+
+    def broken() -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(psutil, "net_if_stats", broken)
+    options = doctor.DoctorOptions(benchmark=False, port=False)
+    report = doctor.run_doctor(Settings(home=tmp_path, sensors_root=tmp_path), options)
+    network = [c for c in report.checks if c.name == "network"]
+    assert len(network) == 1 and network[0].status == "fail" and "Function not implemented" in network[0].message
+    assert report.status == "fail" and any(c.name == "governor" for c in report.checks)
