@@ -150,7 +150,9 @@ def test_sigterm_drains_the_grpc_door_too(serve: ServeProcess) -> None:
     serve.wait_ready()
     found = [m for m in (re.search(r"gRPC \(Open Inference Protocol\) on (\S+)", line) for line in serve.log) if m]
     address = found[0].group(1)
-    batch = np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32)
+    # 32 images a call: long enough that calls are still in flight when the signal comes (with 8, a fast
+    # run finished all eight before it, and the test proved nothing)
+    batch = np.random.default_rng(0).standard_normal((32, 3, 224, 224)).astype(np.float32)
     arrived = threading.Barrier(9)
 
     def call(_: int) -> tuple[int, float]:
@@ -170,6 +172,6 @@ def test_sigterm_drains_the_grpc_door_too(serve: ServeProcess) -> None:
         serve.proc.send_signal(signal.SIGTERM)
         answers = [c.result(timeout=60) for c in calls]
     assert in_flight > 0  # the signal really came while calls were being served
-    assert [rows for rows, _ in answers] == [8] * 8
+    assert [rows for rows, _ in answers] == [32] * 8
     assert serve.proc.wait(timeout=30) == 0
     assert any("draining" in line for line in serve.log)

