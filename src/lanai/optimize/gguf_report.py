@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanai.optimize.report import _machine, _size, write_report
+from lanai.optimize.report import _machine, _size, bar_chart, write_report
 
 __all__ = ["GgufStep", "GgufReport"]
 
@@ -89,26 +89,10 @@ class GgufReport:
         return write_report(folder, self.markdown(), self.to_dict(), self._chart if self.steps else None)
 
     def _chart(self, path: Path) -> bool:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return False
         labels = [f"{s.step}\n{s.file_type}" for s in self.steps]
         panels = [
             ("size (MB)", [s.size_bytes / 1e6 for s in self.steps]),
             ("perplexity", [s.perplexity for s in self.steps]),
             ("greedy token agreement (%)", [100.0 if s.agreement is None else 100 * s.agreement for s in self.steps]),
         ]
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), constrained_layout=True)
-        for ax, (title, values) in zip(axes, panels):
-            bars = ax.bar(labels, values, color=["#8c8c8c"] + ["#2a7ab9"] * (len(values) - 1))
-            ax.set_title(title, fontsize=10)
-            ax.bar_label(bars, fmt="%.3g", fontsize=8)
-            ax.tick_params(axis="x", labelsize=8)
-        fig.suptitle(f"lanai optimize: {self.name}", fontsize=11)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return True
+        return bar_chart(path, labels, panels, f"lanai optimize: {self.name}")

@@ -89,33 +89,40 @@ class Report:
         return write_report(folder, self.markdown(), self.to_dict(), self._chart if self.steps else None)
 
     def _chart(self, path: Path) -> bool:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return False
-        steps = [s.step for s in self.steps]
         panels = [
             ("size (kB)", [s.speed.size_bytes / 1e3 for s in self.steps]),
             ("latency p50, batch 1 (ms)", [s.speed.latency_p50_ms for s in self.steps]),
             ("throughput, batch 8 (samples/s)", [s.speed.throughput for s in self.steps]),
             (f"{self.metric} (%)", [s.accuracy.value or 0.0 for s in self.steps]),
         ]
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), constrained_layout=True)
-        for ax, (title, values) in zip(axes, panels):
-            bars = ax.bar(steps, values, color=["#8c8c8c"] + ["#2a7ab9"] * (len(values) - 1))
-            ax.set_title(title, fontsize=10)
-            ax.bar_label(bars, fmt="%.3g", fontsize=8)
-            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-            if title.endswith("(%)"):
-                low = min(values)
-                ax.set_ylim(max(0.0, low - 5), 100.5)
-        fig.suptitle(f"lanai optimize: {self.name}", fontsize=11)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return True
+        title = f"lanai optimize: {self.name}"
+        return bar_chart(path, [s.step for s in self.steps], panels, title, rotate=True, zoom_percent=True)
+
+
+def bar_chart(path: Path, labels: list[str], panels: list[tuple[str, list[float]]], title: str, *,
+              rotate: bool = False, zoom_percent: bool = False) -> bool:  # fmt: skip
+    """One bar panel per figure, the first bar (the source model) grey, as report.png; False without
+    matplotlib. ``rotate`` slants the labels; ``zoom_percent`` scales a panel titled "… (%)" to its
+    values' range below 100."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), constrained_layout=True)
+    for ax, (name, values) in zip(axes, panels):
+        bars = ax.bar(labels, values, color=["#8c8c8c"] + ["#2a7ab9"] * (len(values) - 1))
+        ax.set_title(name, fontsize=10)
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.tick_params(axis="x", labelrotation=30 if rotate else 0, labelsize=8)
+        if zoom_percent and name.endswith("(%)"):
+            ax.set_ylim(max(0.0, min(values) - 5), 100.5)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def _machine() -> str:
