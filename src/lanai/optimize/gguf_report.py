@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lanai.optimize.report import _machine, _size, bar_chart, write_report
+from lanai.optimize.report import _machine, _size, bar_chart, report_head, steps_section, write_report
 
 __all__ = ["GgufStep", "GgufReport"]
 
@@ -46,19 +46,9 @@ class GgufReport:
         return {"kind": "gguf", **asdict(self)}
 
     def markdown(self) -> str:
-        lines = [f"# lanai optimize: {self.name}", ""]
-        verdict = {
-            "passed": (
-                f"**passed**: perplexity within +{self.max_perplexity_increase:.0%} of the original's, "
-                f"greedy agreement at least {self.min_agreement:.0%}"
-            ),
-            "failed": f"**failed**: {self.failure}",
-            "interrupted": "**interrupted**",
-            "running": "running",
-        }[self.status]
-        lines += [f"Result: {verdict}.", ""]
-        if self.version is not None:
-            lines += [f"Stored as {self.name} version {self.version}.", ""]
+        passed = (f"perplexity within +{self.max_perplexity_increase:.0%} of the original's, "
+                  f"greedy agreement at least {self.min_agreement:.0%}")  # fmt: skip
+        lines = report_head(self.name, self.status, passed, self.failure, self.version)
         lines += [
             f"Perplexity: {self.text}. Agreement: {self.prompts}. Measured with llama.cpp on {self.machine}.",
             "",
@@ -78,11 +68,7 @@ class GgufReport:
                 f"| {s.step} | {s.file_type} | {_size(s.size_bytes)}{ratio} | {s.perplexity:.3f} | {change} "
                 f"| {agree} | {exact} |"
             )
-        lines += ["", "## Steps", ""]
-        for s in self.steps:
-            lines.append(f"- **{s.step}**: {s.description}")
-            lines += [f"  - note: {note}" for note in s.notes]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + steps_section(self.steps)) + "\n"
 
     def write(self, folder: Path) -> dict[str, Path]:
         """Write report.md, report.json and (with matplotlib) report.png; return them by file name."""

@@ -49,16 +49,8 @@ class Report:
     # -- Markdown ------------------------------------------------------------------------------------
 
     def markdown(self) -> str:
-        lines = [f"# lanai optimize: {self.name}", ""]
-        verdict = {
-            "passed": f"**passed**: every step kept within {self.max_drop:g} point(s) of the one before",
-            "failed": f"**failed**: {self.failure}",
-            "interrupted": "**interrupted**",
-            "running": "running",
-        }[self.status]
-        lines += [f"Result: {verdict}.", ""]
-        if self.version is not None:
-            lines += [f"Stored as {self.name} version {self.version}.", ""]
+        passed = f"every step kept within {self.max_drop:g} point(s) of the one before"
+        lines = report_head(self.name, self.status, passed, self.failure, self.version)
         lines += [
             f"Accuracy: {_metric_text(self.metric)} on {self.validation}. Speed: onnxruntime CPU on {self.machine}; "
             "latency at batch 1, throughput at batch 8.",
@@ -76,11 +68,7 @@ class Report:
                 f"| {s.speed.latency_p50_ms:.3f} / {s.speed.latency_p95_ms:.3f} ms | {s.speed.throughput:,.0f}/s "
                 f"| {_accuracy(s.accuracy)} | {_drop(s.drop)} |"
             )
-        lines += ["", "## Steps", ""]
-        for s in self.steps:
-            lines.append(f"- **{s.step}**: {s.description}")
-            lines += [f"  - note: {note}" for note in s.notes]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + steps_section(self.steps)) + "\n"
 
     # -- files ---------------------------------------------------------------------------------------
 
@@ -144,6 +132,25 @@ def _metric_text(metric: str) -> str:
         "fidelity": "cosine similarity with the original model's outputs",
         "none": "not measured",
     }.get(metric, metric)
+
+
+def report_head(name: str, status: str, passed: str, failure: str | None, version: int | None) -> list[str]:
+    """A report's first Markdown lines: its title, the verdict, and the version it was stored as."""
+    verdict = {"passed": f"**passed**: {passed}", "failed": f"**failed**: {failure}",
+               "interrupted": "**interrupted**", "running": "running"}[status]  # fmt: skip
+    lines = [f"# lanai optimize: {name}", "", f"Result: {verdict}.", ""]
+    if version is not None:
+        lines += [f"Stored as {name} version {version}.", ""]
+    return lines
+
+
+def steps_section(steps: Any) -> list[str]:
+    """A report's last Markdown lines: what each step did, with its notes."""
+    lines = ["", "## Steps", ""]
+    for step in steps:
+        lines.append(f"- **{step.step}**: {step.description}")
+        lines += [f"  - note: {note}" for note in step.notes]
+    return lines
 
 
 def write_report(folder: Path, markdown: str, data: dict[str, Any], chart: Any = None) -> dict[str, Path]:
