@@ -151,6 +151,9 @@ class Settings:
     """Past this temperature the box refuses work (503 with Retry-After) and reports degraded."""
     monitor_interval_s: float = 5.0
     """How often the device monitor reads the sensors (temperature, throttling, memory, disk)."""
+    status_interval_s: float = 5.0
+    """How often the status recorder samples the box and each model's requests for ``GET /v1/status``
+    (15 minutes are kept: 180 samples at 5 s)."""
     sensors_root: Path = Path("/")
     """Where the monitor reads ``sys/class/thermal`` and the Raspberry Pi's throttling bits from."""
     agent_port: int = 0

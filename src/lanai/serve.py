@@ -77,6 +77,7 @@ class Service:
         http: asyncio.Task[None] | None = None
         grpc = None
         self.plane.lifecycle.begin()
+        self.plane.recent_errors.install()
         try:
             if self.certificates is not None:
                 await asyncio.to_thread(self.certificates.prepare)  # renewed now if due, before the doors load it
@@ -116,6 +117,7 @@ class Service:
             except OSError as exc:  # a full or read-only store costs the last-used times, not the exit
                 log.warning("could not note when keys were last used: %s", exc)
             self.plane.lifecycle.end()
+            self.plane.recent_errors.remove()
             self.finished.set()
 
     async def _note_key_use(self) -> None:

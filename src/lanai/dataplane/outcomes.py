@@ -49,6 +49,17 @@ class Outcomes:
     def record(self, ok: bool, seconds: float) -> None:
         self._seen.append((time.monotonic(), ok, seconds))
 
+    def rows_since(self, t: float) -> list[tuple[float, bool, float]]:
+        """The rows (monotonic time, ok, seconds) recorded after ``t``, oldest first. Read from the newest
+        end, so it costs the rows returned, not the rows kept; call it on the event loop that records."""
+        rows = []
+        for row in reversed(self._seen):
+            if row[0] <= t:
+                break
+            rows.append(row)
+        rows.reverse()
+        return rows
+
     def summary(self, since: float | None = None) -> OutcomeSummary:
         rows = [row for row in list(self._seen) if since is None or row[0] >= since]
         latencies = sorted(seconds for _, ok, seconds in rows if ok)

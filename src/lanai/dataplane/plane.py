@@ -49,6 +49,7 @@ from lanai.errors import (
 from lanai.pipelines import Pipeline, PipelineList, PipelineResult, load_pipelines
 from lanai.protocol.doctor import DoctorSummary
 from lanai.protocol.health import FailedModel, HealthReport, ModelStatus, Readiness
+from lanai.protocol.status import StatusReport
 from lanai.protocol.v2 import EXTENSIONS, ModelMetadata, ModelParameters, RepositoryEntry, ServerMetadata
 from lanai.protocol.wire import Wire
 from lanai.store import Store
@@ -59,6 +60,7 @@ from lanai.telemetry.lifecycle import Lifecycle
 from lanai.telemetry.memory import release_free_memory
 from lanai.telemetry.metrics import Metrics
 from lanai.telemetry.monitor import Condition, DeviceMonitor, ThermalLimits
+from lanai.telemetry.status import RecentErrors, StatusRecorder
 from lanai.types import InferRequest, InferResponse
 
 if TYPE_CHECKING:
@@ -123,12 +125,19 @@ class DataPlane:
         """Which models load on demand, leave when idle, and make room for each other."""
         self.doctor: DoctorSummary | None = None
         """``lanai doctor --quick`` as run at start (setting ``doctor_at_start``), for ``/health``."""
+        self.recorder = StatusRecorder(
+            settings.status_interval_s, lambda: self.monitor.condition, lambda: self.outcomes
+        )
+        """The box's and the models' last 15 minutes, for ``/v1/status`` (sampled while the plane runs)."""
+        self.recent_errors = RecentErrors()
+        """The last warnings and errors logged, for ``/v1/status`` (``lanai serve`` attaches it to the loggers)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every model that has an active version. A model that fails is logged, not fatal."""
         await asyncio.to_thread(self.monitor.start)
+        self.recorder.start()
         if self.settings.doctor_at_start:
             self.doctor = await asyncio.to_thread(_run_doctor, self.settings)
         self.residency.start()
@@ -140,6 +149,7 @@ class DataPlane:
             except LanaiError as exc:
                 log.error("model %s did not load: %s", summary.name, exc)
         release_free_memory()
+        self.recorder.sample()  # the models just loaded have a first entry at once
         self._ready = True
         self._loading = False
         self._publish_state()
@@ -150,6 +160,7 @@ class DataPlane:
         self.draining = True
         self._publish_state()
         await asyncio.to_thread(self.monitor.stop)
+        await self.recorder.stop()
         await self.residency.stop()
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         await asyncio.gather(*(m.close(timeout) for m in list(self.models.values())))
@@ -344,6 +355,10 @@ class DataPlane:
         unclean = self.lifecycle.recent(86400.0)
         return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), device, unclean,
                             self.doctor)  # fmt: skip
+
+    def status(self) -> StatusReport:
+        """``health()`` with the last 15 minutes and the recent warnings and errors (``GET /v1/status``)."""
+        return self.recorder.report(self.health(), self.recent_errors.records())
 
     def render_metrics(self) -> bytes:
         """The Prometheus text exposition, with queue depths read now."""
