@@ -23,6 +23,7 @@ from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
 from lanai.protocol import anthropic, health, openai, pairing, v2
 from lanai.protocol.pipelines import PipelineList, PipelineResult
+from lanai.protocol.status import StatusReport
 from lanai.protocol.wire import Wire, schema
 from lanai.security.guard import Access
 from lanai.tasks import TASKS, Task
@@ -460,6 +461,9 @@ def _ops_paths() -> Doc:
             "post": _op("Drain", "operations", "Take the box out of the load balancer's rotation", ready),
             "delete": _op("Undrain", "operations", "Put the box back in rotation", ready),
         },
+        "/v1/status": {"get": _op("Status", "operations", "The box and its models over the last 15 minutes",
+                                  _json("The web console's page, in every state (admins only).",
+                                        ref("StatusReport")))},
         "/metrics": {"get": _op("Metrics", "operations", "Prometheus metrics",
                                 _text("Prometheus text format 0.0.4.", "text/plain"))},
         "/openapi.json": {"get": _op("GetOpenApiDocument", "operations", "This OpenAPI document",
@@ -615,7 +619,7 @@ def _wire_schemas() -> Doc:
     roots: list[type[Wire]] = [
         v2.ServerMetadata, v2.ServerLive, v2.ServerReady, v2.ModelReady, v2.ModelMetadata, v2.RepositoryEntry,
         v2.RepositoryIndexRequest, v2.LoadResult, v2.UnloadResult, health.HealthReport, health.HealthStatus,
-        health.Readiness,
+        health.Readiness, StatusReport,
         PipelineList, PipelineResult,
         pairing.PairStart, pairing.PairStarted, pairing.PairConfirm, pairing.PairConfirmed, pairing.PairingRequest,
         pairing.PairingOfferInfo, pairing.PairingStatusInfo,

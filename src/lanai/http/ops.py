@@ -1,4 +1,5 @@
-"""Operations endpoints: /health for people and load balancers, /metrics for Prometheus."""
+"""Operations endpoints: /health for people and load balancers, /v1/status for the web console, /metrics
+for Prometheus."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ async def drain(request: Request) -> Response:
     return JSONResponse(plane.readiness().to_dict())
 
 
+async def status(request: Request) -> Response:
+    """The box now and over the last 15 minutes, with the recent warnings and errors: the web console's
+    page (admins only). 200 in every state; ``status`` says which."""
+    plane: DataPlane = request.app.state.plane
+    return JSONResponse(plane.status().to_dict())
+
+
 async def metrics(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     return Response(plane.render_metrics(), media_type=CONTENT_TYPE)
@@ -56,5 +64,6 @@ def routes() -> list[Route]:
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
         Route("/v1/admin/drain", drain, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/status", status, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
