@@ -68,6 +68,11 @@ DESTRUCTIVE = [
     "ClosePairing",
     "StartPairing",
     "ConfirmPairing",
+    "AdminActivateModel",
+    "AdminRollbackModel",
+    "AdminCreateKey",
+    "AdminRevokeKey",
+    "AdminRevokeDevice",
 ]
 STATEFUL_SCENARIOS, STATEFUL_STEPS = 20, 8
 """CI's stateful run: scenarios of up to this many linked calls (LANAI_FUZZ_EXAMPLES scenarios on demand)."""

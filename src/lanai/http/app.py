@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.dataplane import DataPlane
-from lanai.http import anthropic, deepstack, openai, ops, pair, pipelines, tasks, v2
+from lanai.http import admin, anthropic, deepstack, openai, ops, pair, pipelines, tasks, v2
 from lanai.http.auth import AuthGate
 from lanai.http.errors import EXCEPTION_HANDLERS
 from lanai.security.guard import Guard
@@ -82,6 +82,7 @@ def create_app(plane: DataPlane, guard: Guard | None = None, pairing: PairingDes
             *pipelines.routes(),
             *ops.routes(),
             *pair.routes(),
+            *admin.routes(),
             *openapi.routes(),
         ],
         middleware=[

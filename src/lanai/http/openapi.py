@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 import lanai
 from lanai.http.auth import access_of
+from lanai.http.openapi_admin import ADMIN_BODIES, admin_paths
+from lanai.http.openapi_admin import TAG as ADMIN_TAG
 from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
 from lanai.protocol import anthropic, health, openai, pairing, v2
@@ -41,6 +43,7 @@ _TAGS = {
     "health": "Liveness and readiness, for people and load balancers.",
     "pairing": "Pair a device with a one-time code (lanai pair): the device's two steps, and the admin's side.",
     "operations": "Metrics and this API's description.",
+    ADMIN_TAG[0]: ADMIN_TAG[1],
 }
 _BINARY = {"type": "string", "format": "binary"}
 _HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -627,6 +630,7 @@ def _wire_schemas() -> Doc:
         openai.ChatCompletionRequest, openai.CompletionRequest, openai.EmbeddingRequest,
         anthropic.AnthropicMessage, anthropic.MessagesRequest, anthropic.CountTokensRequest, anthropic.TokenCount,
         anthropic.AnthropicError,
+        *ADMIN_BODIES,
         *(task.result for task in TASKS.values() if task.routed and task.result is not None),
     ]  # fmt: skip
     found: Doc = {}
@@ -677,6 +681,7 @@ def openapi_document() -> Doc:
                     **_repository_paths(),
                     **_pairing_paths(),
                     **_ops_paths(),
+                    **admin_paths(),
                 }
             )
         ),  # fmt: skip

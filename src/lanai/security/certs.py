@@ -34,8 +34,8 @@ from lanai.store._fs import replace_atomic
 
 __all__ = [
     "TlsFiles", "init_authority", "renew_server", "renew_if_due", "issue_client", "certify_client_key", "fingerprint",
-    "local_names",
-    "ClientBundle", "RENEW_WITHIN",
+    "local_names", "describe_certificate",
+    "ClientBundle", "CertificateInfo", "RENEW_WITHIN",
 ]  # fmt: skip
 
 _CA_DAYS = 3650
@@ -235,6 +235,28 @@ def _issue_server(
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the certificate, as colon-separated hex pairs (what Windows and browsers show)."""
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a person checks of a certificate: which one it is, whose, and until when."""
+
+    fingerprint: str
+    subject: str
+    issuer: str
+    not_after: datetime.datetime
+
+
+def describe_certificate(certfile: Path) -> CertificateInfo:
+    """The first (leaf) certificate in the PEM file ``certfile``; ConfigError if there is none."""
+    try:
+        cert = x509.load_pem_x509_certificates(certfile.read_bytes())[0]
+    except OSError as exc:
+        raise ConfigError(f"cannot read the certificate {certfile}: {exc.strerror}.") from None
+    except ValueError:
+        raise ConfigError(f"{certfile} holds no PEM certificate.", hint="lanai certs renew writes a new one.") from None
+    return CertificateInfo(fingerprint(cert), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
+                           cert.not_valid_after_utc)  # fmt: skip
 
 
 def _authority(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
