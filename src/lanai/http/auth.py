@@ -27,7 +27,10 @@ _PUBLIC = {
     ("GET", "/health/ready"),
     ("GET", "/v2/health/live"),
     ("GET", "/v2/health/ready"),
+    ("GET", "/"),  # the console's pages and files (http/console.py): static, no data; the API calls they
+    ("GET", "/docs"),  # make from the browser carry the caller's key and get the API's own checks
 }
+_CONSOLE_FILES = re.compile(r"/ui/[a-z]+|/ui/(assets|swagger-ui)/[^/]+")
 PAIRING = frozenset({("POST", "/v1/pair"), ("POST", "/v1/pair/confirm")})
 """A device pairing with a one-time code (see ``lanai.security.pairing``): anyone on an allowed network,
 with or without a certificate; the code is the credential, and its attempts are few."""
@@ -40,7 +43,7 @@ _INFER = [
         ("GET", r"/v2|/v2/models/[^/]+(/versions/[^/]+)?(/ready)?"),
         ("POST", r"/v2/models/[^/]+(/versions/[^/]+)?/infer"),
         ("POST", r"/v2/repository/index"),
-        ("GET", r"/v1/models|/v1/pipelines|/openapi\.json|/docs"),
+        ("GET", r"/v1/models|/v1/pipelines|/openapi\.json"),
         ("POST", r"/v1/chat/completions|/v1/completions|/v1/embeddings|/v1/pipelines/[^/]+"),
         ("POST", r"/v1/messages|/v1/messages/count_tokens"),  # Anthropic's Messages API (http/anthropic.py)
     )
@@ -51,6 +54,8 @@ _METRICS = ("GET", "/metrics")
 def access_of(method: str, path: str) -> Access:
     """The level a request needs: listed routes are public or inference; every other one is admin."""
     if (method, path) in _PUBLIC or (method, path) in PAIRING or method == "HEAD" and ("GET", path) in _PUBLIC:
+        return Access.PUBLIC
+    if method in ("GET", "HEAD") and _CONSOLE_FILES.fullmatch(path):
         return Access.PUBLIC
     for wanted, pattern in _INFER:
         if method == wanted and pattern.fullmatch(path):

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json, and a readable page of it at /docs.
+"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json (Swagger UI shows it at /docs:
+``lanai.http.console``).
 
 The bodies' schemas come from their wire values (``protocol.wire.schema``) and the task endpoints from
 the task registry, so the document cannot drift from what the handlers send; the rest of the bodies are
@@ -10,18 +11,17 @@ operation in the document is routed, and validates served bodies against the sch
 from __future__ import annotations
 
 import json
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 import lanai
 from lanai.http.auth import access_of
 from lanai.http.openapi_admin import ADMIN_BODIES, admin_paths
 from lanai.http.openapi_admin import TAG as ADMIN_TAG
-from lanai.http.openapi_docs import docs_html
 from lanai.http.openapi_schemas import SCHEMAS, ref
 from lanai.protocol import anthropic, health, openai, pairing, v2
 from lanai.protocol.pipelines import PipelineList, PipelineResult
@@ -43,6 +43,7 @@ _TAGS = {
     "health": "Liveness and readiness, for people and load balancers.",
     "pairing": "Pair a device with a one-time code (lanai pair): the device's two steps, and the admin's side.",
     "operations": "Metrics and this API's description.",
+    "console": "The box's web console for a browser (its pages are public; what they show obeys the API's rules).",
     ADMIN_TAG[0]: ADMIN_TAG[1],
 }
 _BINARY = {"type": "string", "format": "binary"}
@@ -78,6 +79,10 @@ def _op(
     responses = {str(status): ok, **{str(s): {"$ref": f"#/components/responses/{_ERRORS[s]}"} for s in errors}}
     responses.update(also or {})
     return {"operationId": op_id, "tags": [tag], "summary": summary, **fields, "responses": responses}
+
+
+def _path(name: str, description: str) -> Doc:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
 
 
 def _model_params(versioned: bool) -> list[Doc]:
@@ -471,7 +476,18 @@ def _ops_paths() -> Doc:
                                 _text("Prometheus text format 0.0.4.", "text/plain"))},
         "/openapi.json": {"get": _op("GetOpenApiDocument", "operations", "This OpenAPI document",
                                      _json("OpenAPI 3.1.", {"type": "object"}))},
-        "/docs": {"get": _op("GetDocs", "operations", "This API as a readable page", _text("HTML.", "text/html"))},
+        "/docs": {"get": _op("GetDocs", "console", "This API in Swagger UI (try it out from the browser)",
+                             _text("HTML.", "text/html"))},
+        "/": {"get": _op("GetConsole", "console", "The console's status page", _text("HTML.", "text/html"))},
+        "/ui/{page}": {"get": _op("GetConsolePage", "console", "A page of the console: status, try, models or "
+                                  "security", _text("HTML.", "text/html"), errors=(404,),
+                                  parameters=[_path("page", "status, try, models or security.")])},
+        "/ui/assets/{name}": {"get": _op("GetConsoleFile", "console", "A file of the console (CSS, JavaScript)",
+                                         _text("The file.", "text/plain"), errors=(404,),
+                                         parameters=[_path("name", "The file's name.")])},
+        "/ui/swagger-ui/{name}": {"get": _op("GetSwaggerUiFile", "console", "A file of Swagger UI's distribution",
+                                             _text("The file.", "text/plain"), errors=(404,),
+                                             parameters=[_path("name", "The file's name.")])},
     }  # fmt: skip
 
 
@@ -695,18 +711,9 @@ def _document_bytes() -> bytes:
     return json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
 
 
-@lru_cache(maxsize=8)
-def _docs_bytes(base_url: str) -> bytes:
-    return docs_html(openapi_document(), base_url).encode()
-
-
 async def openapi_json(request: Request) -> Response:
     return Response(_document_bytes(), media_type="application/json")
 
 
-async def docs(request: Request) -> Response:
-    return HTMLResponse(_docs_bytes(str(request.base_url)))
-
-
 def routes() -> list[Route]:
-    return [Route("/openapi.json", openapi_json, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
+    return [Route("/openapi.json", openapi_json, methods=["GET"])]

@@ -1,0 +1,1 @@
+"""The web console's files (HTML, CSS, JavaScript), served by ``lanai.http.console``."""
