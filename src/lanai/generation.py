@@ -88,6 +88,9 @@ class Generation:
         self._loop = loop
         self._chunks: asyncio.Queue[Chunk] = asyncio.Queue()
         self.cancelled = False
+        self.on_finish: Callable[[Chunk], None] | None = None
+        """Called on the event loop with the last chunk, when the reader gets it (the plane counts the
+        request towards its model's outcomes); not for a reader that stops early."""
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -102,6 +105,8 @@ class Generation:
         try:
             while True:
                 chunk = await self._chunks.get()
+                if chunk.finish_reason is not None and self.on_finish is not None:
+                    self.on_finish(chunk)
                 yield chunk
                 if chunk.finish_reason is not None:
                     return

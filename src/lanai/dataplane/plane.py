@@ -14,7 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
@@ -64,7 +64,7 @@ from lanai.telemetry.status import RecentErrors, StatusRecorder
 from lanai.types import InferRequest, InferResponse
 
 if TYPE_CHECKING:
-    from lanai.generation import GenerateRequest, Generation
+    from lanai.generation import Chunk, GenerateRequest, Generation
 
 __all__ = ["DataPlane"]
 
@@ -626,7 +626,15 @@ class DataPlane:
             raise WrongTask(
                 f"model {name!r} is an embedding model; it does not generate text.", model=name, task="embed"
             )
-        return model.engine.submit_many(requests)
+        started = time.perf_counter()
+        generations = model.engine.submit_many(requests)
+        for generation in generations:  # counted when the reader gets the last chunk (a long answer is slow)
+            generation.on_finish = partial(self._generation_done, model, started)
+        return generations
+
+    def _generation_done(self, model: Loaded, started_s: float, last: Chunk) -> None:
+        failed = last.error is not None or last.finish_reason == "error"
+        self._record(model, started_s, RuntimeError(last.error or "generation failed") if failed else None)
 
     def vocabulary_size(self, name: str) -> int:
         """How many tokens language model ``name`` knows (token ids run from 0 to this, exclusive)."""
@@ -641,7 +649,15 @@ class DataPlane:
         ``dimensions`` keeps each vector's first so many values, scaled back to length 1 (as OpenAI's
         ``dimensions`` does: meaningful for models trained so, e.g. Matryoshka embeddings)."""
         await self.ensure(name)
-        vectors, tokens = await self._embed(name, texts)
+        started = time.perf_counter()
+        try:
+            vectors, tokens = await self._embed(name, texts)
+        except Exception as exc:
+            if (model := self.models.get(name)) is not None:
+                self._record(model, started, exc)
+            raise
+        if (model := self.models.get(name)) is not None:
+            self._record(model, started)
         if dimensions is None:
             return vectors, tokens
         width = len(vectors[0]) if vectors else dimensions
