@@ -17,13 +17,14 @@ import httpx
 import pytest
 
 from lanai.bundled import ensure_default_model, inspector
+from lanai.cli import main
 from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.security.keys import KeyRing
 from lanai.store import Store
 from lanai.types import BatchingConfig
 
-from support import ServerThread, smollm2_path
+from support import ServerThread, smollm2_path, write_tiny_gguf
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
@@ -52,6 +53,15 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     ensure_default_model(store)
     store.add(smol, name="smol", task="chat", backend="llamacpp", backend_options={"n_ctx": 512, "parallel": 2},
               batching=BatchingConfig(max_queue_size=8), inspect=inspector("llamacpp"))  # fmt: skip
+    # a second model with two versions: the tiny GGUF, and what lanai optimize made of it, with its report
+    tiny = write_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+    store.add(tiny, name="tiny", task="chat", backend="llamacpp", backend_options={"n_ctx": 256, "parallel": 1},
+              inspect=inspector("llamacpp"))  # fmt: skip
+    quick = ["--window", "64", "--text-tokens", "512", "--prompts", "4", "--answer-tokens", "8"]
+    out = tmp_path_factory.mktemp("optimized")
+    assert main(["optimize", "tiny", "--quantize", "q8_0", *quick, "--max-perplexity-increase", "1",
+                 "--min-agreement", "0", "--home", str(home), "--out", str(out)]) == 0  # fmt: skip
+    assert store.versions("tiny") == [1, 2] and store.active("tiny") == 1
     admin_key = KeyRing(home).create("console-test", "admin")
     settings = Settings(home=home, admin_loopback=False, grpc=False, discovery=False, status_interval_s=1.0)
     plane = DataPlane(store, settings)
@@ -91,6 +101,13 @@ def screenshot(driver: WebDriver, name: str) -> None:
     driver.save_screenshot(str(SHOTS / f"console-{name}.png"))
 
 
+def click(driver: WebDriver, element: object) -> None:
+    """Click ``element`` as a person would: scrolled to the middle of the window first (a button just
+    under the sticky header is "in view" for the driver, and its click would land on the header)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()  # type: ignore[attr-defined]
+
+
 def use_key(driver: WebDriver, key: str | None) -> None:
     """Type ``key`` into the header's key form (None: forget the one in use)."""
     if key is None:
@@ -125,7 +142,7 @@ def test_the_status_page_lists_the_model_and_shows_figures_to_an_admin(box: Box,
     row = browser.find_element(By.CSS_SELECTOR, "#models-table tr[data-model='efficientnet-lite0']")
     assert "classify" in row.text and "onnx" in row.text and "CPUExecutionProvider" in row.text
     names = {row.get_attribute("data-model") for row in browser.find_elements(By.CSS_SELECTOR, "#models-table tbody tr")}
-    assert names == {"efficientnet-lite0", "smol"}
+    assert names == {"efficientnet-lite0", "smol", "tiny"}
     assert "healthy" in text_of(browser, ".cards")
     assert severe_logs(browser) == []
 
@@ -205,7 +222,29 @@ def test_an_admin_action_is_refused_without_a_key_and_done_with_one(box: Box, br
     browser.find_element(By.XPATH, "//section[@data-model='efficientnet-lite0']//button[text()='Load']").click()
     wait_for(browser, shown.text_to_be_present_in_element((By.ID, "models-msg"), "Load efficientnet-lite0: done"))
     assert "efficientnet-lite0" in box.plane.models
+    assert severe_logs(browser) == []
+
+
+def test_a_version_is_seen_with_its_report_activated_and_rolled_back(box: Box, browser: WebDriver) -> None:
+    browser.get(box.url + "/ui/models")
+    use_key(browser, box.admin_key)
+    tiny = "//section[@data-model='tiny']"
+    wait_for(browser, shown.presence_of_element_located((By.XPATH, tiny)))
+    browser.find_element(By.XPATH, f"{tiny}//tr[td[1][starts-with(., '2')]]//button[text()='Report']").click()
+    report = wait_for(browser, shown.visibility_of_element_located((By.CSS_SELECTOR, "#report img")))
+    wait_for(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", report) > 0)  # the chart drew
+    text = text_of(browser, "#report")
+    assert "tiny version 2" in text and "perplexity" in text.lower()
+    assert browser.find_elements(By.CSS_SELECTOR, "#report table th")  # the report's table, as a table
     screenshot(browser, "models")
+
+    click(browser, browser.find_element(By.XPATH, f"{tiny}//tr[td[1][starts-with(., '2')]]//button[text()='Activate']"))
+    wait_for(browser, shown.text_to_be_present_in_element((By.ID, "models-msg"), "Activate tiny version 2: done"))
+    assert box.plane.models["tiny"].version == "2"
+    click(browser, wait_for(browser, shown.presence_of_element_located((By.XPATH, f"{tiny}//button[text()='Roll back']"))))
+    wait_for(browser, shown.text_to_be_present_in_element((By.ID, "models-msg"), "Roll tiny back: done"))
+    assert box.plane.models["tiny"].version == "1"
+    assert "serving 1" in text_of(browser, "section[data-model='tiny']")
     assert severe_logs(browser) == []
 
 
@@ -267,7 +306,9 @@ def test_the_console_fits_a_phone_screen(box: Box, browser: WebDriver) -> None:
             browser.get(box.url + page)
             use_key(browser, box.admin_key)
             wait_for(browser, lambda d: "Asking the box" not in d.find_element(By.ID, "main").text)
-            overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
             assert overflow <= 0, f"{page} is {overflow} px wider than a phone"
             if page == "/":
                 screenshot(browser, "phone")
