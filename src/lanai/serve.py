@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Mapping
@@ -206,6 +207,9 @@ class Service:
         log.info("lanai listening on %s://%s:%d (store: %s)", scheme, shown, self.http_port, self.plane.store.root)
         if self.grpc_port is not None:
             log.info("gRPC (Open Inference Protocol) on %s:%d", shown, self.grpc_port)
+        # on every interface, the name the box has on the LAN is what a browser elsewhere would use
+        host = socket.gethostname() if address in ("0.0.0.0", "::") else shown
+        log.info("web console: %s://%s:%d/ (API reference: /docs)", scheme, host, self.http_port)
 
 
 def run_loop(main: Any) -> None:
