@@ -310,14 +310,13 @@ async function renderPublicStatus(body, refused) {
 
 // -- try it ----------------------------------------------------------------------------------------------
 
-const IMAGE_TASKS = ["classify", "detect", "ocr", "embed_image"];
-const TEXT_TASKS = ["classify_text", "redact", "embed"];
+const IMAGE_TASKS = ["classify", "detect", "ocr", "embed-image"]; // task names as /v1/models gives them
+const TEXT_TASKS = ["classify-text", "redact", "embed"];
 const SAMPLE_TEXT = {
-  classify_text: "The invoice is overdue: please pay the amount owed within 14 days.",
+  "classify-text": "The invoice is overdue: please pay the amount owed within 14 days.",
   redact: "Dear Ms. Jane Doe, your account DE89 3704 0044 0532 0130 00 was charged on 3 March 2026. Call +44 20 7946 0958 or write to jane.doe@example.com.",
   embed: "A cat sleeping on a warm windowsill.",
 };
-const route = (task) => task.replace(/_/g, "-");
 
 async function tryPage() {
   const root = fill(main(), h("h1", {}, "Try it"), h("div", { id: "try-body" }, h("p", { class: "muted" }, "Asking the box…")));
@@ -371,7 +370,7 @@ function dropZone(onImage) {
 
 function imagePanel(model, task) {
   const query = task === "classify" ? "?top_k=5" : "";
-  const path = `/v1/models/${encodeURIComponent(model)}/${route(task)}${query}`;
+  const path = `/v1/models/${encodeURIComponent(model)}/${task}${query}`;
   const result = h("div", { class: "result", id: "try-result", "aria-live": "polite" });
   const ex = examplePanel();
   ex.show({ kind: "image", path });
@@ -384,8 +383,9 @@ function imagePanel(model, task) {
     const ms = performance.now() - started;
     if (!answer.ok) return fill(result, notice(problem(answer), "error"));
     const timing = answer.data.timing || {};
-    const took = h("p", { class: "muted", id: "try-took" },
-      `${Math.round(ms)} ms here, ${fmt.ms(timing.total_ms)} ms in the box (the model ${fmt.ms(timing.compute_ms)} ms, batch of ${timing.batch_size || 1})`);
+    const model = timing.compute_ms === undefined ? "" // OCR's timing is by stage
+      : ` (the model ${fmt.ms(timing.compute_ms)} ms, batch of ${timing.batch_size || 1})`;
+    const took = h("p", { class: "muted", id: "try-took" }, `${Math.round(ms)} ms here, ${fmt.ms(timing.total_ms)} ms in the box${model}`);
     if (task === "classify") return fill(result, predictions(answer.data), took);
     if (task === "detect") return fill(result, await drawDetections(file, answer.data), detectionTable(answer.data), took);
     if (task === "ocr") return fill(result, h("pre", { id: "ocr-text" }, answer.data.text || "(no text found)"), took);
@@ -437,7 +437,7 @@ function detectionTable(data) {
 }
 
 function textPanel(model, task) {
-  const path = `/v1/models/${encodeURIComponent(model)}/${route(task)}`;
+  const path = `/v1/models/${encodeURIComponent(model)}/${task}`;
   const area = h("textarea", { id: "try-text", "aria-label": "Text" }, SAMPLE_TEXT[task] || "");
   const result = h("div", { class: "result", id: "try-result", "aria-live": "polite" });
   const ex = examplePanel();
@@ -451,7 +451,7 @@ function textPanel(model, task) {
     const answer = await api("POST", path, { json: { text: area.value } });
     go.disabled = false;
     if (!answer.ok) return fill(result, notice(problem(answer), "error"));
-    if (task === "classify_text") return fill(result, predictions(answer.data));
+    if (task === "classify-text") return fill(result, predictions(answer.data));
     if (task === "redact") return fill(result, highlighted(area.value, answer.data));
     return fill(result, h("p", {}, `A vector of ${(answer.data.embedding || answer.data.vector || []).length} numbers.`));
   });
@@ -567,7 +567,7 @@ function pipelinePanel(pipeline) {
   const result = h("div", { class: "result", id: "try-result", "aria-live": "polite" });
   const ex = examplePanel();
   ex.show({ kind: "image", path });
-  const steps = h("ol", {}, pipeline.steps.map((s) => h("li", {}, `${s.name}: ${s.task} on ${s.model}`)));
+  const steps = h("ol", {}, pipeline.steps.map((s) => h("li", {}, `${s.name}: ${s.task}${s.model ? " on " + s.model : ""}`)));
   const run = async (file) => {
     fill(result, h("p", { class: "muted" }, `Sending ${file.name}…`));
     const form = new FormData();
@@ -575,7 +575,7 @@ function pipelinePanel(pipeline) {
     const answer = await api("POST", path, { body: form });
     if (!answer.ok) return fill(result, notice(problem(answer), "error"));
     fill(result, h("p", {}, `${answer.data.status}${answer.data.failed_step ? ", failed at " + answer.data.failed_step : ""}`),
-      answer.data.steps.map((s) => h("div", {}, h("h3", {}, `${s.name} — ${s.status}, ${fmt.ms(s.ms)} ms`),
+      answer.data.steps.map((s) => h("div", { dataset: { step: s.name } }, h("h3", {}, `${s.name} — ${s.status}, ${fmt.ms(s.ms)} ms`),
         s.error ? notice(s.error, "error") : h("pre", {}, JSON.stringify(s.output, null, 2)))));
   };
   return h("div", {}, h("h3", {}, "Steps"), steps, dropZone(run), result, ex);
@@ -749,7 +749,8 @@ function pairingCard(pairing) {
   return holder;
 }
 
-function keysCard(keys) {
+function keysCard(all) {
+  const keys = all.filter((k) => !k.device); // a paired device's key is listed under Paired devices
   const name = h("input", { id: "key-name", placeholder: "name, e.g. front-desk", "aria-label": "Key name", required: true });
   const role = h("select", { id: "key-role", "aria-label": "Role" }, h("option", { value: "infer" }, "infer"), h("option", { value: "admin" }, "admin"));
   const models = h("input", { id: "key-models", placeholder: "models (all if empty)", "aria-label": "Models" });
