@@ -66,16 +66,22 @@ def _asset(body: bytes, name: str, cache_control: str) -> Asset:
     return Asset(body, packed, media_type, etag, cache_control)
 
 
-@cache
+_KEPT: dict[str, Asset] = {}
+"""The console's files read so far (only files that exist: the names come from requests)."""
+
+
 def console_asset(name: str) -> Asset | None:
     """A file of the console's own (``lanai/console/``), or None."""
-    if "/" in name or name.startswith(".") or name.endswith(".py"):
+    if name in _KEPT:
+        return _KEPT[name]
+    if "/" in name or "\\" in name or name.startswith(".") or name.endswith(".py"):
         return None
     found = resources.files("lanai.console") / name
     if not found.is_file():
         return None
     # the pages revalidate (a new lanai shows at once); a revalidation costs a 304 and no body
-    return _asset(found.read_bytes(), name, "no-cache")
+    asset = _KEPT[name] = _asset(found.read_bytes(), name, "no-cache")
+    return asset
 
 
 @cache
@@ -89,10 +95,16 @@ def swagger_folder() -> Path | None:
     return folder if (folder / "swagger-ui-bundle.js").is_file() else None
 
 
-@cache
 def swagger_asset(name: str) -> Asset | None:
+    if name not in _SWAGGER_FILES:
+        return None
+    return _swagger_file(name)
+
+
+@cache  # a few known names only
+def _swagger_file(name: str) -> Asset | None:
     folder = swagger_folder()
-    if name not in _SWAGGER_FILES or folder is None:
+    if folder is None:
         return None
     return _asset((folder / name).read_bytes(), name if "." in name else name + ".txt", "no-cache")
 
