@@ -14,8 +14,8 @@ from lanai.protocol.wire import Wire, doc
 from lanai.tasks.base import Job, RunTiming, Task, TaskModel, Timing
 from lanai.types import ImagePreprocess, ModelInfo
 
-__all__ = ["TASK", "Classification", "ClassifyParams", "Prediction", "top_k", "rank", "ranked", "to_probabilities",
-           "MAX_TOP_K"]  # fmt: skip
+__all__ = ["TASK", "Classification", "ClassifyParams", "Prediction", "top_k", "rank", "ranked", "order_of",
+           "to_probabilities", "MAX_TOP_K"]  # fmt: skip
 
 MAX_TOP_K = 1000
 
@@ -97,29 +97,35 @@ TASK = Classify()
 
 
 def to_probabilities(scores: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, unless the scores already are probabilities."""
-    scores = scores.astype(np.float32, copy=False)
+    """Softmax over the last axis in float64, unless the scores already are probabilities. float64,
+    because close logits (a model with small or random outputs) give float32 probabilities that round
+    to one value; the order never comes from these anyway (see ``order_of``)."""
+    scores = scores.astype(np.float64, copy=False)
     if scores.min() >= 0.0 and float(np.abs(scores.sum(axis=-1) - 1.0).max()) < 1e-3:
         return scores
     shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
 
 
+def order_of(scores: np.ndarray) -> np.ndarray:
+    """Classes best first along the last axis, ranked on the model's own outputs (logits, or whatever it
+    gives), never on probabilities made from them; ties keep the lower index first. Negated in float64 so
+    that unsigned outputs (a quantised model's uint8) rank right too."""
+    return np.argsort(-scores.astype(np.float64, copy=False), axis=-1, kind="stable")
+
+
 def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]:
     """The ``k`` best classes of one image's scores (a 1-D array, or [1, C]), best first."""
     _check_k(k)
-    probs = to_probabilities(scores.reshape(-1))
-    k = min(k, probs.size)
-    best = np.argpartition(-probs, k - 1)[:k]
-    best = best[np.argsort(-probs[best], kind="stable")]
-    return [Prediction(_label(labels, int(i)), int(i), float(probs[i])) for i in best]
+    flat = scores.reshape(-1)
+    return ranked(to_probabilities(flat), order_of(flat), labels, k)
 
 
 def rank(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and classes best first, for a whole batch of scores [N, C] at once: numpy's cost
     per call, not per image, is what a busy server saves."""
-    probs = to_probabilities(scores.reshape(len(scores), -1))
-    return probs, np.argsort(-probs, axis=-1, kind="stable")
+    flat = scores.reshape(len(scores), -1)
+    return to_probabilities(flat), order_of(flat)
 
 
 def ranked(probs: np.ndarray, order: np.ndarray, labels: Sequence[str], k: int) -> list[Prediction]:

@@ -17,7 +17,7 @@ import numpy as np
 from lanai.errors import ModelLoadError
 from lanai.protocol.wire import Wire, doc
 from lanai.tasks.base import Job, RunTiming, Task, TaskModel, Timing
-from lanai.tasks.classify import MAX_TOP_K, Prediction, ranked, to_probabilities
+from lanai.tasks.classify import MAX_TOP_K, Prediction, order_of, ranked, to_probabilities
 from lanai.types import ModelInfo
 
 __all__ = ["TASK", "TextClassification", "ClassifyTextParams"]
@@ -69,9 +69,11 @@ class ClassifyText(Task[ClassifyTextParams, TextClassification]):
 
         def result(rows: dict[str, np.ndarray], timing: RunTiming) -> TextClassification:
             pooled = pool_chunks(rows["vector"], rows["tokens"])[np.newaxis]
-            probs = head.probabilities(normalise(pooled))[0] if head is not None else to_probabilities(pooled)
-            order = np.argsort(-probs[0], kind="stable")
-            predictions = ranked(probs[0], order, labels, k)
+            if head is not None:  # ranked on the cosine similarities the probabilities are made from
+                probs, scores = head.probabilities(normalise(pooled))
+            else:
+                probs, scores = to_probabilities(pooled), pooled
+            predictions = ranked(probs[0], order_of(scores[0]), labels, k)
             best, tokens = predictions[0], int(rows["tokens"].sum())
             return TextClassification(
                 info.name, info.version, best.label, best.score, tuple(predictions), tokens,

@@ -38,3 +38,27 @@ def test_ranking_a_batch_at_once_gives_each_image_what_top_k_gives_it() -> None:
         for k in (1, 5, 40):
             assert ranked(probs[row], order[row], labels, k) == top_k(scores[row], labels, k)
     assert order.shape == (6, 40) and np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_close_logits_are_ranked_on_the_logits_not_on_rounded_probabilities() -> None:
+    """1000 logits a few float32 steps apart (a model with random or tiny outputs): in float32 their
+    softmax is one value, 0.001, for every class; the ranking must still follow the logits."""
+    from lanai.tasks.classify import rank, ranked
+
+    rng = np.random.default_rng(11)
+    logits = (rng.permutation(1000) * 1e-10).astype(np.float32)  # distinct, 1e-7 apart at most
+    shifted = np.exp(logits - logits.max())
+    assert len(np.unique(shifted / shifted.sum())) <= 3  # what ranking on float32 probabilities saw
+    expected = list(np.argsort(-logits.astype(np.float64), kind="stable")[:5])
+    best = top_k(logits, [], 5)
+    assert [p.index for p in best] == expected
+    assert all(a.score >= b.score for a, b in zip(best, best[1:]))
+    probs, order = rank(np.stack([logits, logits[::-1]]))
+    assert [p.index for p in ranked(probs[1], order[1], [], 5)] == [999 - i for i in expected]
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_unsigned_outputs_and_ties_rank_right() -> None:
+    quantised = np.array([10, 200, 50, 200], dtype=np.uint8)  # a quantised model's scores
+    assert [p.index for p in top_k(quantised, [], 4)] == [1, 3, 2, 0]  # equal scores: the lower index first
+    assert [p.index for p in top_k(np.zeros(6, np.float32), [], 3)] == [0, 1, 2]
