@@ -110,6 +110,10 @@ def _add(store: Store, args: argparse.Namespace) -> int:
         pairs = "; ".join(f"{name} on {', '.join(t.backends)}" for name, t in TASKS.items())
         raise BadInput(f"task {args.task!r} does not go with backend {backend!r}.", hint=f"tasks run: {pairs}.")
     options = parse_options(args.option or [])
+    if backend == "llamacpp":
+        from lanai.backends.llamacpp import check_options
+
+        check_options(options)
     if backend == "litert":  # model_edgetpu.tflite: record that it wants the Edge TPU delegate
         from lanai.backends.litert import edgetpu_options
 

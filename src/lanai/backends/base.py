@@ -82,6 +82,10 @@ class Sampling:
     """How many of the latest tokens the penalties look at."""
     logit_bias: tuple[tuple[int, float], ...] = ()
     grammar: str | None = None
+    min_tokens: int = 0
+    """The model's end-of-generation tokens are banned until this many tokens are drawn."""
+    ignore_eos: bool = False
+    """Banned throughout: the answer ends at max_tokens, a stop string or a full context."""
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,14 @@ try:
 except ImportError:  # pragma: no cover - depends on the extra
     _llama = None  # type: ignore[assignment]
 
-__all__ = ["LlamaCppBackend", "LlamaOptions", "Sampling", "BatchEntry"]  # the last two re-exported from base
+# Sampling and BatchEntry re-exported from base
+__all__ = ["LlamaCppBackend", "LlamaOptions", "Sampling", "BatchEntry", "check_options"]
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp: pick a random seed
+_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # llama.cpp's LLAMA_FLASH_ATTN_TYPE_*
+_WHOLE_OPTIONS = ("n_ctx", "parallel", "n_batch", "n_threads", "n_gpu_layers")
 _backend_ready = False
 _init_lock = threading.Lock()
 
@@ -51,10 +54,14 @@ class LlamaOptions:
     """Compute threads; 0: one per core."""
     n_gpu_layers: int = 0
     embeddings: bool = False
+    flash_attn: str = "auto"
+    """llama.cpp's flash attention: auto (llama.cpp decides per device), on or off. It changes the
+    arithmetic, so greedy answers may differ between on and off."""
 
     @classmethod
     def from_backend_options(cls, options: BackendOptions) -> LlamaOptions:
         extra = options.extra
+        _check_flash_attn(extra)
         default = cls()
         threads = int(extra.get("n_threads", options.intra_op_threads or 0)) or (os.cpu_count() or 1)
         return cls(
@@ -64,7 +71,31 @@ class LlamaOptions:
             n_threads=threads,
             n_gpu_layers=int(extra.get("n_gpu_layers", default.n_gpu_layers)),
             embeddings=bool(extra.get("embeddings", False)),
+            flash_attn=_flash_attn(extra.get("flash_attn", default.flash_attn)),
         )
+
+
+def _flash_attn(value: Any) -> str:
+    """``flash_attn``'s setting: auto, on or off (true and false, as ``--option`` parses them, count)."""
+    if value is True or value is False:
+        return "on" if value else "off"
+    return str(value).lower()
+
+
+def check_options(extra: dict[str, Any]) -> None:
+    """Refuse (BadInput) llama.cpp options of the wrong kind, before a model is added with them."""
+    for key in _WHOLE_OPTIONS:
+        value, low = extra.get(key), -1 if key == "n_gpu_layers" else 0  # -1: every layer
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise BadInput(f"the llama.cpp option {key}={value!r} is not a whole number ≥ {low}.",
+                           hint=f"e.g. --option {key}=4.")  # fmt: skip
+    _check_flash_attn(extra)
+
+
+def _check_flash_attn(extra: dict[str, Any]) -> None:
+    if "flash_attn" in extra and _flash_attn(extra["flash_attn"]) not in _FLASH_ATTN:
+        raise BadInput(f"the llama.cpp option flash_attn={extra['flash_attn']!r} is not auto, on or off.",
+                       hint="--option flash_attn=off turns llama.cpp's flash attention off.")  # fmt: skip
 
 
 def _require() -> Any:
@@ -111,8 +142,9 @@ class LlamaCppBackend:
         self.options = options
         self.path = path
         self.runtime_version = f"llama-cpp-python {lib.__version__}"
-        self.execution_provider = f"llama.cpp CPU ({options.n_threads} threads)" + (
-            f", {options.n_gpu_layers} layers on GPU" if options.n_gpu_layers else ""
+        self.execution_provider = (
+            f"llama.cpp CPU ({options.n_threads} threads, flash attention {options.flash_attn})"
+            + (f", {options.n_gpu_layers} layers on GPU" if options.n_gpu_layers else "")
         )
         self.n_ctx = lib.llama_n_ctx_seq(ctx) if hasattr(lib, "llama_n_ctx_seq") else options.n_ctx
         self.parallel = options.parallel
@@ -122,6 +154,10 @@ class LlamaCppBackend:
         self._batch = lib.llama_batch_init(options.n_batch, 0, 1)
         self._samplers: dict[int, Any] = {}
         self._grammars: dict[int, Any] = {}
+        self._end_banned: dict[int, float] = {}
+        """Per sequence whose sampling asks for it, how many more draws may not end the answer."""
+        self._ends: np.ndarray | None = None
+        """The model's end-of-generation tokens (found on first use)."""
         self._pool: np.ndarray | None = None
         """Every token and its logit, refilled for a grammar's steps (see ``sample``)."""
         template = lib.llama_model_chat_template(model, None)
@@ -150,6 +186,10 @@ class LlamaCppBackend:
         params.n_batch = params.n_ubatch = opts.n_batch
         params.n_threads = params.n_threads_batch = opts.n_threads
         params.kv_unified = False  # each sequence owns n_ctx tokens of cache
+        if hasattr(params, "flash_attn_type"):
+            params.flash_attn_type = _FLASH_ATTN[opts.flash_attn]
+        elif opts.flash_attn != "auto":  # builds before the auto setting took a boolean
+            params.flash_attn = opts.flash_attn == "on"
         params.embeddings = opts.embeddings
         if opts.embeddings:
             params.pooling_type = lib.LLAMA_POOLING_TYPE_MEAN
@@ -229,6 +269,8 @@ class LlamaCppBackend:
         lib.llama_memory_seq_rm(self._memory, seq, keep, -1)
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         self._samplers[seq] = chain  # freed by release(), whatever happens below
+        if sampling.ignore_eos or sampling.min_tokens > 0:
+            self._end_banned[seq] = float("inf") if sampling.ignore_eos else sampling.min_tokens
         add = lib.llama_sampler_chain_add
         if sampling.logit_bias:
             biases = (lib.llama_logit_bias * len(sampling.logit_bias))()
@@ -266,6 +308,10 @@ class LlamaCppBackend:
         vocabulary and the chain pick again (as llama.cpp's own server does): checking every token at every
         step cost half the decoding speed."""
         lib, chain = self._lib, self._samplers[seq]
+        if self._end_banned.get(seq, 0) > 0:  # min_tokens or ignore_eos: the answer may not end here
+            self._end_banned[seq] -= 1
+            logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, index), shape=(self.n_vocab,))
+            logits[self._end_tokens()] = -np.inf
         grammar = self._grammars.get(seq)
         if grammar is None:
             return int(lib.llama_sampler_sample(chain, self._ctx, index))
@@ -280,6 +326,11 @@ class LlamaCppBackend:
         lib.llama_sampler_accept(grammar, token)
         lib.llama_sampler_accept(chain, token)
         return token
+
+    def _end_tokens(self) -> np.ndarray:
+        if self._ends is None:
+            self._ends = np.array([t for t in range(self.n_vocab) if self.is_end(t)], dtype=np.int64)
+        return self._ends
 
     def _candidates(self, index: int) -> Any:
         """Every token with its logit at batch row ``index``, as the samplers take them."""
@@ -337,6 +388,7 @@ class LlamaCppBackend:
 
     def release(self, seq: int) -> None:
         """Free sequence ``seq``'s sampler; its cache stays for a later prompt with the same beginning."""
+        self._end_banned.pop(seq, None)
         chain = self._samplers.pop(seq, None)
         if chain is not None:
             self._lib.llama_sampler_free(chain)

@@ -27,6 +27,7 @@ from lanai.http.auth import allow_model
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
+from lanai.http.request_fields import check_fields
 from lanai.protocol.anthropic import (
     ERROR_TYPES,
     AnthropicError,
@@ -307,6 +308,7 @@ async def _body(request: Request, plane: DataPlane) -> dict[str, Any]:
 async def count_tokens(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _body(request, plane)
+    check_fields(data, "POST /v1/messages/count_tokens")
     name = await _model(data, plane, request)
     prompt, _ = _prompt(plane, name, _parse(data, generate=False))
     return JSONResponse(TokenCount(len(prompt)).to_dict())
@@ -319,6 +321,7 @@ async def messages(request: Request) -> Response:
 
     plane: DataPlane = request.app.state.plane
     data = await _body(request, plane)
+    check_fields(data, "POST /v1/messages")
     name = await _model(data, plane, request)
     ask = _parse(data, generate=True)
     prompt, family = _prompt(plane, name, ask)

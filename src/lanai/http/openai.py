@@ -28,6 +28,7 @@ from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, kind_of, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
+from lanai.http.request_fields import RefusedField, check_fields
 from lanai.protocol.openai import (
     ChatChoice,
     ChatCompletion,
@@ -98,10 +99,7 @@ def _openai_errors(endpoint: Endpoint) -> Endpoint:
     return wrapped
 
 
-class _Invalid(BadInput):
-    def __init__(self, param: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.param = param
+_Invalid = RefusedField  # a 400 whose body names the field (OpenAI's ``param``)
 
 
 # -- request parsing ----------------------------------------------------------------------------------
@@ -155,9 +153,13 @@ def _requests(data: dict[str, Any], prompt: list[int], vocabulary: int, *, chat:
     from lanai.backends.base import Sampling
     from lanai.generation import GenerateRequest
 
-    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    limit = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = data.get(limit)
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise _Invalid("max_tokens", f"'max_tokens' must be a whole number ≥ 1, not {max_tokens!r}.")
+        raise _Invalid(limit, f"'{limit}' must be a whole number ≥ 1, not {max_tokens!r}.")
+    min_tokens = _whole(data, "min_tokens", 0, 0, 1 << 30)
+    if max_tokens is not None and min_tokens > max_tokens:
+        raise _Invalid("min_tokens", f"'min_tokens' ({min_tokens}) is more than '{limit}' ({max_tokens}).")
     stop = data.get("stop")
     if stop is None:
         stops: tuple[str, ...] = ()
@@ -181,6 +183,8 @@ def _requests(data: dict[str, Any], prompt: list[int], vocabulary: int, *, chat:
         repeat_penalty=_number(data, "repeat_penalty", 1.0, 0.0, 10.0) or 1.0,
         logit_bias=_logit_bias(data.get("logit_bias"), vocabulary),
         grammar=grammar if grammar is not None else _grammar(data) if chat else None,
+        min_tokens=min_tokens,
+        ignore_eos=data.get("ignore_eos") is True,
     )
     logprobs = _logprobs(data, chat=chat)
     first = GenerateRequest(prompt, max_tokens, replace(sampling, seed=seed), stops, logprobs)
@@ -293,9 +297,6 @@ def _tools(data: dict[str, Any]) -> tuple[list[Any], Any]:
     from lanai.tasks.tool_calls import Tool, ToolChoice
 
     given = data.get("tools")
-    if data.get("functions") is not None:
-        raise _Invalid("functions", "'functions' is the old form of tools, which lanai does not read.",
-                       hint='send "tools": [{"type": "function", "function": {...}}].')  # fmt: skip
     tools = []
     if given is not None:
         if not isinstance(given, list):
@@ -332,12 +333,6 @@ def _tools(data: dict[str, Any]) -> tuple[list[Any], Any]:
     return tools, ToolChoice("function", name, parallel)
 
 
-def _unsupported(data: dict[str, Any], *keys: str) -> None:
-    for key in keys:
-        if data.get(key):
-            raise _Invalid(key, f"'{key}' is not supported by lanai yet.", hint=f"leave '{key}' out.")
-
-
 # -- endpoints ----------------------------------------------------------------------------------------
 
 
@@ -364,10 +359,8 @@ async def list_models(request: Request) -> Response:
 async def chat_completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
+    check_fields(data, "POST /v1/chat/completions")
     name = await _model(data, plane, request)
-    _unsupported(data, "audio", "prediction", "web_search_options")
-    if data.get("modalities") not in (None, ["text"]):
-        raise _Invalid("modalities", "lanai's language models answer in text only.", hint='leave out "modalities".')
     messages = _messages(data)
     tools, choice = _tools(data)
     family = plane.tool_family(name)
@@ -392,10 +385,8 @@ async def chat_completions(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
+    check_fields(data, "POST /v1/completions")
     name = await _model(data, plane, request)
-    _unsupported(data, "echo", "suffix")
-    if data.get("best_of") not in (None, 1):
-        raise _Invalid("best_of", "'best_of' is not supported by lanai.", hint="ask for n answers and pick yourself.")
     prompt = data.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -667,6 +658,7 @@ def _usage(usage: Any) -> Usage:
 async def embeddings(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     data = await _json(request, plane)
+    check_fields(data, "POST /v1/embeddings")
     name = await _model(data, plane, request)
     texts = data.get("input")
     if isinstance(texts, str):

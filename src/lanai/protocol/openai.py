@@ -181,6 +181,26 @@ class Sampling(Wire):
     )  # fmt: skip
     stream: bool = doc("Answer as server-sent events, ending with data: [DONE].", default=False, omit_none=True)
     stream_options: StreamOptions | None = doc("Options of a streamed answer.", default=None, omit_none=True)
+    min_tokens: int | None = doc(
+        "The model's end tokens are banned until this many tokens are generated (vLLM's and llama.cpp's "
+        "extension); at most max_tokens.",
+        default=None, omit_none=True, minimum=0,
+    )  # fmt: skip
+    ignore_eos: bool | None = doc(
+        "The model's end tokens are banned: the answer ends at max_tokens, a stop string or a full context "
+        "(vLLM's and llama.cpp's extension).",
+        default=None, omit_none=True,
+    )  # fmt: skip
+    keep_alive: str | int | None = doc(
+        'How long the model stays loaded after this request: "10m", 0 (unload after it), -1 (stay) '
+        "(Ollama's extension).",
+        default=None, omit_none=True,
+    )  # fmt: skip
+    user: str | None = doc("Accepted, not used: who asked.", default=None, omit_none=True)
+    metadata: dict[str, str] | None = doc("Accepted, not used.", default=None, omit_none=True)
+    prompt_cache_key: str | None = doc("Accepted, not used: lanai reuses cached prompts on its own.",
+                                       default=None, omit_none=True)  # fmt: skip
+    safety_identifier: str | None = doc("Accepted, not used.", default=None, omit_none=True)
 
 
 @dataclass(frozen=True)
@@ -249,6 +269,10 @@ class EmbeddingRequest(Wire):
         "Keep each vector's first so many values, scaled back to length 1 (for models trained so).",
         default=None, omit_none=True, minimum=1,
     )  # fmt: skip
+    keep_alive: str | int | None = doc(
+        "How long the model stays loaded after this request (Ollama's extension).", default=None, omit_none=True
+    )
+    user: str | None = doc("Accepted, not used: who asked.", default=None, omit_none=True)
 
 
 # -- answers ------------------------------------------------------------------------------------------
