@@ -125,6 +125,16 @@ class Batcher:
         self._delay_us = round(self._config.max_queue_delay_us / share)
 
     @property
+    def instances(self) -> int:
+        """Batches that run at once, each on its own thread."""
+        return self._config.instances
+
+    @property
+    def runs_alone_apart(self) -> bool:
+        """Whether batches that have the model to themselves run on a session of their own (``run_alone``)."""
+        return self._run_alone is not self._run
+
+    @property
     def capacity(self) -> int:
         """Rows the model works on at once: its instances' batches."""
         return self._config.instances * self._config.max_batch_size

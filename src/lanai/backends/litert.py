@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 from lanai.backends.base import BackendOptions
 from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
+from lanai.telemetry.cpus import usable_cpus
 from lanai.types import TensorSpec
 
 __all__ = ["LiteRTBackend", "EDGETPU_DELEGATE", "edgetpu_compiled", "edgetpu_options"]
@@ -126,7 +126,7 @@ class LiteRTBackend:
         delegates = options.extra.get("delegates", ())
         if isinstance(delegates, str):
             delegates = (delegates,)
-        threads = options.intra_op_threads or (os.cpu_count() or 1)
+        threads = options.intra_op_threads or usable_cpus().count
         return cls(Path(path), threads, tuple(delegates))
 
     def _interpreter(self) -> tuple[Any, str | None]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from lanai.store.labels import parse_labels
 from lanai.tasks import Task, get_task
 from lanai.tasks.base import TaskModel
 from lanai.tasks.staged import StagedTask
+from lanai.telemetry.cpus import CpuGrant, usable_cpus
 from lanai.types import BatchingConfig, ModelInfo
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def open_model(store: Store, manifest: Manifest, settings: Settings, observers: 
 def _open_tensor_model(
     store: Store, manifest: Manifest, task: Task, settings: Settings, observers: Observers
 ) -> TensorModel:
-    batching = _instances(manifest.batching)
+    batching = _instances(manifest.batching, settings)
     options = _backend_options(manifest, settings, batching.instances)
     backend: TensorBackend = _load_backend(store, manifest, options)
     batching = _effective_batching(batching, backend)
@@ -173,11 +173,11 @@ def _open_tensor_model(
         if "labels" in manifest.files:
             path = store.file_path(manifest, "labels")
             labels = tuple(parse_labels(path.read_bytes(), source=str(path)))
-        if batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
+        if batching.instances > 1 and options.intra_op_threads < cpu_grant(settings).count:
             # Instances share the cores under load; a request on an idle model gets them all, with threads
             # that spin a moment after each run, so the next lone request finds them awake (measured: c1 p50
             # -0.6 ms, +15 % req/s; they sleep once the model is idle, and under load this session rests).
-            lone = replace(options, intra_op_threads=settings.intra_op_threads, allow_spinning=True)
+            lone = replace(options, intra_op_threads=_all_threads(settings), allow_spinning=True)
             alone = _load_backend(store, manifest, lone)
     except BaseException:
         backend.close()
@@ -244,23 +244,35 @@ def _load_backend(store: Store, manifest: Manifest, options: BackendOptions) -> 
         raise ModelLoadError(f"{manifest.name} version {manifest.version} did not load: {exc}") from exc
 
 
-def _instances(config: BatchingConfig) -> BatchingConfig:
-    """Resolve ``instances = 0`` (auto): one more than the cores on a multi-core machine (at most 5),
+def cpu_grant(settings: Settings) -> CpuGrant:
+    """The CPUs the process may use (affinity and cgroup quota, read under ``sensors_root``), found once."""
+    return usable_cpus(settings.sensors_root)
+
+
+def _all_threads(settings: Settings) -> int:
+    """Threads for a session that has the CPUs to itself: the setting; else, where the box grants fewer
+    CPUs than it has online, that many; else 0 (the runtime's own choice)."""
+    grant = cpu_grant(settings)
+    return settings.intra_op_threads or (grant.count if grant.count < grant.online else 0)
+
+
+def _instances(config: BatchingConfig, settings: Settings) -> BatchingConfig:
+    """Resolve ``instances = 0`` (auto): one more than the usable CPUs on a multi-core grant (at most 5),
     else one. The extra instance keeps the cores busy while another waits for Python's GIL between its
     decoding and inference calls (measured on 2 cores: 1.82 instead of 1.71 busy cores, +5–7 % images/s)."""
     if config.instances:
         return config
-    cores = os.cpu_count() or 1
+    cores = cpu_grant(settings).count
     return replace(config, instances=min(cores + 1, _MAX_AUTO_INSTANCES) if cores >= 2 else 1)
 
 
 def _backend_options(manifest: Manifest, settings: Settings, instances: int) -> BackendOptions:
     """The manifest's backend options over the server's settings. With several instances, the default
-    thread count is the cores shared out among them."""
+    thread count is the usable CPUs shared out among them (with one, see :func:`_all_threads`)."""
     given = manifest.backend_options
-    threads = settings.intra_op_threads
-    if not threads and instances > 1:
-        threads = max(1, (os.cpu_count() or 1) // instances)
+    threads = _all_threads(settings)
+    if not settings.intra_op_threads and instances > 1:
+        threads = max(1, cpu_grant(settings).count // instances)
     return BackendOptions(
         providers=tuple(given.get("providers", settings.providers)),
         intra_op_threads=int(given.get("intra_op_threads", threads)),

@@ -27,6 +27,7 @@ from lanai.dataplane.models import (
     Loaded,
     Observers,
     TensorModel,
+    cpu_grant,
     load_in_child_first,
     open_model,
     verify_files,
@@ -137,6 +138,7 @@ class DataPlane:
     async def start(self) -> None:
         """Load every model that has an active version. A model that fails is logged, not fatal."""
         await asyncio.to_thread(self.monitor.start)
+        log.info("sizing for %s", cpu_grant(self.settings).reason)
         self.recorder.start()
         if self.settings.doctor_at_start:
             self.doctor = await asyncio.to_thread(_run_doctor, self.settings)
@@ -229,7 +231,7 @@ class DataPlane:
         if previous is not None and previous.version != info.version:
             self.previous_outcomes[name] = previous.summary()
         self.outcomes[name] = Outcomes(info.version)
-        log.info("serving %s version %s on %s", name, info.version, info.execution_provider)
+        log.info("serving %s version %s on %s%s", name, info.version, info.execution_provider, _sizing(model))
         return old
 
     async def unload(self, name: str) -> None:
@@ -351,7 +353,7 @@ class DataPlane:
         )
         failed = tuple(FailedModel(name, error) for name, error in self.failed.items())
         uptime = round(time.time() - self.started_at, 1)
-        device = read_device(self.monitor.condition)
+        device = read_device(self.monitor.condition, cpus=cpu_grant(self.settings))
         unclean = self.lifecycle.recent(86400.0)
         return HealthReport(status, lanai.__version__, uptime, models, failed, _runtime_versions(), device, unclean,
                             self.doctor)  # fmt: skip
@@ -810,3 +812,14 @@ def _in_daemon_thread(function: Any, *args: Any) -> asyncio.Future[Any]:
 
     threading.Thread(target=run, name="lanai-load", daemon=True).start()
     return future
+
+
+def _sizing(model: Loaded) -> str:
+    """``: 3 batch instances and a lone-request session``, or nothing for a model without batchers."""
+    batchers = model.batchers()
+    if not batchers:
+        return ""
+    count = "+".join(str(b.instances) for b in batchers)
+    plural = "s" if len(batchers) > 1 or batchers[0].instances != 1 else ""
+    alone = " and a lone-request session" if any(b.runs_alone_apart for b in batchers) else ""
+    return f": {count} batch instance{plural}{alone}"

@@ -8,7 +8,6 @@ swaps it in, so a version with a bad stage leaves the old version serving.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,16 @@ from typing import Any, TypeVar
 from lanai.backends import TensorBackend
 from lanai.batching import Batcher
 from lanai.config import Settings
-from lanai.dataplane.models import Observers, _backend_options, _effective_batching, _info, _instances, _load_backend
+from lanai.dataplane.models import (
+    Observers,
+    _all_threads,
+    _backend_options,
+    _effective_batching,
+    _info,
+    _instances,
+    _load_backend,
+    cpu_grant,
+)
 from lanai.dataplane.models import _Loaded as Loaded
 from lanai.errors import ModelLoadError
 from lanai.store import Manifest, Store
@@ -100,7 +108,7 @@ def _open_stage(
         more = " ".join(f"--stage {stage}=FILE" for stage in task.stages[1:])
         raise ModelLoadError(f"{manifest.name} version {manifest.version} has no {name!r} model file.",
                              hint=f"add the {task.name} model again with all its stages: FILE {more}")  # fmt: skip
-    batching = _instances(manifest.batching)
+    batching = _instances(manifest.batching, settings)
     if inner:
         batching = replace(batching, max_queue_size=batching.max_queue_size * _INNER_QUEUE_FACTOR)
     options = _backend_options(manifest, settings, batching.instances)
@@ -116,8 +124,8 @@ def _open_stage(
             labels = _read_labels(store, manifest, task.stage_labels[name])
         view = TaskModel(info, labels, manifest.preprocess, settings.max_image_pixels)
         task.check_stage(name, view)
-        if batching.instances > 1 and options.intra_op_threads < (os.cpu_count() or 1):
-            lone = replace(options, intra_op_threads=settings.intra_op_threads, allow_spinning=True)
+        if batching.instances > 1 and options.intra_op_threads < cpu_grant(settings).count:
+            lone = replace(options, intra_op_threads=_all_threads(settings), allow_spinning=True)
             alone = _load_backend(store, replace(manifest, files=files), lone)
     except BaseException:
         backend.close()

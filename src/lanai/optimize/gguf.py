@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from lanai.errors import OptimizeError
 from lanai.optimize.gguf_report import GgufReport, GgufStep
 from lanai.optimize.report import REPORT_FILES
 from lanai.store import Manifest, Store
+from lanai.telemetry.cpus import usable_cpus
 
 __all__ = ["GGUF_TYPES", "GgufPlan", "GgufOutcome", "optimize_gguf", "requantize", "file_type_name"]
 
@@ -129,7 +129,7 @@ def _run(
     plan: GgufPlan, store: Store, source: Manifest, target: str, report: GgufReport, text: str,
     prompts: tuple[str, ...], work: Path,
 ) -> Path:  # fmt: skip
-    threads = plan.threads or os.cpu_count() or 1
+    threads = plan.threads or usable_cpus().count
     source_path = store.file_path(source, "model")
     source_type = file_type_name(source_path)
     if source_type == target:

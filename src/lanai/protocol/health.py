@@ -37,7 +37,10 @@ class DeviceStatus(Wire):
     """What the box is doing."""
 
     machine: str = doc("The CPU architecture.", examples=["aarch64"])
-    cpu_count: int = doc("Cores.")
+    cpu_count: int = doc(
+        "CPUs lanai may use and sizes its instances and threads for: those online, cut to its "
+        "CPU affinity and its cgroup's CPU quota."
+    )
     cpu_percent: float = doc("CPU use since the last report, 0–100.")
     load_average: tuple[float, float, float] | None = doc("1, 5 and 15 minutes.", minItems=3, maxItems=3)
     memory_total_mb: float = doc("Memory in all.")
@@ -45,6 +48,14 @@ class DeviceStatus(Wire):
     process_rss_mb: float = doc("lanai's resident memory.")
     temperature_c: float | None = doc("The hottest thermal zone; null without a sensor.")
     throttled: list[str] | None = doc("Active throttling on a Raspberry Pi; null elsewhere.")
+    cpus_online: int | None = doc("CPUs online on the box.", default=None, omit_none=True)
+    cpus_affinity: int | None = doc("CPUs lanai's CPU affinity lets it run on.", default=None, omit_none=True)
+    cpu_quota: float | None = doc(
+        "CPUs' worth of time its cgroup grants (Docker --cpus, k8s limits); null without a quota.", default=None
+    )
+    cpus_reason: str | None = doc(
+        "How cpu_count was found.", default=None, omit_none=True, examples=["1 of 2 CPUs: affinity {0}"]
+    )
 
 
 @dataclass(frozen=True)
