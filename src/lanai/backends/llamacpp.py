@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 
 from lanai.backends.base import BackendOptions, BatchEntry, Sampling, TokenLogprob
 from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
+from lanai.telemetry.cpus import usable_cpus
 
 try:
     import llama_cpp as _llama
@@ -63,7 +63,7 @@ class LlamaOptions:
         extra = options.extra
         _check_flash_attn(extra)
         default = cls()
-        threads = int(extra.get("n_threads", options.intra_op_threads or 0)) or (os.cpu_count() or 1)
+        threads = int(extra.get("n_threads", options.intra_op_threads or 0)) or usable_cpus().count
         return cls(
             n_ctx=int(extra.get("n_ctx", default.n_ctx)),
             parallel=int(extra.get("parallel", default.parallel)),
