@@ -93,7 +93,11 @@ def wait_for(driver: WebDriver, condition: object, seconds: float = 30) -> objec
 
 
 def text_of(driver: WebDriver, selector: str) -> str:
-    return driver.find_element(By.CSS_SELECTOR, selector).text
+    """The text shown in the first element ``selector`` finds, read in one go (the status page redraws
+    itself: an element found and then read may be gone in between)."""
+    text = driver.execute_script("const e = document.querySelector(arguments[0]); return e && e.innerText", selector)
+    assert text is not None, f"nothing matches {selector}"
+    return text.strip()  # type: ignore[no-any-return]
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
@@ -139,11 +143,16 @@ def test_the_status_page_lists_the_model_and_shows_figures_to_an_admin(box: Box,
     assert "admin" in text_of(browser, ".notice")
     use_key(browser, box.admin_key)
     wait_for(browser, shown.text_to_be_present_in_element((By.CSS_SELECTOR, "#status-body"), "Temperature"))
-    row = browser.find_element(By.CSS_SELECTOR, "#models-table tr[data-model='efficientnet-lite0']")
-    assert "classify" in row.text and "onnx" in row.text and "CPUExecutionProvider" in row.text
-    names = {row.get_attribute("data-model") for row in browser.find_elements(By.CSS_SELECTOR, "#models-table tbody tr")}
+    # read in one go: the page redraws every second (an element found, then read, may be gone by then)
+    rows = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#models-table tbody tr')]"
+        ".map(row => [row.dataset.model, row.innerText]))"
+    )
+    row = rows["efficientnet-lite0"]
+    assert "classify" in row and "onnx" in row and "CPUExecutionProvider" in row
+    names = set(rows)
     assert names == {"efficientnet-lite0", "smol", "tiny"}
-    assert "healthy" in text_of(browser, ".cards")
+    assert "healthy" in browser.execute_script("return document.querySelector('.cards').innerText")
     assert severe_logs(browser) == []
 
 
@@ -192,8 +201,12 @@ def test_the_status_page_shows_the_traffic_of_both_kinds_of_model(box: Box, brow
     use_key(browser, box.admin_key)
 
     def figures(model: str) -> list[str]:
-        cells = browser.find_elements(By.CSS_SELECTOR, f"#models-table tr[data-model='{model}'] td.num")
-        return [cell.text for cell in cells]  # queue, requests/s, p50, p95
+        """Queue, requests/s, p50 and p95 as shown, read in one go (the page redraws every second)."""
+        return browser.execute_script(  # type: ignore[no-any-return]
+            "return [...document.querySelectorAll(`#models-table tr[data-model='${arguments[0]}'] td.num`)]"
+            ".map(cell => cell.innerText.trim())",
+            model,
+        )
 
     # the classify requests above, and the chat turn of the test before (a language model counts too)
     wait_for(browser, lambda d: len(figures("efficientnet-lite0")) == 4 and figures("efficientnet-lite0")[2] != "–")
