@@ -9,15 +9,21 @@ from pathlib import Path
 from lanai.backends import BackendOptions, backend_class, canary
 from lanai.store import Store
 from lanai.tasks import get_task
-from lanai.types import ImagePreprocess, ModelInfo, TensorSpec
+from lanai.types import BatchingConfig, ImagePreprocess, ModelInfo, TensorSpec
 
-__all__ = ["DEFAULT_MODEL", "bundled_model_dir", "ensure_default_model", "inspector"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_BATCHING", "bundled_model_dir", "ensure_default_model", "inspector"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "efficientnet-lite0"
 # EfficientNet-Lite0 scales pixels to [-1, 1) with (x - 127) / 128, not ImageNet mean/std.
 DEFAULT_PREPROCESS = ImagePreprocess(resize=256, crop=224, mean=(127.0,) * 3, std=(128.0,) * 3)
+# Batches of at most 4 rows, not the default 8. Under load the server's peak memory is onnxruntime's
+# activations for the rows in flight (instances × batch size, about 3 MB a row for this model; measured on
+# 2 cores with benchmarks/memory.py: peak RSS 219 → 185 MB at c16, 237 → 190 MB at c64), while a row costs
+# the same 2.2-2.3 ms at batch 1, 2, 4 or 8 on one thread, so larger batches bought no speed (c16 classify/s
+# 0.90-1.00×, median 0.98×: within noise; docs/performance.md).
+DEFAULT_BATCHING = BatchingConfig(max_batch_size=4)
 
 
 def bundled_model_dir() -> Path:
@@ -61,6 +67,7 @@ def ensure_default_model(store: Store) -> bool:
         backend="onnx",
         labels=source / "labels.txt",
         preprocess=DEFAULT_PREPROCESS,
+        batching=DEFAULT_BATCHING,
         provenance={"source": "bundled with lanai", "details": "see PROVENANCE.md in lanai/assets"},
         inspect=inspector("onnx", "classify"),
         activate=True,
