@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness import Poster, arguments, interleave, report, start_server
+from harness import Poster, arguments, face_off, start_server
 
 from lanai.bundled import DEFAULT_MODEL, ensure_default_model
 from lanai.store import Store
@@ -50,13 +50,7 @@ def main() -> int:
             servers.append(proc)
             poster = Poster(url)
             contenders.append((batching or "default", lambda p=poster: p.post(path, image, "image/jpeg")))
-        for _, work_once in contenders:  # each one warm before anything is measured
-            for _ in range(20):
-                work_once()
-        results = interleave(contenders, args.rounds, args.concurrency, args.duration)
-        names = [name for name, _ in contenders]
-        print(f"medians over {args.rounds} rounds of {args.duration:g} s; ratio: {names[0]} / {names[1]}")
-        report(results, args.concurrency, names, "classify")
+        face_off(contenders, args, "classify")
     finally:
         for proc in servers:
             proc.terminate()

@@ -16,10 +16,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import Poster, arguments, interleave, report, start_server
+from harness import Poster, arguments, face_off, start_server
 
 from lanai.bundled import DEFAULT_MODEL, ensure_default_model
 from lanai.store import Store
+
 from serving import photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def main() -> int:
     servers = []
     try:
         contenders = []
+        path = f"/v1/models/{DEFAULT_MODEL}/classify"
         for n, commit in enumerate((args.after, args.before)):
             home = work / f"home{n}"
             shutil.copytree(template, home)
@@ -53,15 +55,9 @@ def main() -> int:
             proc, url = start_server(home)
             servers.append(proc)
             poster = Poster(url)
-            path = f"/v1/models/{DEFAULT_MODEL}/classify"
             contenders.append((commit, lambda p=poster: p.post(path, image, "image/jpeg")))
         os.environ.pop("PYTHONPATH")
-        for _, work_once in contenders:  # each one warm before anything is measured
-            for _ in range(20):
-                work_once()
-        results = interleave(contenders, args.rounds, args.concurrency, args.duration)
-        print(f"medians over {args.rounds} rounds of {args.duration:g} s; ratio: {args.after} / {args.before}")
-        report(results, args.concurrency, [args.after, args.before], "classify")
+        face_off(contenders, args, "classify")
     finally:
         for proc in servers:
             proc.terminate()

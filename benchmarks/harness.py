@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["arguments", "start_server", "Poster", "measure", "interleave", "report", "Results"]
+__all__ = ["arguments", "start_server", "Poster", "measure", "interleave", "report", "face_off", "Results"]
 
 Results = dict[tuple[str, int], list[tuple[float, float]]]
 """(contender, concurrency) → each round's (calls per second, median seconds)."""
@@ -119,3 +119,15 @@ def report(results: Results, concurrency: Sequence[int], names: Sequence[str], u
             rates[name] = statistics.median(r for r, _ in rows)
             print(f"{name:12} {c:>3} {rates[name]:>10.2f} {statistics.median(s for _, s in rows) * 1e3:>9.2f}")
         print(f"{'ratio':12} {c:>3} {rates[names[0]] / rates[names[1]]:>10.2f}")
+
+
+def face_off(contenders: Sequence[tuple[str, Callable[[], object]]], args: argparse.Namespace, unit: str) -> None:
+    """Warm each contender up, run them interleaved (``args``: rounds, concurrency, duration) and print the
+    table, with the ratio of the first contender's rate to the second's."""
+    for _, work in contenders:
+        for _ in range(20):
+            work()
+    results = interleave(contenders, args.rounds, args.concurrency, args.duration)
+    names = [name for name, _ in contenders]
+    print(f"medians over {args.rounds} rounds of {args.duration:g} s; ratio: {names[0]} / {names[1]}")
+    report(results, args.concurrency, names, unit)

@@ -807,12 +807,25 @@ function currentPage() {
   return PAGES[name] ? name : "status";
 }
 
+/** The header every page shares: the pages, and the form for the key. */
+function drawHeader(page) {
+  const link = (href, name, text) =>
+    h("a", { href, dataset: { page: name }, class: name === page ? "here" : null, "aria-current": name === page ? "page" : null }, text);
+  fill(document.querySelector("header"),
+    h("a", { class: "brand", href: "/" }, "lanai"),
+    h("nav", {}, link("/", "status", "Status"), link("/ui/try", "try", "Try it"), link("/ui/models", "models", "Models"),
+      link("/ui/security", "security", "Security"), link("/docs", "docs", "API")),
+    h("form", { id: "key-form", class: "key", autocomplete: "off" },
+      h("input", { type: "password", id: "key", placeholder: "API key", "aria-label": "API key", autocomplete: "off" }),
+      h("button", { type: "submit" }, "Use"),
+      h("button", { type: "button", id: "forget", hidden: true }, "Forget"),
+      h("span", { id: "key-state", class: "muted" })));
+}
+
 window.addEventListener("DOMContentLoaded", () => {
   const page = currentPage();
   document.body.dataset.page = page;
-  for (const link of document.querySelectorAll("nav a")) {
-    if (link.dataset.page === page) { link.classList.add("here"); link.setAttribute("aria-current", "page"); }
-  }
+  drawHeader(page);
   const draw = () => (PAGES[page] ? PAGES[page]() : null);
   setUpKey(() => { if (page === "docs") location.reload(); else draw(); });
   draw();
