@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness import Poster, arguments, face_off, start_server
+from harness import arguments, classify_face_off
 
 from lanai.bundled import DEFAULT_MODEL, ensure_default_model
 from lanai.store import Store
@@ -40,21 +40,13 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lanai-batching-"))
-    image = photo()
-    path = f"/v1/models/{DEFAULT_MODEL}/classify"
-    servers, contenders = [], []
     try:
+        servers = []
         for n, batching in enumerate((args.first, args.second)):
             make_store(work / f"home{n}", batching)
-            proc, url = start_server(work / f"home{n}")
-            servers.append(proc)
-            poster = Poster(url)
-            contenders.append((batching or "default", lambda p=poster: p.post(path, image, "image/jpeg")))
-        face_off(contenders, args, "classify")
+            servers.append((batching or "default", work / f"home{n}", None))
+        classify_face_off(servers, photo(), args)
     finally:
-        for proc in servers:
-            proc.terminate()
-            proc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -16,9 +16,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import Poster, arguments, face_off, start_server
+from harness import arguments, classify_face_off
 
-from lanai.bundled import DEFAULT_MODEL, ensure_default_model
+from lanai.bundled import ensure_default_model
 from lanai.store import Store
 
 from serving import photo
@@ -41,27 +41,16 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lanai-commits-"))
-    template = work / "template"
-    ensure_default_model(Store(template))
-    image = photo()
-    servers = []
     try:
-        contenders = []
-        path = f"/v1/models/{DEFAULT_MODEL}/classify"
+        template = work / "template"
+        ensure_default_model(Store(template))
+        servers = []
         for n, commit in enumerate((args.after, args.before)):
-            home = work / f"home{n}"
-            shutil.copytree(template, home)
-            os.environ["PYTHONPATH"] = str(export(commit, work / f"code{n}"))
-            proc, url = start_server(home)
-            servers.append(proc)
-            poster = Poster(url)
-            contenders.append((commit, lambda p=poster: p.post(path, image, "image/jpeg")))
-        os.environ.pop("PYTHONPATH")
-        face_off(contenders, args, "classify")
+            shutil.copytree(template, work / f"home{n}")
+            code = export(commit, work / f"code{n}")
+            servers.append((commit, work / f"home{n}", {"PYTHONPATH": str(code)}))
+        classify_face_off(servers, photo(), args)
     finally:
-        for proc in servers:
-            proc.terminate()
-            proc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -7,19 +7,30 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["arguments", "start_server", "Poster", "measure", "interleave", "report", "face_off", "Results"]
+__all__ = [
+    "arguments",
+    "start_server",
+    "Poster",
+    "measure",
+    "interleave",
+    "report",
+    "face_off",
+    "classify_face_off",
+    "Results",
+]
 
 Results = dict[tuple[str, int], list[tuple[float, float]]]
 """(contender, concurrency) → each round's (calls per second, median seconds)."""
@@ -36,11 +47,12 @@ def arguments(
     return parser
 
 
-def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    """`lanai serve` on ``home``, on a free loopback port, HTTP only; returns the process and its URL."""
+def start_server(home: Path, env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`lanai serve` on ``home``, on a free loopback port, HTTP only, with ``env`` added to this process's
+    environment; returns the process and its URL."""
     cmd = [sys.executable, "-m", "lanai.cli", "serve", "--home", str(home), "--host", "127.0.0.1", "--port", "0",
            "--no-grpc", "--no-admin-loopback"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     assert proc.stderr is not None
     for line in proc.stderr:
         found = re.search(r"listening on (https?://\S+)", line)
@@ -131,3 +143,25 @@ def face_off(contenders: Sequence[tuple[str, Callable[[], object]]], args: argpa
     names = [name for name, _ in contenders]
     print(f"medians over {args.rounds} rounds of {args.duration:g} s; ratio: {names[0]} / {names[1]}")
     report(results, args.concurrency, names, unit)
+
+
+def classify_face_off(
+    servers: Sequence[tuple[str, Path, Mapping[str, str] | None]], image: bytes, args: argparse.Namespace
+) -> None:
+    """`lanai serve` on each (name, store, environment), the bundled model classifying ``image`` on each,
+    run against one another by :func:`face_off`; the servers are stopped afterwards."""
+    from lanai.bundled import DEFAULT_MODEL
+
+    path = f"/v1/models/{DEFAULT_MODEL}/classify"
+    procs, contenders = [], []
+    try:
+        for name, home, env in servers:
+            proc, url = start_server(home, env)
+            procs.append(proc)
+            poster = Poster(url)
+            contenders.append((name, lambda p=poster: p.post(path, image, "image/jpeg")))
+        face_off(contenders, args, "classify")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
