@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["CpuGrant", "find_cpus", "usable_cpus"]
+__all__ = ["CpuGrant", "cpu_quota", "find_cpus", "usable_cpus"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,12 @@ def find_cpus(root: Path = Path("/")) -> CpuGrant:
         why.append(f"cgroup quota {found[0]:g} ({found[1]})")
     head = f"{count} of {online} CPUs" if count < online else f"{count} CPU" + ("s" if count != 1 else "")
     return CpuGrant(count, online, affinity, quota, f"{head}: {'; '.join(why) or 'all online'}")
+
+
+def cpu_quota(root: Path = Path("/")) -> float | None:
+    """CPUs' worth of time the process's cgroups grant now (the smallest along its path), or None."""
+    found = _quota(root)
+    return None if found is None else found[0]
 
 
 def _affinity() -> set[int] | None:

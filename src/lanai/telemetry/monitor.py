@@ -25,6 +25,8 @@ from typing import Literal
 
 import psutil
 
+from lanai.telemetry.cpus import cpu_quota
+
 __all__ = ["DeviceMonitor", "Condition", "Level", "ThermalLimits", "cgroup_cpus"]
 
 log = logging.getLogger(__name__)
@@ -74,13 +76,9 @@ class Condition:
 
 
 def cgroup_cpus(root: Path = Path("/")) -> float | None:
-    """CPUs granted by the cgroup v2 quota (``cpu.max``: ``QUOTA PERIOD`` or ``max PERIOD``), or None."""
-    try:
-        parts = (root / "sys/fs/cgroup/cpu.max").read_text().split()
-        quota, period = int(parts[0]) if parts[0] != "max" else None, int(parts[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None if quota is None or period <= 0 else quota / period
+    """CPUs granted by the cgroup quota now, or None (``telemetry.cpus``: the process's own cgroup and
+    those above it, v2 or v1; read afresh at every sample, as a quota can change while lanai runs)."""
+    return cpu_quota(root)
 
 
 class DeviceMonitor:
