@@ -651,14 +651,14 @@ class DataPlane:
         ``dimensions`` keeps each vector's first so many values, scaled back to length 1 (as OpenAI's
         ``dimensions`` does: meaningful for models trained so, e.g. Matryoshka embeddings)."""
         await self.ensure(name)
-        started = time.perf_counter()
+        model, started = self.models.get(name), time.perf_counter()
         try:
             vectors, tokens = await self._embed(name, texts)
         except Exception as exc:
-            if (model := self.models.get(name)) is not None:
+            if model is not None:
                 self._record(model, started, exc)
             raise
-        if (model := self.models.get(name)) is not None:
+        if model is not None:
             self._record(model, started)
         if dimensions is None:
             return vectors, tokens
