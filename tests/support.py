@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,3 +310,52 @@ def openvino_python() -> tuple[Path | None, str]:
             if not python.is_file():
                 raise
     return python, ""
+
+
+class ServeProcess:
+    """A real ``lanai serve`` subprocess on free loopback ports (``LANAI_HOME=home``, then ``args``), its
+    log kept in ``log`` and drained in the background so that the server never blocks on a full pipe;
+    ``preexec`` runs in the child before lanai does (e.g. to pin it to a CPU)."""
+
+    def __init__(self, home: Path, *args: str, preexec: Callable[[], None] | None = None) -> None:
+        env = {**os.environ, "LANAI_HOME": str(home)}
+        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0",
+               *args]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
+        self.log: list[str] = []
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            if found := re.search(r"listening on (http://\S+)", line):
+                self.url = found.group(1)
+                break
+        else:
+            raise RuntimeError("lanai serve exited early:\n" + "".join(self.log))
+        self._drain = threading.Thread(target=lambda: self.log.extend(self.proc.stderr or ()), daemon=True)
+        self._drain.start()
+
+    def line(self, pattern: str) -> str:
+        """The first line of the log that ``pattern`` matches."""
+        return next(line for line in self.log if re.search(pattern, line))
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("lanai serve did not become ready")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        self.kill()
+        self._drain.join(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()

@@ -4,11 +4,7 @@ one server killed (SIGKILL) mid-run. Every request must still get its correct an
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +15,8 @@ import httpx
 import pytest
 
 from lanai.client import AsyncClient, Client, RetryPolicy
+
+from support import ServeProcess
 
 REQUESTS = 120
 KILL_AFTER = 30
@@ -41,38 +39,6 @@ class Counting(httpx.HTTPTransport):
         return response
 
 
-class Serve:
-    """``lanai serve`` on a free port, its log drained in the background."""
-
-    def __init__(self, home: Path) -> None:
-        env = {**os.environ, "LANAI_HOME": str(home)}
-        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--no-grpc",
-               "--threads", "1"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-        self.log: list[str] = []
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            if found := re.search(r"listening on (http://\S+)", line):
-                self.url = found.group(1)
-                break
-        else:
-            raise RuntimeError("lanai serve exited early:\n" + "".join(self.log))
-        self._drain = threading.Thread(target=lambda: self.log.extend(self.proc.stderr or []), daemon=True)
-        self._drain.start()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        self.kill()
-        self._drain.join(10)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-
-
 def wait_ready(client: Client, deadline_s: float = 90) -> None:
     """Poll readiness (no fixed sleeps): every server ready, or fail at the deadline."""
     deadline = time.monotonic() + deadline_s
@@ -83,11 +49,11 @@ def wait_ready(client: Client, deadline_s: float = 90) -> None:
 
 
 @pytest.fixture
-def two_servers(tmp_path: Path) -> Iterator[tuple[Serve, Serve]]:
-    started: list[Serve] = []
+def two_servers(tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeProcess]]:
+    started: list[ServeProcess] = []
     try:
         for name in ("a", "b"):
-            started.append(Serve(tmp_path / name))
+            started.append(ServeProcess(tmp_path / name, "--no-grpc", "--threads", "1"))
         yield started[0], started[1]
     finally:
         for serve in started:
@@ -95,7 +61,7 @@ def two_servers(tmp_path: Path) -> Iterator[tuple[Serve, Serve]]:
 
 
 def test_sync_client_survives_a_server_killed_mid_run(
-    two_servers: tuple[Serve, Serve], photos: dict[str, bytes]
+    two_servers: tuple[ServeProcess, ServeProcess], photos: dict[str, bytes]
 ) -> None:
     a, b = two_servers
     policy = RetryPolicy(attempts=6, deadline=60)
@@ -125,7 +91,7 @@ def test_sync_client_survives_a_server_killed_mid_run(
 
 
 def test_async_client_survives_a_server_killed_mid_run(
-    two_servers: tuple[Serve, Serve], photos: dict[str, bytes]
+    two_servers: tuple[ServeProcess, ServeProcess], photos: dict[str, bytes]
 ) -> None:
     a, b = two_servers
     with Client([a.url, b.url]) as probe:

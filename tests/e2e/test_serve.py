@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -18,63 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import encode, photo
-
-
-class ServeProcess:
-    def __init__(self, home: Path, *args: str) -> None:
-        env = {**os.environ, "LANAI_HOME": str(home)}
-        cmd = [
-            sys.executable,
-            "-m",
-            "lanai.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--grpc-port",
-            "0",
-            *args,
-        ]
-        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-        self.log: list[str] = []
-        self.url = self._wait_for_address()
-        # Keep draining the log so the server never blocks on a full pipe.
-        self._drain = threading.Thread(target=self._read_log, daemon=True)
-        self._drain.start()
-
-    def _wait_for_address(self) -> str:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            found = re.search(r"listening on (http://\S+)", line)
-            if found:
-                return found.group(1)
-        raise RuntimeError("lanai serve exited early:\n" + "".join(self.log))
-
-    def _read_log(self) -> None:
-        assert self.proc.stderr is not None
-        self.log.extend(self.proc.stderr)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self._drain.join(10)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("lanai serve did not become ready")
+from support import ServeProcess, encode, photo
 
 
 @pytest.fixture

@@ -5,10 +5,6 @@ found; unpinned on a multi-core box it runs one instance more than the cores."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,45 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
+from support import ServeProcess
+
 ONLINE = os.cpu_count() or 1
 
 
-class Serve:
-    """A real ``lanai serve`` on free ports with the bundled model; ``preexec`` runs in the child first."""
-
-    def __init__(self, home: Path, preexec: Callable[[], None] | None = None) -> None:
-        cmd = [sys.executable, "-m", "lanai.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--grpc-port", "0"]
-        env = {**os.environ, "LANAI_HOME": str(home)}
-        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
-        self.log: list[str] = []
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            if found := re.search(r"listening on (http://\S+)", line):
-                self.url = found.group(1)
-                break
-        else:
-            raise RuntimeError("lanai serve exited early:\n" + "".join(self.log))
-        self._drain = threading.Thread(target=lambda: self.log.extend(self.proc.stderr or ()), daemon=True)
-        self._drain.start()
-
-    def health(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/health", timeout=10).json()  # type: ignore[no-any-return]
-
-    def line(self, pattern: str) -> str:
-        return next(line for line in self.log if re.search(pattern, line))
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self._drain.join(10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+def health(server: ServeProcess) -> dict[str, Any]:
+    return httpx.get(server.url + "/health", timeout=10).json()  # type: ignore[no-any-return]
 
 
 @contextmanager
-def serving(home: Path, preexec: Callable[[], None] | None = None) -> Iterator[Serve]:
-    server = Serve(home, preexec)
+def serving(home: Path, preexec: Callable[[], None] | None = None) -> Iterator[ServeProcess]:
+    server = ServeProcess(home, preexec=preexec)
     try:
         yield server
     finally:
@@ -65,7 +34,7 @@ def serving(home: Path, preexec: Callable[[], None] | None = None) -> Iterator[S
 
 def test_pinned_to_one_cpu_it_runs_one_instance_and_says_so(tmp_path: Path) -> None:
     with serving(tmp_path / "home", lambda: os.sched_setaffinity(0, {0})) as server:
-        device = server.health()["device"]
+        device = health(server)["device"]
         assert device["cpu_count"] == 1 and device["cpus_affinity"] == 1 and device["cpus_online"] == ONLINE
         if ONLINE > 1:
             assert device["cpus_reason"] == f"1 of {ONLINE} CPUs: affinity {{0}}"
@@ -78,7 +47,7 @@ def test_unpinned_it_runs_one_instance_more_than_the_cpus_and_a_lone_request_ses
     if len(os.sched_getaffinity(0)) < ONLINE:
         pytest.skip("this test runs with a CPU affinity of its own")
     with serving(tmp_path / "home") as server:
-        device = server.health()["device"]
+        device = health(server)["device"]
         if device["cpu_quota"] is not None:
             pytest.skip(f"this box has a cgroup CPU quota: {device['cpus_reason']}")
         assert device["cpu_count"] == ONLINE and device["cpus_reason"] == f"{ONLINE} CPUs: all online"
@@ -131,7 +100,7 @@ def cpu_quota(quota: int, period: int) -> Iterator[Callable[[], None]]:
 
 def test_under_a_cgroup_cpu_quota_it_runs_one_instance(tmp_path: Path) -> None:
     with cpu_quota(50_000, 100_000) as enter, serving(tmp_path / "home", enter) as server:
-        device = server.health()["device"]
+        device = health(server)["device"]
         assert device["cpu_quota"] == 0.5 and device["cpu_count"] == 1
         assert "cgroup quota 0.5" in device["cpus_reason"] and "50000 100000" in device["cpus_reason"]
         assert "cgroup quota 0.5" in server.line("sizing for")
