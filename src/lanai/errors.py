@@ -14,6 +14,8 @@ __all__ = [
     "Unauthenticated",
     "PermissionDenied",
     "RateLimited",
+    "NotFound",
+    "Conflict",
     "ModelNotFound",
     "VersionNotFound",
     "ModelLoadError",
@@ -77,7 +79,15 @@ class RateLimited(LanaiError):
         self.retry_after = retry_after
 
 
-class ModelNotFound(LanaiError):
+class NotFound(LanaiError):
+    """What the request names does not exist: a key, a paired device, a model (``ModelNotFound``)."""
+
+
+class Conflict(LanaiError):
+    """The request would clash with what exists: a name already taken."""
+
+
+class ModelNotFound(NotFound):
     """No model of that name is in the store or loaded."""
 
 

@@ -109,14 +109,11 @@ def _when(stamp: float | None) -> str:
 
 def run_devices_command(args: argparse.Namespace) -> int:
     ring = KeyRing(load_settings(cli={"home": args.home}).home)
-    devices = [k for k in ring.list() if k.device]
     if args.action == "revoke":
-        if args.name not in {d.name for d in devices}:
-            known = ", ".join(d.name for d in devices) or "none"
-            raise ConfigError(f"no device is paired as {args.name!r}.", hint=f"paired devices: {known}.")
-        ring.revoke(args.name)
+        ring.revoke(args.name, device=True)
         print(f"device {args.name!r} revoked (its key and certificate); a running server refuses it within a second.")
         return 0
+    devices = [k for k in ring.list() if k.device]
     if args.json:
         rows = [{"name": d.name, "role": d.role, "models": list(d.models), "certificate": d.certificate,
                  "paired": d.created, "last_used": d.last_used} for d in devices]  # fmt: skip

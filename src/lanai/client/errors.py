@@ -7,8 +7,10 @@ calls a box::
     LanaiError
     ├── BadInput                400: a corrupt image, a wrong shape, malformed JSON
     │   └── PayloadTooLarge     413
-    ├── ModelNotFound           404
-    │   └── VersionNotFound     404 naming a version
+    ├── NotFound                404: a key or device (admin calls)
+    │   └── ModelNotFound       404
+    │       └── VersionNotFound 404 naming a version
+    ├── Conflict                409: a name already taken (admin calls)
     ├── Overloaded              503 from a full queue (``retry_after`` from ``Retry-After``)
     ├── RateLimited             429: this key's rate, or too many bad keys (``retry_after``)
     ├── NotReady                503 while the server or model is starting, unloading or draining
@@ -37,8 +39,10 @@ import httpx
 
 from lanai.errors import (
     BadInput,
+    Conflict,
     LanaiError,
     ModelNotFound,
+    NotFound,
     NotReady,
     Overloaded,
     PayloadTooLarge,
@@ -52,8 +56,10 @@ __all__ = [
     "LanaiError",
     "BadInput",
     "PayloadTooLarge",
+    "NotFound",
     "ModelNotFound",
     "VersionNotFound",
+    "Conflict",
     "Overloaded",
     "RateLimited",
     "NotReady",
@@ -121,8 +127,10 @@ _KINDS: dict[str, type[LanaiError]] = {
     for cls in (
         BadInput,
         PayloadTooLarge,
+        NotFound,
         ModelNotFound,
         VersionNotFound,
+        Conflict,
         Overloaded,
         NotReady,
         RateLimited,
@@ -178,13 +186,15 @@ def error_from_answer(status: int, headers: Mapping[str, str], content: bytes) -
     if kind is Unauthenticated or kind is PermissionDenied:
         cls = Unauthorized if kind is Unauthenticated else Forbidden
         return cls(message, hint=hint, status=status)
-    if kind is not None and status in (400, 404, 413, 503):  # the server named its class
+    if kind is not None and status in (400, 404, 409, 413, 503):  # the server named its class
         return kind(message, hint=hint)
     # an older server, or not lanai: judge by the status and the message
     if status == 400:
         return BadInput(message, hint=hint)
     if status == 413:
         return PayloadTooLarge(message, hint=hint)
+    if status == 409:
+        return Conflict(message, hint=hint)
     if status == 401:
         return Unauthorized(message, hint=hint, status=status)
     if status == 403:

@@ -11,7 +11,9 @@
 | PayloadTooLarge                         | RESOURCE_EXHAUSTED | what gRPC itself answers for a message over  |
 |                                         |                    | the size limit, so both limits read alike    |
 | BadInput (wrong name, dtype, shape…)    | INVALID_ARGUMENT   | the client must change the request           |
-| ModelNotFound, VersionNotFound          | NOT_FOUND          |                                              |
+| NotFound (a model, version, key or     | NOT_FOUND          |                                              |
+| device that does not exist)             |                    |                                              |
+| Conflict (a name already taken)         | ALREADY_EXISTS     |                                              |
 | Overloaded (a model's queue is full)    | RESOURCE_EXHAUSTED | + RetryInfo and ``retry-after``              |
 | NotReady (starting or draining)         | UNAVAILABLE        | + RetryInfo and ``retry-after``: retry soon  |
 | ModelLoadError, StoreError, ConfigError,| FAILED_PRECONDITION| the model or the store is not in a state to  |
@@ -35,8 +37,9 @@ from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_p
 
 from lanai.errors import (
     BadInput,
+    Conflict,
     LanaiError,
-    ModelNotFound,
+    NotFound,
     NotReady,
     Overloaded,
     PayloadTooLarge,
@@ -81,8 +84,10 @@ def code_of(exc: LanaiError) -> grpc.StatusCode:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, BadInput):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, ModelNotFound):
+    if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, Conflict):
+        return grpc.StatusCode.ALREADY_EXISTS
     if isinstance(exc, NotReady):
         return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.FAILED_PRECONDITION

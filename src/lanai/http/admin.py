@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
 import math
 from typing import Any
@@ -20,9 +21,8 @@ from starlette.routing import Route
 
 from lanai.dataplane import DataPlane
 from lanai.dataplane.activation import activate_version, roll_back
-from lanai.errors import BadInput, ConfigError, LanaiError, StoreError, VersionNotFound
+from lanai.errors import BadInput, StoreError, VersionNotFound
 from lanai.http.body import json_object, read_body
-from lanai.http.errors import describe, error_response, kind_of
 from lanai.http.json_response import JSONResponse
 from lanai.protocol.admin import (
     ActivateRequest,
@@ -56,11 +56,6 @@ _REPORT_MD, _REPORT_JSON, _REPORT_PNG = "report_md", "report_json", "report_png"
 
 def _plane(request: Request) -> DataPlane:
     return request.app.state.plane  # type: ignore[no-any-return]
-
-
-def _refusal(status: int, exc: LanaiError) -> Response:
-    """lanai's error body with a status its class does not map to (404 for a key, 409 for a name taken)."""
-    return error_response(status, describe(exc), kind=kind_of(exc))
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -228,22 +223,14 @@ async def create_key(request: Request) -> Response:
         raise BadInput(f"the request is malformed: {exc}", hint=f"send e.g. {example}.") from None
     if body.rate is not None and not math.isfinite(body.rate):
         raise BadInput(f"rate {body.rate} is not a number of requests per second.", hint="e.g. 20, or null.")
-    ring = _ring(request)
-    if any(k.name == body.name for k in await asyncio.to_thread(ring.list)):
-        hint = f"pick another name, or revoke it first (DELETE /v1/admin/keys/{body.name})."
-        taken = ConfigError(f"a key named {body.name!r} exists.", hint=hint)
-        return _refusal(409, taken)
     models = [m.strip() for m in body.models if m.strip()]
-    text = await asyncio.to_thread(ring.create, body.name, body.role, models=models, rate=body.rate)
+    text = await asyncio.to_thread(_ring(request).create, body.name, body.role, models=models, rate=body.rate)
     return JSONResponse(KeyCreated(body.name, body.role, text).to_dict(), 201)
 
 
 async def revoke_key(request: Request) -> Response:
     name: str = request.path_params["name"]
-    ring = _ring(request)
-    if all(k.name != name for k in await asyncio.to_thread(ring.list)):
-        return _refusal(404, ConfigError(f"there is no key named {name!r}.", hint="GET /v1/admin/keys lists them."))
-    await asyncio.to_thread(ring.revoke, name)
+    await asyncio.to_thread(_ring(request).revoke, name)
     return JSONResponse(KeyRevoked(name, True).to_dict())
 
 
@@ -259,12 +246,7 @@ async def list_devices(request: Request) -> Response:
 
 async def revoke_device(request: Request) -> Response:
     name: str = request.path_params["name"]
-    ring = _ring(request)
-    devices = [k.name for k in await asyncio.to_thread(ring.list) if k.device]
-    if name not in devices:
-        known = ", ".join(devices) or "none"
-        return _refusal(404, ConfigError(f"no device is paired as {name!r}.", hint=f"paired devices: {known}."))
-    await asyncio.to_thread(ring.revoke, name)  # its key, and the certificate issued with it
+    await asyncio.to_thread(functools.partial(_ring(request).revoke, name, device=True))  # its certificate too
     return JSONResponse(DeviceRevoked(name, True).to_dict())
 
 

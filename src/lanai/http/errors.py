@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from lanai import errors
 from lanai.errors import (
+    Conflict,
     LanaiError,
-    ModelNotFound,
+    NotFound,
     NotReady,
     Overloaded,
     PayloadTooLarge,
@@ -37,8 +38,10 @@ def status_of(exc: LanaiError) -> int:
         return 429
     if isinstance(exc, PayloadTooLarge):
         return 413
-    if isinstance(exc, ModelNotFound):
+    if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, Conflict):
+        return 409
     if isinstance(exc, (Overloaded, NotReady)):
         return 503
     return 400  # BadInput, and the store, load and configuration errors a request can trigger

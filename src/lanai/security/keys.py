@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from lanai.errors import ConfigError, StoreError
+from lanai.errors import ConfigError, Conflict, NotFound, StoreError
 from lanai.store._fs import replace_atomic
 from lanai.store._locks import FileLock
 
@@ -157,18 +157,20 @@ class KeyRing:
         with self._lock.exclusive():
             keys, revoked = self._read()
             if name in keys:
-                raise ConfigError(f"a key named {name!r} exists.", hint=f"revoke it first: lanai keys revoke {name}")
+                raise Conflict(f"a key named {name!r} exists.",
+                               hint=f"pick another name, or revoke it first (lanai keys revoke {name}).")  # fmt: skip
             keys[name] = record
             self._write(keys, revoked)
         return text
 
-    def revoke(self, name: str) -> None:
-        if not self.root.is_dir():
-            raise ConfigError(f"there is no key named {name!r}.", hint="lanai keys list shows them.")
+    def revoke(self, name: str, *, device: bool = False) -> None:
+        """Remove the key ``name``; with ``device``, only a paired device's (its certificate goes too)."""
+        if not self.root.is_dir():  # no key was ever made here
+            raise _not_found(name, {}, device=device)
         with self._lock.exclusive():
             keys, revoked = self._read()
-            if name not in keys:
-                raise ConfigError(f"there is no key named {name!r}.", hint="lanai keys list shows them.")
+            if name not in keys or (device and not keys[name].device):
+                raise _not_found(name, keys, device=device)
             gone = keys.pop(name)
             if gone.certificate is not None:  # a paired device's certificate goes with its key
                 revoked[gone.certificate] = {"name": name, "revoked": time.time()}
@@ -292,6 +294,13 @@ class KeyRing:
         except (FileNotFoundError, ValueError):
             return {}
         return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _not_found(name: str, keys: dict[str, ApiKey], *, device: bool) -> NotFound:
+    if device:
+        known = ", ".join(sorted(k for k, key in keys.items() if key.device)) or "none"
+        return NotFound(f"no device is paired as {name!r}.", hint=f"paired devices: {known}.")
+    return NotFound(f"there is no key named {name!r}.", hint="lanai keys list shows them.")
 
 
 def ensure_admin_key(ring: KeyRing) -> Path | None:

@@ -31,6 +31,7 @@ def openai_body(text: str, kind: str = "invalid_request_error") -> bytes:
         (404, "no model named 'x' is loaded.", lanai.errors.ModelNotFound),
         (404, "model 'm' has version 2 loaded, not '3'.", lanai.errors.VersionNotFound),
         (404, "model 'm' has no version '7'", lanai.errors.VersionNotFound),
+        (409, "a key named 'desk' exists.", lanai.errors.Conflict),
         (503, "the model's queue is full (8 requests waiting).", lanai.errors.Overloaded),
         (429, "too many requests", lanai.errors.Overloaded),
         (503, "the model is being unloaded.", lanai.errors.NotReady),
@@ -99,6 +100,7 @@ def test_the_class_the_server_names_wins_over_the_message() -> None:
     error = error_from_answer(503, {"retry-after": "4"}, b'{"error": "busy", "kind": "Overloaded"}')
     assert type(error) is Overloaded and error.retry_after == 4
     assert type(error_from_answer(404, {}, b'{"error": "gone", "kind": "VersionNotFound"}')) is VersionNotFound
+    assert type(error_from_answer(404, {}, b'{"error": "no key named x", "kind": "NotFound"}')) is lanai.errors.NotFound
     openai_body = b'{"error": {"message": "warming up", "type": "server_error", "code": "not_ready"}}'
     assert type(error_from_answer(503, {}, openai_body)) is NotReady
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lanai.errors import ConfigError
+from lanai.errors import ConfigError, Conflict, NotFound
 from lanai.security.keys import KeyRing, ensure_admin_key, parse_duration, parse_rate
 
 
@@ -50,14 +50,17 @@ def test_revocation_and_expiry_take_effect_without_a_restart(tmp_path: Path) -> 
 def test_names_roles_and_duplicates_are_checked(tmp_path: Path) -> None:
     ring = KeyRing(tmp_path)
     ring.create("one", "infer")
-    with pytest.raises(ConfigError, match="exists"):
+    with pytest.raises(Conflict, match="exists"):
         ring.create("one", "admin")
     with pytest.raises(ConfigError, match="not allowed"):
         ring.create("../etc", "infer")
     with pytest.raises(ConfigError, match="role"):
         ring.create("two", "root")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="no key named"):
+    with pytest.raises(NotFound, match="no key named"):
         ring.revoke("nobody")
+    with pytest.raises(NotFound, match="no device is paired as 'one'.*paired devices: none"):
+        ring.revoke("one", device=True)  # a key, not a device's: left alone
+    assert [k.name for k in ring.list()] == ["one"]
 
 
 def _create(home: str, index: int) -> None:
