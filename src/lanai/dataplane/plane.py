@@ -472,7 +472,7 @@ class DataPlane:
         try:
             outputs, _ = await model.batcher.submit(request.inputs)
         except Exception as exc:
-            self._record(model, started, exc)
+            self._record_error(model, started, exc)
             raise
         self._record(model, started)
         if request.outputs:
@@ -496,7 +496,7 @@ class DataPlane:
         try:
             answer = await self.run_task_on(model, task, data, params, started)
         except Exception as exc:
-            self._record(model, started / 1e9, exc)
+            self._record_error(model, started / 1e9, exc)
             raise
         self._record(model, started / 1e9)
         return answer
@@ -527,15 +527,16 @@ class DataPlane:
             answer = await answer
         return answer
 
-    def _record(self, model: Loaded, started_s: float, error: BaseException | None = None) -> None:
-        """Count a request towards its version's outcomes (what a failing client sent does not count)."""
+    def _record(self, model: Loaded, started_s: float, *, ok: bool = True) -> None:
+        """Count a request towards its version's outcomes."""
         outcomes = self.outcomes.get(model.name)
-        if outcomes is None or outcomes.version != model.version:
-            return
-        if error is None:
-            outcomes.record(True, time.perf_counter() - started_s)
-        elif is_failure(error):
-            outcomes.record(False, time.perf_counter() - started_s)
+        if outcomes is not None and outcomes.version == model.version:
+            outcomes.record(ok, time.perf_counter() - started_s)
+
+    def _record_error(self, model: Loaded, started_s: float, error: BaseException) -> None:
+        """Count a request that raised as failed, unless what the client sent was at fault."""
+        if is_failure(error):
+            self._record(model, started_s, ok=False)
 
     async def _rows(
         self, model: TensorModel, task: str, job: Job, data: Any, params: Wire, started: int
@@ -635,8 +636,7 @@ class DataPlane:
         return generations
 
     def _generation_done(self, model: Loaded, started_s: float, last: Chunk) -> None:
-        failed = last.error is not None or last.finish_reason == "error"
-        self._record(model, started_s, RuntimeError(last.error or "generation failed") if failed else None)
+        self._record(model, started_s, ok=last.error is None and last.finish_reason != "error")
 
     def vocabulary_size(self, name: str) -> int:
         """How many tokens language model ``name`` knows (token ids run from 0 to this, exclusive)."""
@@ -656,7 +656,7 @@ class DataPlane:
             vectors, tokens = await self._embed(name, texts)
         except Exception as exc:
             if model is not None:
-                self._record(model, started, exc)
+                self._record_error(model, started, exc)
             raise
         if model is not None:
             self._record(model, started)
