@@ -5,6 +5,7 @@ contenders, and the table of medians with the server/in-process ratio."""
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,16 @@ def arguments(
     return parser
 
 
-def start_server(home: Path, env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    home: Path, env: Mapping[str, str] | None = None, cpus: Collection[int] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     """`lanai serve` on ``home``, on a free loopback port, HTTP only, with ``env`` added to this process's
-    environment; returns the process and its URL."""
+    environment and, with ``cpus``, its CPU affinity set to those (the whole process tree: children inherit
+    it); returns the process and its URL."""
     cmd = [sys.executable, "-m", "lanai.cli", "serve", "--home", str(home), "--host", "127.0.0.1", "--port", "0",
            "--no-grpc", "--no-admin-loopback"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    pin = None if cpus is None else functools.partial(os.sched_setaffinity, 0, set(cpus))
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, preexec_fn=pin)
     assert proc.stderr is not None
     for line in proc.stderr:
         found = re.search(r"listening on (https?://\S+)", line)
