@@ -13,7 +13,7 @@ import ctypes
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 from lanai.backends.base import BackendOptions, BatchEntry, Sampling, TokenLogprob
 from lanai.errors import BackendUnavailable, BadInput, ModelLoadError
 from lanai.telemetry.cpus import usable_cpus
+from lanai.telemetry.memory import usable_memory
 
 try:
     import llama_cpp as _llama
@@ -35,7 +36,11 @@ log = logging.getLogger(__name__)
 
 _DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp: pick a random seed
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # llama.cpp's LLAMA_FLASH_ATTN_TYPE_*
-_WHOLE_OPTIONS = ("n_ctx", "parallel", "n_batch", "n_threads", "n_gpu_layers")
+_WHOLE_OPTIONS = ("n_ctx", "parallel", "n_batch", "n_threads", "n_gpu_layers", "kv_cache_mb")
+_MOST_SLOTS = 4
+"""Sequences decoded together when ``parallel`` is not set and the KV cache's budget allows."""
+_KV_SHARE = 8
+"""Without ``kv_cache_mb``, the KV cache may take this fraction (1/8) of the memory the process may use."""
 _backend_ready = False
 _init_lock = threading.Lock()
 
@@ -46,8 +51,8 @@ class LlamaOptions:
 
     n_ctx: int = 2048
     """Context (prompt + answer) per request, in tokens."""
-    parallel: int = 4
-    """Requests decoded together."""
+    parallel: int = 0
+    """Requests decoded together; 0: as many as the KV cache's budget holds, up to 4 (see ``slots``)."""
     n_batch: int = 512
     """Tokens per ``llama_decode`` call, at most (prompt chunks plus one per decoding request)."""
     n_threads: int = 0
@@ -57,6 +62,9 @@ class LlamaOptions:
     flash_attn: str = "auto"
     """llama.cpp's flash attention: auto (llama.cpp decides per device), on or off. It changes the
     arithmetic, so greedy answers may differ between on and off."""
+    kv_cache_mb: int = 0
+    """The KV cache's budget when ``parallel`` is 0, in MiB; 0: an eighth of the memory this process may
+    use (the machine's RAM, or its cgroup's limit)."""
 
     @classmethod
     def from_backend_options(cls, options: BackendOptions) -> LlamaOptions:
@@ -72,7 +80,35 @@ class LlamaOptions:
             n_gpu_layers=int(extra.get("n_gpu_layers", default.n_gpu_layers)),
             embeddings=bool(extra.get("embeddings", False)),
             flash_attn=_flash_attn(extra.get("flash_attn", default.flash_attn)),
+            kv_cache_mb=int(extra.get("kv_cache_mb", default.kv_cache_mb)),
         )
+
+
+def slots(n_ctx: int, token_bytes: int, budget_bytes: int) -> int:
+    """How many sequences of ``n_ctx`` tokens, at ``token_bytes`` of KV cache a token, fit the budget:
+    at least 1 (one request must run), at most 4 (a small box gains little from more)."""
+    return max(1, min(_MOST_SLOTS, budget_bytes // max(1, n_ctx * token_bytes)))
+
+
+def kv_token_bytes(lib: Any, model: Any) -> int:
+    """Bytes of (f16) KV cache per token of context: a key and a value per layer and KV head."""
+    head_size = lib.llama_model_n_embd(model) // max(1, lib.llama_model_n_head(model))
+    return int(2 * lib.llama_model_n_layer(model) * lib.llama_model_n_head_kv(model) * head_size * 2)
+
+
+def _sized(opts: LlamaOptions, token_bytes: int, name: str) -> LlamaOptions:
+    """``opts`` with ``parallel`` set: as given, or as many slots as the KV cache's budget holds."""
+    per_slot = opts.n_ctx * token_bytes
+    if opts.parallel:
+        log.info("%s: %d sequences of %d tokens, KV cache %.0f MiB", name, opts.parallel, opts.n_ctx,
+                 opts.parallel * per_slot / 2**20)  # fmt: skip
+        return opts
+    budget = opts.kv_cache_mb * 2**20 or usable_memory() // _KV_SHARE
+    parallel = slots(opts.n_ctx, token_bytes, budget)
+    log.info("%s: %d sequences of %d tokens, KV cache %.0f MiB (%.1f KiB a token; budget %.0f MiB%s)", name,
+             parallel, opts.n_ctx, parallel * per_slot / 2**20, token_bytes / 1024, budget / 2**20,
+             "" if opts.kv_cache_mb else ", an eighth of this process's memory")  # fmt: skip
+    return replace(opts, parallel=parallel)
 
 
 def _flash_attn(value: Any) -> str:
@@ -170,8 +206,8 @@ class LlamaCppBackend:
     def load(cls, path: Path, options: BackendOptions) -> LlamaCppBackend:
         lib = _require()
         opts = LlamaOptions.from_backend_options(options)
-        if min(opts.n_ctx, opts.parallel, opts.n_batch) < 1:
-            raise ModelLoadError(f"invalid llama.cpp options {opts}.", hint="n_ctx, parallel and n_batch must be ≥ 1.")
+        if min(opts.n_ctx, opts.n_batch) < 1:
+            raise ModelLoadError(f"invalid llama.cpp options {opts}.", hint="n_ctx and n_batch must be ≥ 1.")
         model_params = lib.llama_model_default_params()
         model_params.n_gpu_layers = opts.n_gpu_layers
         model = lib.llama_model_load_from_file(str(path).encode(), model_params)
@@ -180,6 +216,7 @@ class LlamaCppBackend:
                 f"llama.cpp cannot load {Path(path).name}.",
                 hint="check that it is a GGUF file this llama.cpp supports.",
             )
+        opts = _sized(opts, kv_token_bytes(lib, model), Path(path).name)
         params = lib.llama_context_default_params()
         params.n_ctx = opts.n_ctx * opts.parallel
         params.n_seq_max = opts.parallel

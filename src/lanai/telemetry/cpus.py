@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["CpuGrant", "cpu_quota", "find_cpus", "usable_cpus"]
+__all__ = ["CpuGrant", "cgroup_folders", "cpu_quota", "find_cpus", "usable_cpus"]
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,10 @@ def _quota(root: Path) -> tuple[float, str] | None:
     """The smallest quota along the process's cgroup path, in CPUs, and the file it came from."""
     paths = _cgroup_paths(root / "proc/self/cgroup")
     found: list[tuple[float, str]] = []
-    for mount in ("sys/fs/cgroup", "sys/fs/cgroup/unified"):
-        for folder in _up_from(root / mount, paths.get("v2", "/")):
-            limit = _cpu_max(folder / "cpu.max")
-            if limit is not None:
-                found.append((limit[0], f"{_where(root, folder)}cpu.max {limit[1]}"))
+    for folder in cgroup_folders(root):
+        limit = _cpu_max(folder / "cpu.max")
+        if limit is not None:
+            found.append((limit[0], f"{_where(root, folder)}cpu.max {limit[1]}"))
     if not found:
         for mount in ("sys/fs/cgroup/cpu", "sys/fs/cgroup/cpu,cpuacct"):
             for folder in _up_from(root / mount, paths.get("v1", "/")):
@@ -104,8 +103,20 @@ def _quota(root: Path) -> tuple[float, str] | None:
     return min(found, key=lambda f: f[0]) if found else None
 
 
+def cgroup_folders(root: Path = Path("/"), *, v1: str = "") -> list[Path]:
+    """The folders of the process's cgroup v2 and of each cgroup above it; with ``v1`` (a controller:
+    ``memory``), those of its cgroup v1 hierarchy instead."""
+    paths = _cgroup_paths(root / "proc/self/cgroup")
+    if v1:
+        return _up_from(root / "sys/fs/cgroup" / v1, paths.get(v1, "/"))
+    return [
+        f for mount in ("sys/fs/cgroup", "sys/fs/cgroup/unified") for f in _up_from(root / mount, paths.get("v2", "/"))
+    ]
+
+
 def _cgroup_paths(path: Path) -> dict[str, str]:
-    """The process's cgroup in the v2 hierarchy (``0::/a/b``) and in v1's cpu controller (``4:cpu,cpuacct:/a``)."""
+    """The process's cgroup in the v2 hierarchy (``0::/a/b``) and in v1's cpu (``4:cpu,cpuacct:/a``) and
+    memory controllers."""
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -119,6 +130,8 @@ def _cgroup_paths(path: Path) -> dict[str, str]:
             found["v2"] = parts[2]
         elif "cpu" in parts[1].split(","):
             found["v1"] = parts[2]
+        elif "memory" in parts[1].split(","):
+            found["memory"] = parts[2]
     return found
 
 
