@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lanai.dataplane import DataPlane
-from lanai.http import admin, anthropic, console, deepstack, openai, ops, pair, pipelines, tasks, v2
+from lanai.http import admin, anthropic, console, deepstack, ollama, openai, ops, pair, pipelines, tasks, v2
 from lanai.http.auth import AuthGate
 from lanai.http.errors import EXCEPTION_HANDLERS
 from lanai.security.guard import Guard
@@ -79,6 +79,7 @@ def create_app(plane: DataPlane, guard: Guard | None = None, pairing: PairingDes
             *v2.routes(),
             *openai.routes(),
             *anthropic.routes(),
+            *ollama.routes(),
             *pipelines.routes(),
             *ops.routes(),
             *pair.routes(),

@@ -46,6 +46,12 @@ _INFER = [
         ("GET", r"/v1/models|/v1/pipelines|/openapi\.json"),
         ("POST", r"/v1/chat/completions|/v1/completions|/v1/embeddings|/v1/pipelines/[^/]+"),
         ("POST", r"/v1/messages|/v1/messages/count_tokens"),  # Anthropic's Messages API (http/anthropic.py)
+        # Ollama's API (http/ollama.py), as its OpenAI counterparts. /api/version is not public, as GET /v2
+        # is not: a version is a fingerprint, and every app that may use the API has what it takes to ask.
+        # Pull, push, create, copy and delete change nothing (they answer how models come to lanai).
+        ("POST", r"/api/(chat|generate|embed|embeddings|show|pull|push|create|copy)"),
+        ("GET", r"/api/(tags|ps|version)"),
+        ("DELETE", r"/api/delete"),
     )
 ]
 _METRICS = ("GET", "/metrics")

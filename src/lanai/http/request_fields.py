@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from lanai.errors import BadInput
 
-__all__ = ["Field", "RefusedField", "ROUTES", "check_fields"]
+__all__ = ["Field", "RefusedField", "ROUTES", "OLLAMA_OPTIONS", "check_fields", "check_options"]
 
 Check = Callable[[Any], bool]
 
@@ -195,6 +195,100 @@ ANTHROPIC_MESSAGES: Mapping[str, Field] = {
 # counting reads the prompt; the generation settings may come along (they do not change the count)
 ANTHROPIC_COUNT_TOKENS: Mapping[str, Field] = {**ANTHROPIC_MESSAGES}
 
+# -- Ollama's native API (http/ollama.py); its ``options`` have a table of their own below --------------
+
+_LOADED_ONCE = "lanai loads each model once with its own settings; " + _LEAVE_OUT
+_PER_MODEL = "lanai loads each model once with its own settings: set it per model (lanai models add … --option {})."
+_OLLAMA_GENERATING: dict[str, Field] = {
+    "model": READ,
+    "stream": _read(_is_bool, "true or false"),
+    "options": _read(_is_object, "an object of options"),
+    "format": READ,  # "json" or a JSON Schema: structured output
+    "keep_alive": READ,
+    "think": READ,  # false only: lanai's models do not think aloud
+    "logprobs": _read(_is_bool, "true or false"),
+    "top_logprobs": READ,
+}
+
+OLLAMA_CHAT: Mapping[str, Field] = {**_OLLAMA_GENERATING, "messages": READ, "tools": READ}
+
+OLLAMA_GENERATE: Mapping[str, Field] = {
+    **_OLLAMA_GENERATING,
+    "prompt": READ,
+    "system": READ,
+    "raw": _read(_is_bool, "true or false"),
+    "images": READ,  # only none: lanai's language models read text
+    "suffix": _refused(
+        "lanai continues text at its end only (no fill-in-the-middle); " + _LEAVE_OUT, lambda v: v == ""
+    ),  # fmt: skip
+    "template": _refused(
+        'lanai renders prompts with the model\'s own chat template; format the prompt yourself and send "raw": true.',
+        lambda v: v == "",
+    ),
+    "context": _refused("send the conversation as messages to POST /api/chat.", lambda v: v == []),
+    "width": _refused("lanai's language models make text, not images; " + _LEAVE_OUT),
+    "height": _refused("lanai's language models make text, not images; " + _LEAVE_OUT),
+    "steps": _refused("lanai's language models make text, not images; " + _LEAVE_OUT),
+}
+
+OLLAMA_EMBED: Mapping[str, Field] = {
+    "model": READ,
+    "input": READ,
+    "truncate": _read(_is_bool, "true or false"),
+    "dimensions": READ,
+    "options": _read(_is_object, "an object of options"),
+    "keep_alive": READ,
+}
+
+OLLAMA_EMBEDDINGS: Mapping[str, Field] = {
+    "model": READ,
+    "prompt": READ,
+    "options": _read(_is_object, "an object of options"),
+    "keep_alive": READ,
+}
+
+OLLAMA_OPTIONS: Mapping[str, Field] = {
+    "temperature": READ,
+    "top_p": READ,
+    "top_k": READ,
+    "min_p": READ,
+    "seed": READ,
+    "num_predict": READ,
+    "stop": READ,
+    "num_ctx": READ,  # up to the context the model was loaded with
+    "repeat_penalty": READ,
+    "repeat_last_n": READ,
+    "presence_penalty": READ,
+    "frequency_penalty": READ,
+    # they only tune mirostat, which is refused unless 0: with it off they ask nothing
+    "mirostat_tau": _metadata(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "mirostat_eta": _metadata(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    # refused unless the value asks for what lanai does anyway
+    "mirostat": _refused("use temperature with top_p or min_p.", lambda v: v == 0 and not isinstance(v, bool)),
+    "typical_p": _refused("use top_p or min_p.", lambda v: v == 1 and not isinstance(v, bool)),
+    "tfs_z": _refused("use top_p or min_p.", lambda v: v == 1 and not isinstance(v, bool)),
+    "penalize_newline": _refused("lanai's penalties treat a newline like any token.", lambda v: v is True),
+    "num_keep": _refused("lanai does not shift a full context: the answer ends there (done_reason length)."),
+    # how a model is loaded: set once per model (lanai models add … --option n_batch=512), not per request
+    "num_batch": _refused(_PER_MODEL.format("n_batch=512")),
+    "num_gpu": _refused(_PER_MODEL.format("n_gpu_layers=99")),
+    "num_thread": _refused(_PER_MODEL.format("n_threads=4")),
+    "main_gpu": _refused(_LOADED_ONCE),
+    "low_vram": _refused(_LOADED_ONCE),
+    "numa": _refused(_LOADED_ONCE),
+    "use_mmap": _refused(_LOADED_ONCE),
+    "use_mlock": _refused(_LOADED_ONCE),
+    "vocab_only": _refused(_LOADED_ONCE),
+    "embedding_only": _refused(_LOADED_ONCE),
+    "logits_all": _refused(_LOADED_ONCE),
+    "f16_kv": _refused(_LOADED_ONCE),
+    "rope_frequency_base": _refused(_LOADED_ONCE),
+    "rope_frequency_scale": _refused(_LOADED_ONCE),
+    "num_gqa": _refused(_LOADED_ONCE),
+}
+"""The ``options`` object of Ollama's requests. On /api/embed and /api/embeddings the generation options
+are accepted and not used (they ask nothing of an embedding), as Ollama does."""
+
 
 ROUTES: Mapping[str, Mapping[str, Field]] = {
     "POST /v1/chat/completions": OPENAI_CHAT,
@@ -202,6 +296,10 @@ ROUTES: Mapping[str, Mapping[str, Field]] = {
     "POST /v1/embeddings": OPENAI_EMBEDDINGS,
     "POST /v1/messages": ANTHROPIC_MESSAGES,
     "POST /v1/messages/count_tokens": ANTHROPIC_COUNT_TOKENS,
+    "POST /api/chat": OLLAMA_CHAT,
+    "POST /api/generate": OLLAMA_GENERATE,
+    "POST /api/embed": OLLAMA_EMBED,
+    "POST /api/embeddings": OLLAMA_EMBEDDINGS,
 }
 
 
@@ -222,6 +320,24 @@ def check_fields(data: Mapping[str, Any], route: str) -> None:
                 raise RefusedField(key, f"'{key}' is not supported by lanai.", hint=field.hint)
         elif field.check is not None and not field.check(value):
             raise RefusedField(key, f"'{key}' must be {field.expected}, not {value!r}.")
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Refuse (``RefusedField``, naming ``options.<key>``) an option of Ollama's that lanai does not know, a
+    refused one, or a value of the wrong type (see ``OLLAMA_OPTIONS``)."""
+    for key, value in options.items():
+        if value is None:
+            continue
+        name = f"options.{key}"
+        field = OLLAMA_OPTIONS.get(key)
+        if field is None:
+            known = ", ".join(k for k, f in OLLAMA_OPTIONS.items() if f.kind == "read")
+            raise RefusedField(name, f"'{name}' is not an option lanai knows.", hint=f"lanai honours {known}.")
+        if field.kind == "refused":
+            if field.check is None or not field.check(value):
+                raise RefusedField(name, f"'{name}' is not supported by lanai.", hint=field.hint)
+        elif field.check is not None and not field.check(value):
+            raise RefusedField(name, f"'{name}' must be {field.expected}, not {value!r}.")
 
 
 _NO = Field("refused")
