@@ -142,9 +142,12 @@ def _keep_alive(data: dict[str, Any]) -> float | None | str:
     if value is None:
         return ""
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except LanaiError as exc:
         raise BadInput(exc.message, hint=exc.hint) from None
+    if seconds is not None and not 0 <= seconds <= _FOREVER - time.time():
+        raise BadInput(f"keep_alive {value!r} is not a duration.", hint='e.g. "5m", 300, 0 (unload), -1 (for ever).')
+    return seconds
 
 
 def _apply_keep_alive(plane: DataPlane, name: str, keep: float | None | str) -> None:

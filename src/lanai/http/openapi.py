@@ -23,7 +23,7 @@ from lanai.http.auth import access_of
 from lanai.http.openapi_admin import ADMIN_BODIES, admin_paths
 from lanai.http.openapi_admin import TAG as ADMIN_TAG
 from lanai.http.openapi_schemas import SCHEMAS, ref
-from lanai.protocol import anthropic, health, openai, pairing, v2
+from lanai.protocol import anthropic, health, ollama, openai, pairing, v2
 from lanai.protocol.pipelines import PipelineList, PipelineResult
 from lanai.protocol.status import StatusReport
 from lanai.protocol.wire import Wire, schema
@@ -40,6 +40,7 @@ _TAGS = {
     "repository": "Load and unload models (Triton's model repository extension).",
     "openai": "OpenAI-compatible API for language models (GGUF on llama.cpp): the openai clients work unchanged.",
     "anthropic": "Anthropic's Messages API over the same language models: the anthropic clients work unchanged.",
+    "ollama": "Ollama's native API over the same language models and text encoders: the ollama clients work unchanged.",
     "health": "Liveness and readiness, for people and load balancers.",
     "pairing": "Pair a device with a one-time code (lanai pair): the device's two steps, and the admin's side.",
     "operations": "Metrics and this API's description.",
@@ -415,6 +416,61 @@ def _anthropic_paths() -> Doc:
     }  # fmt: skip
 
 
+# -- Ollama's native API -------------------------------------------------------------------------------
+
+
+def _ollama_paths() -> Doc:
+    def body(schema: str) -> Doc:
+        return {"required": True, "content": {"application/json": {"schema": ref(schema)}}}
+
+    def lines(schema: str, text: str) -> Doc:
+        ndjson = {"schema": {"type": "string", "description": f"One {schema} per line (JSON); the last has done: "
+                                                                 "true and the timings; an error after the start is "
+                                                                 'a line {"error": "…"}.'}}  # fmt: skip
+        return {"description": text, "content": {"application/json": {"schema": ref(schema)},
+                                                 "application/x-ndjson": ndjson}}  # fmt: skip
+
+    def post(op_id: str, summary: str, ok: Doc, request: str, errors: tuple[int, ...] = (400, 404, 413, 503)) -> Doc:
+        return {"post": _op(op_id, "ollama", summary, ok, errors=errors, requestBody=body(request))}
+
+    def get(op_id: str, summary: str, schema: str, text: str) -> Doc:
+        return {"get": _op(op_id, "ollama", summary, _json(text, ref(schema)))}
+
+    elsewhere = {"400": {"$ref": "#/components/responses/BadRequest"}}
+    not_here = {
+        "/api/pull": ("OllamaPull", "Pull from Ollama's library: refused, with how to add a model to lanai"),
+        "/api/push": ("OllamaPush", "Push to Ollama's library: refused, with how lanai publishes models"),
+        "/api/create": ("OllamaCreate", "Create from a Modelfile: refused, with how to add a model to lanai"),
+        "/api/copy": ("OllamaCopy", "Copy a model: refused, with how to add a model to lanai"),
+    }
+    refused = {path: {"post": {"operationId": op_id, "tags": ["ollama"], "summary": summary,
+                               "requestBody": body("OllamaModelRequest"), "responses": dict(elsewhere)}}
+               for path, (op_id, summary) in not_here.items()}  # fmt: skip
+    refused["/api/delete"] = {"delete": {"operationId": "OllamaDelete", "tags": ["ollama"], "requestBody":
+                                         body("OllamaModelRequest"), "summary": "Delete a model: refused, with how "
+                                         "to remove one on the box", "responses": dict(elsewhere)}}  # fmt: skip
+    return {
+        "/api/chat": post("OllamaChat", "Answer a conversation, Ollama-style",
+                          lines("OllamaChatResponse", "The answer: NDJSON lines, or one object with stream false."),
+                          "OllamaChatRequest"),
+        "/api/generate": post("OllamaGenerate", "Continue a prompt, Ollama-style",
+                              lines("OllamaGenerateResponse", "The continuation: NDJSON lines, or one object with "
+                                                              "stream false."), "OllamaGenerateRequest"),
+        "/api/embed": post("OllamaEmbed", "Embed texts, Ollama-style",
+                           _json("One vector per input.", ref("OllamaEmbedResponse")), "OllamaEmbedRequest"),
+        "/api/embeddings": post("OllamaEmbeddings", "Embed a text (Ollama's older route)",
+                                _json("The vector.", ref("OllamaEmbeddingsResponse")), "OllamaEmbeddingsRequest"),
+        "/api/show": post("OllamaShow", "Describe a model", _json("The model.", ref("OllamaShow")),
+                          "OllamaModelRequest", errors=(400, 404, 413)),
+        "/api/tags": get("OllamaTags", "The language models and text encoders of the store", "OllamaTags",
+                         "The models the caller may use."),
+        "/api/ps": get("OllamaPs", "The loaded language models and text encoders", "OllamaProcesses",
+                       "The loaded models the caller may use."),
+        "/api/version": get("OllamaVersion", "The Ollama API level lanai speaks", "OllamaVersion", "The versions."),
+        **refused,
+    }  # fmt: skip
+
+
 # -- pairing -------------------------------------------------------------------------------------------
 
 
@@ -646,6 +702,10 @@ def _wire_schemas() -> Doc:
         openai.ChatCompletionRequest, openai.CompletionRequest, openai.EmbeddingRequest,
         anthropic.AnthropicMessage, anthropic.MessagesRequest, anthropic.CountTokensRequest, anthropic.TokenCount,
         anthropic.AnthropicError,
+        ollama.OllamaChatResponse, ollama.OllamaGenerateResponse, ollama.OllamaEmbedResponse,
+        ollama.OllamaEmbeddingsResponse, ollama.OllamaTags, ollama.OllamaProcesses, ollama.OllamaShow,
+        ollama.OllamaVersion, ollama.OllamaChatRequest, ollama.OllamaGenerateRequest, ollama.OllamaEmbedRequest,
+        ollama.OllamaEmbeddingsRequest, ollama.OllamaModelRequest,
         *ADMIN_BODIES,
         *(task.result for task in TASKS.values() if task.routed and task.result is not None),
     ]  # fmt: skip
@@ -694,6 +754,7 @@ def openapi_document() -> Doc:
                     **_v2_paths(),
                     **_openai_paths(),
                     **_anthropic_paths(),
+                    **_ollama_paths(),
                     **_repository_paths(),
                     **_pairing_paths(),
                     **_ops_paths(),

@@ -35,6 +35,7 @@ _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_STOPS = 16
 _MAX_TOP_LOGPROBS = 20
 _MAX_INPUTS = 2048
+_MAX_WHOLE = 1 << 30  # counts of tokens: far beyond any context, and within what llama.cpp's ints hold
 ROLES = ("system", "user", "assistant", "tool")
 Format = Literal["json"] | dict[str, Any] | None
 
@@ -116,8 +117,8 @@ def _whole(options: Mapping[str, Any], key: str, low: int, what: str = "") -> in
     value = options.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _invalid(f"'options.{key}' must be a whole number ≥ {low}{what}, not {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= _MAX_WHOLE:
+        raise _invalid(f"'options.{key}' must be a whole number from {low} to {_MAX_WHOLE}{what}, not {value!r}.")
     return value
 
 
@@ -528,7 +529,7 @@ class OllamaVersion(Wire):
 
 
 @dataclass(frozen=True)
-class _OllamaMessageIn(Wire):
+class OllamaRequestMessage(Wire):
     role: Literal["system", "user", "assistant", "tool"] = doc("Who said it.")
     content: str = doc("The text.", default="", omit_none=True)
     tool_calls: list[OllamaToolCall] | None = doc("An assistant turn's calls.", default=None, omit_none=True)
@@ -559,7 +560,7 @@ class _OllamaGenerating(Wire):
 class OllamaChatRequest(_OllamaGenerating):
     """A conversation to answer."""
 
-    messages: list[_OllamaMessageIn] = doc("The conversation; empty: load (or, with keep_alive 0, unload).",
+    messages: list[OllamaRequestMessage] = doc("The conversation; empty: load (or, with keep_alive 0, unload).",
                                            default=[], omit_none=True)  # fmt: skip
     tools: list[dict[str, Any]] | None = doc("Tools: {type: function, function: {name, description, parameters}}.",
                                              default=None, omit_none=True)  # fmt: skip
@@ -572,6 +573,8 @@ class OllamaGenerateRequest(_OllamaGenerating):
     prompt: str = doc("The prompt; empty: load (or, with keep_alive 0, unload).", default="", omit_none=True)
     system: str | None = doc("A system prompt.", default=None, omit_none=True)
     raw: bool | None = doc("Send the prompt as it is, without the chat template.", default=None, omit_none=True)
+    images: list[str] | None = doc("Only none: lanai's language models read text.", default=None, omit_none=True,
+                                   maxItems=0)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,8 @@ def test_operations_have_unique_csharp_friendly_ids_and_known_tags(document: dic
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[A-Z][A-Za-z]+", op_id) for op_id in ids), ids
     tags = {tag["name"] for tag in document["tags"]}
-    known = {"tasks", "inference", "openai", "anthropic", "repository", "pairing", "health", "operations", "admin",
-             "console"}
+    known = {"tasks", "inference", "openai", "anthropic", "ollama", "repository", "pairing", "health", "operations",
+             "admin", "console"}
     assert tags == known
     assert all(len(op["tags"]) == 1 and op["tags"][0] in tags for op in operations)
     assert {"Classify", "ModelInfer", "ServerLive", "ServerReady", "ModelMetadata", "Health"} <= set(ids)

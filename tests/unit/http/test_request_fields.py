@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lanai.http.request_fields import ROUTES, RefusedField, check_fields
+from lanai.protocol import ollama
 from lanai.protocol.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
 
@@ -16,6 +17,10 @@ from lanai.protocol.openai import ChatCompletionRequest, CompletionRequest, Embe
     (ChatCompletionRequest, "POST /v1/chat/completions"),
     (CompletionRequest, "POST /v1/completions"),
     (EmbeddingRequest, "POST /v1/embeddings"),
+    (ollama.OllamaChatRequest, "POST /api/chat"),
+    (ollama.OllamaGenerateRequest, "POST /api/generate"),
+    (ollama.OllamaEmbedRequest, "POST /api/embed"),
+    (ollama.OllamaEmbeddingsRequest, "POST /api/embeddings"),
 ])  # fmt: skip
 def test_the_published_request_schema_lists_what_the_route_accepts(schema: Any, route: str) -> None:
     accepted = {key for key, field in ROUTES[route].items() if field.kind != "refused"}
