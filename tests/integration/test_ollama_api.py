@@ -276,3 +276,12 @@ def test_ndjson_lines_and_error_bodies_over_raw_http(http: httpx.Client) -> None
         route = "/api/generate" if "prompt" in body and "messages" not in body else "/api/chat"
         answer = http.post(route, json=body)
         assert answer.status_code == 400 and words in answer.json()["error"], (body, answer.text)
+
+
+def test_log_probabilities_whole_and_streamed(client: Any) -> None:
+    whole = client.generate(model="smol", prompt="Say hi.", logprobs=True, top_logprobs=2, options=GREEDY)
+    assert len(whole.logprobs) >= 1 and all(e.logprob <= 0 and len(e.top_logprobs) == 2 for e in whole.logprobs)
+    assert whole.logprobs[0].top_logprobs[0].token == whole.logprobs[0].token  # greedy: the likeliest was drawn
+    parts = list(client.chat(model="smol", messages=ASK, logprobs=True, options=GREEDY, stream=True))
+    tokens = [e for p in parts for e in (p.logprobs or [])]
+    assert "".join(e.token for e in tokens).startswith(parts[0].message.content)
