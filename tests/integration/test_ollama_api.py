@@ -178,6 +178,12 @@ def test_embed_and_embeddings_match_the_openai_route(client: Any, http: httpx.Cl
     assert len(short) == 64
     with pytest.raises(ollama.ResponseError, match="not loaded for embeddings"):
         client.embed(model="smol", input="a cat")
+    long = "the cat sat on the mat and looked at the dog. " * 60  # well over the model's 256 tokens
+    cut = client.embed(model="smol-embed", input=long)  # truncate is the default: cut to the context
+    assert 200 < cut.prompt_eval_count <= 256
+    with pytest.raises(ollama.ResponseError, match="embeds at most 256") as refusal:
+        client.embed(model="smol-embed", input=long, truncate=False)
+    assert refusal.value.status_code == 400
 
 
 def test_list_show_ps_and_version(client: Any, served: Served) -> None:

@@ -415,8 +415,29 @@ async def _embed(request: Request, route: str, key: str) -> tuple[ModelRef, list
     if plane.get(ref.name).info.task == "embed-image":
         raise BadInput(f"model '{ref.name}' embeds images; this route embeds text.",
                        hint="send images to POST /v1/embeddings as data URLs.")  # fmt: skip
+    if data.get("truncate") is not False:
+        texts = _truncated(plane, ref.name, texts)
     vectors, tokens = await plane.embed(ref.name, texts, dimensions)
     return ref, vectors, tokens, arrived, loaded_in
+
+
+def _truncated(plane: DataPlane, name: str, texts: list[str]) -> list[str]:
+    """A GGUF encoder's texts cut to its context (Ollama's truncate, its default); with truncate false a
+    longer text is refused by the engine. An ONNX encoder reads a long text in windows, truncated or not."""
+    from lanai.dataplane.models import LanguageModel
+
+    model = plane.get(name)
+    if not isinstance(model, LanguageModel):
+        return texts
+    backend, out = model.backend, []
+    limit = int(backend.n_ctx)
+    for text in texts:
+        tokens, keep = backend.tokenize(text), limit
+        while len(tokens) > limit:  # a cut text may tokenise a little differently: cut until it fits
+            text = b"".join(backend.piece(t) for t in tokens[:keep]).decode("utf-8", "ignore")
+            tokens, keep = backend.tokenize(text), keep - 1
+        out.append(text)
+    return out
 
 
 @_ollama_errors

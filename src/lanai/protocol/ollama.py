@@ -583,8 +583,9 @@ class OllamaEmbedRequest(Wire):
 
     model: str = doc("A text-embedding model.")
     input: str | list[str] = doc("A text, or a list of texts.")
-    truncate: bool | None = doc("Accepted: a GGUF encoder refuses a text longer than its context, an ONNX "
-                                "encoder reads it in windows.", default=None, omit_none=True)  # fmt: skip
+    truncate: bool | None = doc("A GGUF encoder: cut a text longer than its context (the default), or refuse it "
+                                "with false. An ONNX encoder reads a long text in windows.", default=None,
+                                omit_none=True)  # fmt: skip
     dimensions: int | None = doc("Keep the first so many values.", default=None, omit_none=True, minimum=1)
     options: dict[str, Any] | None = doc("Accepted; they ask nothing of an embedding.", default=None, omit_none=True)
     keep_alive: str | float | None = doc("As for /api/chat.", default=None, omit_none=True)
