@@ -518,7 +518,8 @@ async def ps(request: Request) -> Response:
         context = int(getattr(backend, "n_ctx", 0) or 0)
         running.append(OllamaRunning(f"{name}:latest", f"{name}:latest", status["memory_bytes"] or _size(manifest),
                                      manifest.files["model"].sha256, details,
-                                     rfc3339(_FOREVER if expires is None else expires), 0, context))  # fmt: skip
+                                     rfc3339(expires if expires is not None and expires < _FOREVER else _FOREVER),
+                                     0, context))  # fmt: skip
     return JSONResponse(OllamaProcesses(tuple(running)).to_dict())
 
 
