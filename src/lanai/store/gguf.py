@@ -6,6 +6,10 @@ metadata count (u64 each), then each metadata entry (a key string, a value type 
 tensor's description (a name, its dimensions, its type and offset). A string is a u64 length and UTF-8
 bytes; an array is an element type (u32), a count (u64) and the elements. Large arrays (the tokenizer's
 vocabulary and merges) are skipped unless asked for.
+
+Written here rather than taken from ``gguf`` (ggml's own reader, a test dependency): its ``GGUFReader``
+maps every array, vocabulary included, into numpy views, 1.8 s for SmolLM2-135M against 0.04 s here, and
+it would bring pyyaml, requests and tqdm into the base install for the few keys ``/api/show`` reports.
 """
 
 from __future__ import annotations
