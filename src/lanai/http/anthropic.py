@@ -9,7 +9,6 @@ blocks, whole or as its stream of events. Errors use Anthropic's shape with lana
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
@@ -28,6 +27,7 @@ from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import check_fields
+from lanai.http.whole import collect
 from lanai.protocol.anthropic import (
     ERROR_TYPES,
     AnthropicError,
@@ -54,7 +54,6 @@ __all__ = ["routes", "anthropic_error"]
 
 _MAX_STOPS = 16
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_DISCONNECT_POLL_S = 0.25
 _REFUSED_BLOCKS = {
     "image": "images",
     "document": "documents",
@@ -335,7 +334,8 @@ async def messages(request: Request) -> Response:
     if ask.stream:
         events = _stream(generation, _Blocks(reader), ident, name, len(prompt))
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    chunks = await _collect(request, generation)
+    answers = await collect(request, [generation])
+    chunks = None if answers is None else answers[0]
     if chunks is None:  # the client went away; its slot is free again
         return Response(status_code=499)
     last = chunks[-1]
@@ -363,24 +363,6 @@ def _stop_reason(last: Any, blocks: _Blocks) -> StopReason:
     if blocks.calls:
         return "tool_use"
     return "stop_sequence" if last.stop_sequence is not None else "end_turn"
-
-
-async def _collect(request: Request, generation: Any) -> list[Any] | None:
-    """Every chunk of the answer; None if the client disconnects first, which stops the generation."""
-
-    async def read() -> list[Any]:
-        return [chunk async for chunk in generation]
-
-    reader = asyncio.ensure_future(read())
-    while True:
-        done, _ = await asyncio.wait({reader}, timeout=_DISCONNECT_POLL_S)
-        if done:
-            return reader.result()
-        if await request.is_disconnected():
-            generation.cancel()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            return None
 
 
 # -- content blocks -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, error_response, kind_of, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import check_fields, check_options
+from lanai.http.whole import collect
 from lanai.protocol.ollama import (
     ChatAsk,
     Generating,
@@ -72,7 +73,6 @@ whether it has tools, structured output, embed's dimensions…) see one that has
 
 _TEXT_TASKS = ("chat", "completion", "embed")
 """The models this API lists and serves: language models and text encoders (not vision models)."""
-_DISCONNECT_POLL_S = 0.25
 _FOREVER = 253402300799.0  # 9999-12-31T23:59:59Z: expires_at of a model that stays loaded
 _ROUTES_FOR = {"chat": "POST /api/chat", "completion": "POST /api/generate", "embed": "POST /api/embed"}
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -345,7 +345,8 @@ async def _respond(request: Request, generation: Any, answer: _Answer, stream: b
     if stream:
         lines = _stream(generation, answer)
         return StreamingResponse(lines, media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
-    chunks = await _collect(request, generation)
+    answers = await collect(request, [generation])
+    chunks = None if answers is None else answers[0]
     if chunks is None:  # the client went away; its slot is free again
         return Response(status_code=499)
     last = chunks[-1]
@@ -378,24 +379,6 @@ async def _stream(generation: Any, answer: _Answer) -> AsyncIterator[bytes]:
                 return
     finally:
         generation.cancel()
-
-
-async def _collect(request: Request, generation: Any) -> list[Any] | None:
-    """Every chunk of a whole answer; None if the client disconnects first, which stops the generation."""
-
-    async def read() -> list[Any]:
-        return [chunk async for chunk in generation]
-
-    reader = asyncio.ensure_future(read())
-    while True:
-        done, _ = await asyncio.wait({reader}, timeout=_DISCONNECT_POLL_S)
-        if done:
-            return reader.result()
-        if await request.is_disconnected():
-            generation.cancel()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            return None
 
 
 # -- embeddings -------------------------------------------------------------------------------------------

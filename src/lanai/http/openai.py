@@ -29,6 +29,7 @@ from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, kind_of, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import RefusedField, check_fields
+from lanai.http.whole import collect
 from lanai.protocol.openai import (
     ChatChoice,
     ChatCompletion,
@@ -68,7 +69,6 @@ _MAX_CHOICES = 16
 _MAX_TOP_LOGPROBS = 20
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INPUTS = 2048
-_DISCONNECT_POLL_S = 0.25
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -423,7 +423,7 @@ async def _respond(
         usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
         events = _stream(generations, ident, created, name, chat=chat, include_usage=usage, logprobs=asked, calls=calls)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    answers = await _collect(request, generations)
+    answers = await collect(request, generations)
     if answers is None:  # the client went away; its slots are free again
         return Response(status_code=499)
     for chunks in answers:
@@ -464,26 +464,6 @@ def _chat_choice(index: int, chunks: Sequence[Any], logprobs: ChatLogprobs | Non
         return ChatChoice(index, ChatMessage("assistant", content), finish, logprobs)
     message = ChatMessage("assistant", content.strip() or None, tool_calls)
     return ChatChoice(index, message, "tool_calls" if finish == "stop" else finish, logprobs)
-
-
-async def _collect(request: Request, generations: Sequence[Any]) -> list[list[Any]] | None:
-    """Every chunk of each whole (not streamed) answer; None if the client disconnects first, which stops
-    the generations: an app that gave up waiting should not keep slots busy."""
-
-    async def read(generation: Any) -> list[Any]:
-        return [chunk async for chunk in generation]
-
-    reader = asyncio.gather(*(read(g) for g in generations))
-    while True:
-        done, _ = await asyncio.wait({reader}, timeout=_DISCONNECT_POLL_S)
-        if done:
-            return list(reader.result())
-        if await request.is_disconnected():
-            for generation in generations:
-                generation.cancel()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            return None
 
 
 async def _merged(generations: Sequence[Any]) -> AsyncIterator[tuple[int, Any]]:
