@@ -36,7 +36,10 @@ photo and concurrency: ``--warmup`` s of load not counted, ``--duration`` s meas
 p95, p99), the process tree's RSS sampled every 50 ms throughout (benchmarks/memory.py's Sampler) for
 the point's peak; then it is stopped. The tables give medians over rounds of req/s and of each
 percentile, the medians of per-round throughput ratios against the first contender and against
-``fastapi``, and the highest peak RSS of any round.
+``fastapi``, and the highest peak RSS of any round. The load generator counts only requests that complete
+within the measured window, so a server that starves some connections (serves others first) hides them
+from its percentiles: the ``c÷rate`` column, concurrency over throughput, is the mean time a request
+spends in the server (Little's law) whether counted or not; a p99 below it means starved requests.
 
     python benchmarks/peers.py --contenders lanai@HEAD lanai@4daec427 fastapi fastapi-fair litserve \\
         --duration 5 --json peers.json                            # the whole comparison: ~25 min
@@ -310,9 +313,16 @@ class Record:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    mean_ms: float
+    max_ms: float
     ok: int
     errors: dict[str, int]
     peak_rss_mb: float
+
+    @classmethod
+    def of(cls, saved: dict[str, Any]) -> Record:
+        """From a --json file (one written before mean_ms and max_ms were recorded lacks them)."""
+        return cls(**{"mean_ms": float("nan"), "max_ms": float("nan"), **saved})
 
 
 @dataclass
@@ -353,8 +363,9 @@ def measure_contender(
                 peak = sampler.peak() / _MB
                 latency = result.latency
                 assert latency is not None, f"{contender.name}: no successful request at c{c}: {result.errors}"
-                record = Record(n, mode, contender.name, image.name, c, result.throughput, latency.p50, latency.p95,
-                                latency.p99, result.ok, dict(result.errors), peak)  # fmt: skip
+                record = Record(n, mode, contender.name, image.name, c, result.throughput, latency.p50,
+                                latency.p95, latency.p99, latency.mean, latency.max, result.ok, dict(result.errors),
+                                peak)  # fmt: skip
                 records.append(record)
                 start.peak_rss_mb = max(start.peak_rss_mb, peak)
                 errors = f"  errors {dict(result.errors)}" if result.errors else ""
@@ -417,6 +428,8 @@ def summarise(results: Results, names: Sequence[str], photos: Sequence[Photo], m
                         "p50_ms": _median([r.p50_ms for r in rows]),
                         "p95_ms": _median([r.p95_ms for r in rows]),
                         "p99_ms": _median([r.p99_ms for r in rows]),
+                        "mean_ms": _median([r.mean_ms for r in rows]),
+                        "little_ms": _median([c / r.throughput * 1e3 for r in rows]),
                         "peak_rss_mb": max(r.peak_rss_mb for r in rows),
                         "errors": sum(sum(r.errors.values()) for r in rows),
                     }  # fmt: skip
@@ -453,12 +466,12 @@ def markdown(summary: dict[str, Any], names: Sequence[str], photos: Sequence[Pho
                 continue
             width, height = image.size
             lines += [f"**{mode}, {image.name} ({width}×{height}, {len(image.data) / 1024:.0f} KiB)**", "",
-                      f"| contender | c | req/s | p50 ms | p95 ms | p99 ms | × {names[0]} | × fastapi | peak RSS MB |",
-                      "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
+                      f"| contender | c | req/s | p50 ms | p95 ms | p99 ms | c÷rate ms | × {names[0]} | × fastapi "
+                      "| peak RSS MB |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
             for p in rows:
                 lines.append(f"| {p['contender']} | {p['concurrency']} | {p['throughput']:.1f} | {p['p50_ms']:.1f} | "
-                             f"{p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {_ratio(p['vs_first'])} | "
-                             f"{_ratio(p['vs_fastapi'])} | {p['peak_rss_mb']:.0f} |")  # fmt: skip
+                             f"{p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['little_ms']:.0f} | {_ratio(p['vs_first'])} "
+                             f"| {_ratio(p['vs_fastapi'])} | {p['peak_rss_mb']:.0f} |")  # fmt: skip
             lines.append("")
     lines += ["| mode | contender | cold start s | idle RSS MB | peak RSS MB (any point) |", "|---|---|--:|--:|--:|"]
     for s in summary["starts"]:
@@ -476,7 +489,21 @@ def main() -> int:
                         help="chelsea, large or a JPEG's path, each optionally :c1,c2,...")  # fmt: skip
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each point, not counted")
     parser.add_argument("--json", type=Path, help="write every round's figures and the summary here")
+    parser.add_argument("--report", type=Path, help="measure nothing: print the tables of a --json file")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        photos = [Photo(p["name"], b"\0" * p["bytes"], tuple(p["size"]),
+                        tuple(p.get("concurrency") or sorted({r["concurrency"] for r in saved["records"]
+                                                              if r["image"] == p["name"]})))
+                  for p in saved["photos"]]  # fmt: skip
+        starts = saved.get("rounds_started", saved["starts"])  # files before rounds_started: medians only
+        per_round = all("round" in s for s in starts)
+        results = Results([Record.of(r) for r in saved["records"]], [Start(**s) for s in starts] if per_round else [])
+        names, modes = saved["arguments"]["contenders"], saved["arguments"]["modes"]
+        summary = summarise(results, names, photos, modes)
+        print(markdown(summary if per_round else {**summary, "starts": starts}, names, photos, modes))
+        return 0
 
     model = mobilenet_v2()
     if model is None:
@@ -497,9 +524,10 @@ def main() -> int:
         print(markdown(summary, names, photos, args.modes))
         if args.json:
             document = {"arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                        "photos": [{"name": p.name, "size": p.size, "bytes": len(p.data)} for p in photos],
+                        "photos": [{"name": p.name, "size": p.size, "bytes": len(p.data),
+                                    "concurrency": p.concurrency} for p in photos],
                         "records": [asdict(r) for r in results.records],
-                        "starts": [asdict(s) for s in results.starts], **summary}  # fmt: skip
+                        "rounds_started": [asdict(s) for s in results.starts], **summary}  # fmt: skip
             args.json.write_text(json.dumps(document, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
