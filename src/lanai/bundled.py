@@ -18,12 +18,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "efficientnet-lite0"
 # EfficientNet-Lite0 scales pixels to [-1, 1) with (x - 127) / 128, not ImageNet mean/std.
 DEFAULT_PREPROCESS = ImagePreprocess(resize=256, crop=224, mean=(127.0,) * 3, std=(128.0,) * 3)
-# Batches of at most 4 rows, not the default 8. Under load the server's peak memory is onnxruntime's
-# activations for the rows in flight (instances × batch size, about 3 MB a row for this model; measured on
-# 2 cores with benchmarks/memory.py: peak RSS 219 → 185 MB at c16, 237 → 190 MB at c64), while a row costs
-# the same 2.2-2.3 ms at batch 1, 2, 4 or 8 on one thread, so larger batches bought no speed (c16 classify/s
-# 0.90-1.00×, median 0.98×: within noise; docs/performance.md).
-DEFAULT_BATCHING = BatchingConfig(max_batch_size=4)
+# The batch is sized at load to the memory a row takes (max_batch_size 0: dataplane.batch_size): about
+# 3 MB a row with its inputs, so 5 rows on 2 cores' three instances, 8 on one. Stores made before kept the
+# 4 rows written then (measured on 2 cores: peak RSS 219 → 185 MB at c16 against 8 rows, at the same speed).
+DEFAULT_BATCHING = BatchingConfig()
 
 
 def bundled_model_dir() -> Path:

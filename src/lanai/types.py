@@ -134,10 +134,11 @@ class BatchingConfig:
     batches may run at once, each on its own thread, the runtime's threads divided among them; 0 means
     one more than the cores (at most 5) on a machine with several cores, else one: one-thread runs
     waste less than a run split across cores, and the extra one keeps the cores busy while another
-    waits for Python's GIL.
+    waits for Python's GIL. ``max_batch_size`` 0 means sized at load to the memory a row of the model
+    takes (``dataplane.batch_size``): up to 8 rows for a small model, fewer for one with large activations.
     """
 
-    max_batch_size: int = 8
+    max_batch_size: int = 0
     max_queue_delay_us: int = 2000
     max_queue_size: int = 256
     instances: int = 0

@@ -16,6 +16,7 @@ from assets_mobilenet import mobilenet_v2
 from lanai.bundled import bundled_model_dir
 from lanai.cli import build_parser
 from lanai.config import Settings
+from lanai.dataplane.batch_size import MOST_ROWS
 from lanai.dataplane import DataPlane
 from lanai.models_cli import run_models_command
 from lanai.store import Store
@@ -38,6 +39,8 @@ def mobilenet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     labels = bundled_model_dir() / "labels.txt"  # ImageNet's 1000 classes in the usual order
     models(home, "add", str(model), "--name", "mnv2-classify", "--task", "classify", "--labels", str(labels),
            "--preprocess", IMAGENET)  # fmt: skip
+    models(home, "add", str(bundled_model_dir() / "model.onnx"), "--name", "small", "--task", "classify",
+           "--labels", str(labels), "--preprocess", "resize=256,crop=224,mean=127,std=128")  # fmt: skip
     store = Store(home)
     settings = Settings(home=store.root)
     with ServerThread(DataPlane(store, settings), settings) as url:
@@ -77,3 +80,14 @@ def test_the_same_weights_label_the_cat_a_cat(mobilenet_server: str) -> None:
     coffee = httpx.post(f"{mobilenet_server}/v1/models/mnv2-classify/classify",
                         content=encode(photo("coffee"), quality=90), timeout=60).json()  # fmt: skip
     assert "espresso" in coffee["label"] or "cup" in coffee["label"], coffee["predictions"]
+
+
+def test_batches_are_sized_to_the_memory_a_row_takes(mobilenet_server: str) -> None:
+    """Added without --max-batch-size, each model's batch is sized at load to what one more row took in
+    its canary run: MobileNetV2's float32 activations (~11 MB a row) get smaller batches than the int8
+    bundled model's (~1.3 MB), and both keep their rows in flight within the budget."""
+    sizes = {}
+    for name in ("mnv2-classify", "small"):
+        meta = httpx.get(f"{mobilenet_server}/v2/models/{name}", timeout=30).json()
+        sizes[name] = meta["parameters"]["max_batch_size"]
+    assert 1 <= sizes["mnv2-classify"] <= 2 < sizes["small"] <= MOST_ROWS, sizes

@@ -1,5 +1,5 @@
-"""The bundled model is imported with batches of at most 4 rows: its peak memory under load is
-onnxruntime's activations for the rows in flight, and larger batches bought it no speed."""
+"""The bundled model is imported with its batch size left to lanai (sized at load to the memory a row
+takes: dataplane.batch_size), and the rest of its batching at the server's defaults."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from lanai.store import Store
 from lanai.types import BatchingConfig
 
 
-def test_bundled_model_batches_at_most_four_rows(tmp_path: Path) -> None:
+def test_bundled_model_leaves_its_batch_size_to_the_load(tmp_path: Path) -> None:
     store = Store(tmp_path)
     assert ensure_default_model(store)
     batching = store.manifest(DEFAULT_MODEL).batching
-    assert batching == DEFAULT_BATCHING
-    assert batching.max_batch_size == 4 < BatchingConfig().max_batch_size
-    # the rest stays the server's defaults (auto instances, the usual queue)
-    assert (batching.instances, batching.max_queue_size) == (0, BatchingConfig().max_queue_size)
+    assert batching == DEFAULT_BATCHING == BatchingConfig()
+    assert (batching.max_batch_size, batching.instances, batching.max_queue_size) == (0, 0, 256)

@@ -12,6 +12,11 @@ process, raises its own (with the backend's hint) as it always has. Once a file 
 runtime, a small marker (``<store>/canary/<key>``; the key covers the file's digest, the backend, its
 options, and the versions of lanai and the runtime) spares the next start the child's second or so.
 
+The child also measures what a batch row costs in memory, where the model's rows have a fixed shape:
+its resident size after a run of one row and after a run of two (``row_bytes`` in the marker; the
+loader sizes batches with it, ``dataplane.batch_size``). A child process is the clean place to measure:
+nothing else allocates there.
+
 A plain child process (``subprocess``), not ``fork``: the server is multi-threaded, and a fork of it could
 inherit locks held by other threads.
 """
@@ -36,7 +41,7 @@ from typing import Any
 from lanai.backends.base import BackendOptions
 from lanai.errors import ModelLoadError
 
-__all__ = ["check", "check_async", "checked", "remember", "marks_dir"]
+__all__ = ["check", "check_async", "checked", "remember", "row_bytes", "marks_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +61,12 @@ def marks_dir(home: Path) -> Path:
     return Path(home) / "canary"
 
 
-def check(path: Path, backend: str, options: BackendOptions, *, timeout: float, what: str = "the model file") -> None:
+def check(
+    path: Path, backend: str, options: BackendOptions, *, timeout: float, what: str = "the model file"
+) -> dict[str, Any]:
     """Load ``path`` on ``backend`` in a child process and run it once; raise ModelLoadError if the runtime
     crashed or hung there (``what`` names the model in the error). Errors the runtime raised are left for
-    the caller's own load to report."""
+    the caller's own load to report. Returns the child's report (``row_bytes`` when it measured it)."""
     with tempfile.TemporaryDirectory(prefix="lanai-canary-") as scratch:
         answer = Path(scratch) / "answer.json"
         try:
@@ -67,12 +74,12 @@ def check(path: Path, backend: str, options: BackendOptions, *, timeout: float, 
                                   stderr=subprocess.PIPE, env=_ENV, timeout=timeout, check=False)  # fmt: skip
         except subprocess.TimeoutExpired:
             raise _hung(what, backend, timeout) from None
-        _judge(what, path, backend, done.returncode, done.stderr, answer)
+        return _judge(what, path, backend, done.returncode, done.stderr, answer)
 
 
 async def check_async(
     path: Path, backend: str, options: BackendOptions, *, timeout: float, what: str = "the model file"
-) -> None:
+) -> dict[str, Any]:
     """:func:`check` for the server's event loop: the child is killed if the load is given up or cancelled
     (a shutdown meanwhile), so no trial outlives the server."""
     with tempfile.TemporaryDirectory(prefix="lanai-canary-") as scratch:
@@ -89,7 +96,7 @@ async def check_async(
                 child.kill()
                 await child.wait()
         assert child.returncode is not None
-        _judge(what, path, backend, child.returncode, stderr, answer)
+        return _judge(what, path, backend, child.returncode, stderr, answer)
 
 
 def _command(path: Path, backend: str, options: BackendOptions, answer: Path) -> list[str]:
@@ -106,12 +113,12 @@ def _hung(what: str, backend: str, timeout: float) -> ModelLoadError:
     )
 
 
-def _judge(what: str, path: Path, backend: str, code: int, stderr: bytes, answer: Path) -> None:
+def _judge(what: str, path: Path, backend: str, code: int, stderr: bytes, answer: Path) -> dict[str, Any]:
     reported = _read(answer)
     if code == 0 and reported is not None:
         if reported.get("error"):
             log.debug("trial load of %s raised (the real load will report it): %s", path, reported["error"])
-        return
+        return reported
     raise ModelLoadError(
         f"the {backend} runtime crashed loading {what} ({_death(code)}); nothing else was affected: it was "
         f"loaded in a child process first.{_last_words(stderr)}",
@@ -125,17 +132,28 @@ def checked(home: Path, sha256: str, backend: str, options: BackendOptions) -> b
     return (marks_dir(home) / _key(sha256, backend, options)).is_file()
 
 
-def remember(home: Path, sha256: str, backend: str, options: BackendOptions) -> None:
-    """Note that the file loaded cleanly in a child; a store that cannot be written to just probes again."""
+def remember(
+    home: Path, sha256: str, backend: str, options: BackendOptions, report: dict[str, Any] | None = None
+) -> None:
+    """Note that the file loaded cleanly in a child, with what it measured there (``report``'s
+    ``row_bytes``); a store that cannot be written to just probes again."""
     folder = marks_dir(home)
+    measured = {"row_bytes": report["row_bytes"]} if report and isinstance(report.get("row_bytes"), int) else {}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        descriptor = json.dumps(_descriptor(sha256, backend, options), indent=1, sort_keys=True)
+        descriptor = json.dumps({**_descriptor(sha256, backend, options), **measured}, indent=1, sort_keys=True)
         temporary = folder / f".{_key(sha256, backend, options)}.{os.getpid()}.tmp"
         temporary.write_text(descriptor + "\n", encoding="utf-8")
         os.replace(temporary, folder / _key(sha256, backend, options))
     except OSError as exc:
         log.debug("could not remember the trial load of %s: %s", sha256, exc)
+
+
+def row_bytes(home: Path, sha256: str, backend: str, options: BackendOptions) -> int | None:
+    """The memory one more batch row took in the child's runs of this file, if it was measured."""
+    marker = _read(marks_dir(home) / _key(sha256, backend, options))
+    value = None if marker is None else marker.get("row_bytes")
+    return value if isinstance(value, int) else None
 
 
 def _key(sha256: str, backend: str, options: BackendOptions) -> str:
@@ -194,7 +212,8 @@ def _trial(spec: dict[str, Any]) -> dict[str, Any]:
         return {"loaded": False, "error": f"{type(exc).__name__}: {exc}"}
     try:
         _run_once(loaded)
-        return {"loaded": True}
+        measured = _row_bytes(loaded)
+        return {"loaded": True} if measured is None else {"loaded": True, "row_bytes": measured}
     except Exception as exc:  # a model that rejects a made-up input is not a crash
         return {"loaded": True, "error": f"trial run: {type(exc).__name__}: {exc}"}
     finally:
@@ -221,6 +240,27 @@ def _run_once(loaded: Any) -> None:
     loaded.start(0, Sampling(temperature=0.0))
     loaded.decode([BatchEntry(seq=0, tokens=tokens, pos=0, logits=True)])
     loaded.release(0)
+
+
+def _row_bytes(loaded: Any) -> int | None:
+    """The resident memory a run of two rows takes beyond a run of one (after ``_run_once``'s run of one),
+    for a tensor model whose inputs take batches of rows of one fixed shape; None for others."""
+    import numpy as np
+    import psutil
+
+    from lanai.types import dtype_of
+
+    inputs = getattr(loaded, "inputs", None)
+    if not inputs or getattr(loaded, "max_batch_size", 0) == 1:
+        return None
+    if any(spec.shape[:1] != (-1,) or min(spec.shape[1:], default=1) < 1 for spec in inputs):
+        return None
+    if any(dtype_of(spec.datatype).kind == "O" for spec in inputs):
+        return None
+    process = psutil.Process()
+    one = process.memory_info().rss
+    loaded.run({spec.name: np.zeros((2, *spec.shape[1:]), dtype_of(spec.datatype)) for spec in inputs})
+    return max(0, process.memory_info().rss - one)
 
 
 def main(argv: list[str]) -> int:

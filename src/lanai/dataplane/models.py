@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 from lanai.backends import BackendOptions, LanguageBackend, TensorBackend, backend_class, backend_kind, canary
 from lanai.batching import Batcher, BatchStats
 from lanai.config import Settings
+from lanai.dataplane.batch_size import batch_rows, input_row_bytes
 from lanai.errors import LanaiError, ModelLoadError, StoreError
 from lanai.store import Manifest, Store
 from lanai.store.labels import parse_labels
@@ -124,9 +125,7 @@ def verify_files(store: Store, manifest: Manifest) -> None:
 async def load_in_child_first(store: Store, manifest: Manifest, settings: Settings) -> None:
     """Load each of the version's model files in a child process, unless it loaded cleanly there before
     on this runtime (``backends.canary``): a runtime that crashes on one raises ModelLoadError here."""
-    options = _backend_options(manifest, settings, 1)
-    if backend_kind(manifest.backend) == "language":  # the file is the test, not the context's size
-        options = replace(options, extra={**options.extra, "n_ctx": 256, "parallel": 1})
+    options = _child_options(manifest, settings)
     task = get_task(manifest.task)
     roles = ("model", *task.stages[1:]) if isinstance(task, StagedTask) else ("model",)
     for role in (role for role in roles if role in manifest.files):  # a missing one: the real load says so
@@ -135,8 +134,32 @@ async def load_in_child_first(store: Store, manifest: Manifest, settings: Settin
             continue
         path = store.file_path(manifest, role)
         what = f"{manifest.name} version {manifest.version}" + ("" if role == "model" else f" ({role})")
-        await canary.check_async(path, manifest.backend, options, timeout=settings.load_timeout_s, what=what)
-        canary.remember(store.root, digest, manifest.backend, options)
+        report = await canary.check_async(path, manifest.backend, options, timeout=settings.load_timeout_s,
+                                          what=what)  # fmt: skip
+        canary.remember(store.root, digest, manifest.backend, options, report)
+
+
+def _child_options(manifest: Manifest, settings: Settings) -> BackendOptions:
+    """The options a model's files are tried with in the canary child."""
+    options = _backend_options(manifest, settings, 1)
+    if backend_kind(manifest.backend) == "language":  # the file is the test, not the context's size
+        options = replace(options, extra={**options.extra, "n_ctx": 256, "parallel": 1})
+    return options
+
+
+def sized_batching(
+    store: Store, manifest: Manifest, role: str, settings: Settings, backend: TensorBackend, batching: BatchingConfig
+) -> BatchingConfig:
+    """``batching`` with ``max_batch_size`` 0 (lanai's to choose) sized to the memory a row of the model
+    file ``role`` took in its canary run (``dataplane.batch_size``)."""
+    if batching.max_batch_size:
+        return batching
+    digest = manifest.files[role].sha256
+    measured = canary.row_bytes(store.root, digest, manifest.backend, _child_options(manifest, settings))
+    rows = batch_rows(measured, input_row_bytes(backend.inputs), batching.instances)
+    log.info("%s: batches of up to %d rows (%s a row, %d instances)", manifest.name, rows,
+             "unmeasured" if measured is None else f"{measured / 2**20:.1f} MB", batching.instances)  # fmt: skip
+    return replace(batching, max_batch_size=rows)
 
 
 def open_model(store: Store, manifest: Manifest, settings: Settings, observers: Observers) -> Loaded:
@@ -163,7 +186,7 @@ def _open_tensor_model(
     batching = _instances(manifest.batching, settings)
     options = _backend_options(manifest, settings, batching.instances)
     backend: TensorBackend = _load_backend(store, manifest, options)
-    batching = _effective_batching(batching, backend)
+    batching = sized_batching(store, manifest, "model", settings, backend, _effective_batching(batching, backend))
     alone = None
     try:
         info = _info(manifest, backend.platform, backend.execution_provider, backend.inputs, backend.outputs,

@@ -25,6 +25,7 @@ from lanai.dataplane.models import (
     _instances,
     _load_backend,
     cpu_grant,
+    sized_batching,
 )
 from lanai.dataplane.models import _Loaded as Loaded
 from lanai.errors import ModelLoadError
@@ -116,7 +117,7 @@ def _open_stage(
     backend: TensorBackend = _load_backend(store, replace(manifest, files=files), options)
     alone: TensorBackend | None = None
     try:
-        batching = _effective_batching(batching, backend)
+        batching = sized_batching(store, manifest, role, settings, backend, _effective_batching(batching, backend))
         info = _info(manifest, backend.platform, backend.execution_provider, backend.inputs, backend.outputs,
                      batching.max_batch_size)  # fmt: skip
         labels: tuple[str, ...] = ()
