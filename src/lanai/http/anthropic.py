@@ -9,7 +9,6 @@ blocks, whole or as its stream of events. Errors use Anthropic's shape with lana
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -46,6 +45,7 @@ from lanai.tasks.tool_calls import (
     Family,
     Tool,
     ToolChoice,
+    arguments_object,
     forced_grammar,
     prepare_messages,
 )
@@ -442,19 +442,11 @@ class _Blocks:
         block = self.blocks[index]
         if block.kind == "text":
             return ContentBlock("text", block.text if whole else "")
-        return ContentBlock("tool_use", id=block.id, name=block.name, input=_input(block.text) if whole else {})
+        arguments = arguments_object(block.text) if whole else {}
+        return ContentBlock("tool_use", id=block.id, name=block.name, input=arguments)
 
     def content(self) -> tuple[ContentBlock, ...]:
         return tuple(self.wire(i, whole=True) for i in range(len(self.blocks)))
-
-
-def _input(arguments: str) -> dict[str, Any]:
-    """A call's arguments as an object ({} when the model's JSON was cut short or is not an object)."""
-    try:
-        value = json.loads(arguments) if arguments else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # -- streaming ----------------------------------------------------------------------------------------

@@ -63,7 +63,15 @@ from lanai.protocol.ollama import (
     rfc3339,
 )
 from lanai.store.gguf import GgufInfo, human_count, read_gguf
-from lanai.tasks.tool_calls import CallArguments, CallReader, CallStart, Content, Tool, prepare_messages
+from lanai.tasks.tool_calls import (
+    CallArguments,
+    CallReader,
+    CallStart,
+    Content,
+    Tool,
+    arguments_object,
+    prepare_messages,
+)
 
 __all__ = ["routes", "OLLAMA_VERSION"]
 
@@ -290,7 +298,8 @@ class _Answer:
     def tool_calls(self) -> tuple[OllamaToolCall, ...] | None:
         if not self.calls:
             return None
-        return tuple(OllamaToolCall(OllamaFunction(n, _arguments(a), i)) for i, (n, a) in sorted(self.calls.items()))
+        calls = sorted(self.calls.items())
+        return tuple(OllamaToolCall(OllamaFunction(name, arguments_object(text), i)) for i, (name, text) in calls)
 
     def line(self, content: str, *, done: bool = False, last: Any = None, logprobs: Any = None,
              calls: tuple[OllamaToolCall, ...] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -300,16 +309,6 @@ class _Answer:
         if self.chat:
             return OllamaChatResponse(message=OllamaMessage("assistant", content, calls), **fields).to_dict()
         return OllamaGenerateResponse(response=content, **fields).to_dict()
-
-
-def _arguments(text: str) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _timings(last: Any, arrived: float, loaded_in: float) -> dict[str, int]:

@@ -41,6 +41,7 @@ __all__ = [
     "CallArguments",
     "forced_grammar",
     "prepare_messages",
+    "arguments_object",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -175,6 +176,16 @@ def _arguments(arguments: Any) -> Any:
         except ValueError:
             return arguments
     return arguments
+
+
+def arguments_object(text: str) -> dict[str, Any]:
+    """The arguments a model wrote for a call, as an object ({} when its JSON was cut short or is not an
+    object): the form the Anthropic and Ollama APIs answer with."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _mistral_id(call_id: str) -> str:
