@@ -318,10 +318,13 @@ class Record:
     ok: int
     errors: dict[str, int]
     peak_rss_mb: float
+    unfinished: int = 0
+    """Requests still unanswered when the point ended (in no percentile), and the oldest one's wait."""
+    oldest_unfinished_ms: float = 0.0
 
     @classmethod
     def of(cls, saved: dict[str, Any]) -> Record:
-        """From a --json file (one written before mean_ms and max_ms were recorded lacks them)."""
+        """From a --json file (older ones lack mean_ms and max_ms, and the unanswered requests)."""
         return cls(**{"mean_ms": float("nan"), "max_ms": float("nan"), **saved})
 
 
@@ -365,12 +368,13 @@ def measure_contender(
                 assert latency is not None, f"{contender.name}: no successful request at c{c}: {result.errors}"
                 record = Record(n, mode, contender.name, image.name, c, result.throughput, latency.p50,
                                 latency.p95, latency.p99, latency.mean, latency.max, result.ok, dict(result.errors),
-                                peak)  # fmt: skip
+                                peak, result.unfinished, result.oldest_unfinished_ms)  # fmt: skip
                 records.append(record)
                 start.peak_rss_mb = max(start.peak_rss_mb, peak)
                 errors = f"  errors {dict(result.errors)}" if result.errors else ""
                 print(f"  r{n} {mode:8} {contender.name:16} {image.name:8} c{c:<3} {result.throughput:8.1f}/s "
                       f"p50 {latency.p50:7.1f} p95 {latency.p95:7.1f} p99 {latency.p99:7.1f} ms "
+                      f"unanswered {result.unfinished} (oldest {result.oldest_unfinished_ms:.0f} ms) "
                       f"peak {peak:6.1f} MB{errors}", flush=True)  # fmt: skip
         print(f"  r{n} {mode:8} {contender.name:16} cold start {cold:.2f} s, idle {start.idle_rss_mb:.1f} MB")
         return start, records
@@ -430,6 +434,8 @@ def summarise(results: Results, names: Sequence[str], photos: Sequence[Photo], m
                         "p99_ms": _median([r.p99_ms for r in rows]),
                         "mean_ms": _median([r.mean_ms for r in rows]),
                         "little_ms": _median([c / r.throughput * 1e3 for r in rows]),
+                        "unfinished": _median([r.unfinished for r in rows]),
+                        "oldest_unfinished_ms": max(r.oldest_unfinished_ms for r in rows),
                         "peak_rss_mb": max(r.peak_rss_mb for r in rows),
                         "errors": sum(sum(r.errors.values()) for r in rows),
                     }  # fmt: skip
@@ -466,12 +472,15 @@ def markdown(summary: dict[str, Any], names: Sequence[str], photos: Sequence[Pho
                 continue
             width, height = image.size
             lines += [f"**{mode}, {image.name} ({width}×{height}, {len(image.data) / 1024:.0f} KiB)**", "",
-                      f"| contender | c | req/s | p50 ms | p95 ms | p99 ms | c÷rate ms | × {names[0]} | × fastapi "
-                      "| peak RSS MB |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
+                      f"| contender | c | req/s | p50 ms | p95 ms | p99 ms | c÷rate ms | unanswered (oldest ms) "
+                      f"| × {names[0]} | × fastapi | peak RSS MB |",
+                      "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
             for p in rows:
+                waiting = f"{p.get('unfinished', 0):.0f} ({p.get('oldest_unfinished_ms', 0):.0f})"
+                ratios = f"{_ratio(p['vs_first'])} | {_ratio(p['vs_fastapi'])}"
                 lines.append(f"| {p['contender']} | {p['concurrency']} | {p['throughput']:.1f} | {p['p50_ms']:.1f} | "
-                             f"{p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['little_ms']:.0f} | {_ratio(p['vs_first'])} "
-                             f"| {_ratio(p['vs_fastapi'])} | {p['peak_rss_mb']:.0f} |")  # fmt: skip
+                             f"{p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['little_ms']:.0f} | {waiting} | {ratios} | "
+                             f"{p['peak_rss_mb']:.0f} |")  # fmt: skip
             lines.append("")
     lines += ["| mode | contender | cold start s | idle RSS MB | peak RSS MB (any point) |", "|---|---|--:|--:|--:|"]
     for s in summary["starts"]:

@@ -3,7 +3,8 @@
 A run connects every connection, warms up for ``warmup`` seconds (requests sent but not recorded),
 then measures either for ``duration`` seconds or until exactly ``requests`` requests have completed.
 A request is measured when it was *sent* after warm-up; in duration mode it must also complete before
-the deadline, and requests still in flight then are dropped. Latency runs from the request's first
+the deadline; requests still in flight then are in no percentile, only counted (``unfinished``, and
+how long the oldest had waited). Latency runs from the request's first
 byte written to its response's last byte read; reconnecting is not part of it.
 """
 
@@ -41,6 +42,7 @@ class _Run:
         self.measure_ns, self.end_ns, self.stop_ns = _NEVER, _NEVER, _NEVER
         self.latencies = array("q")  # ns of each successful measured request
         self.errors: Counter[str] = Counter()
+        self.unfinished: list[int] = []  # ns each measured request still unanswered at the end had waited
         self.conns: set[Connection] = set()
         self.connect_error: BaseException | None = None
         self.done = False
@@ -90,6 +92,7 @@ class _Run:
     def finish(self, now: int) -> None:
         if not self.done:
             self.done, self.stop_ns = True, now
+            self.unfinished = [now - c.sent_ns for c in self.conns if c.sent_ns >= self.measure_ns]
         if not self.finished.done():
             self.finished.set_result(None)
 
@@ -171,7 +174,9 @@ class _Run:
         duration = max(0, self.stop_ns - self.measure_ns) / 1e9
         path = self.target.prefix + cfg.request.path
         ok, latency = len(self.latencies), summarize(self.latencies)
-        return BenchResult(cfg.url.rstrip("/"), path, cfg.concurrency, duration, ok, dict(self.errors), latency)
+        oldest = max(self.unfinished, default=0) / 1e6
+        return BenchResult(cfg.url.rstrip("/"), path, cfg.concurrency, duration, ok, dict(self.errors), latency,
+                           len(self.unfinished), oldest)  # fmt: skip
 
 
 async def run_load(config: BenchConfig, progress: Callable[[Snapshot], None] | None = None) -> BenchResult:

@@ -57,7 +57,10 @@ class BenchResult:
     (``"503"``), ``"timeout"``, ``"connection"`` (refused, not
     connected within the timeout, reset, or closed mid-response) or ``"protocol"``
     (an unreadable response). ``duration`` is the measured time in seconds, warm-up excluded.
-    ``latency`` covers successful requests only and is None when there were none.
+    ``latency`` covers successful requests only and is None when there were none. A timed run also
+    says how many measured requests were still unanswered when it ended (``unfinished``) and how long the
+    oldest had waited (``oldest_unfinished_ms``): they are in no percentile, so a server that leaves some
+    connections waiting while it answers others shows it here, not in its p99.
     """
 
     url: str
@@ -67,6 +70,8 @@ class BenchResult:
     ok: int
     errors: Mapping[str, int] = field(default_factory=dict)
     latency: LatencyStats | None = None
+    unfinished: int = 0
+    oldest_unfinished_ms: float = 0.0
 
     @property
     def error_count(self) -> int:
@@ -96,6 +101,8 @@ class BenchResult:
             "error_count": self.error_count,
             "throughput_rps": round(self.throughput, 3),
             "latency_ms": None if self.latency is None else self.latency.to_dict(),
+            "unfinished": self.unfinished,
+            "oldest_unfinished_ms": round(self.oldest_unfinished_ms, 3),
         }
 
     def format_text(self) -> str:
@@ -114,4 +121,7 @@ class BenchResult:
             lines.append("latency ms   min      mean     p50      p95      p99      max")
             values = (lat.min, lat.mean, lat.p50, lat.p95, lat.p99, lat.max)
             lines.append("             " + " ".join(f"{v:<8.2f}" for v in values).rstrip())
+        if self.unfinished:
+            oldest = f"{self.oldest_unfinished_ms:,.1f} ms"
+            lines.append(f"unanswered   {self.unfinished:,} at the end, the oldest sent {oldest} before")
         return "\n".join(lines)

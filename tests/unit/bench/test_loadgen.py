@@ -85,6 +85,18 @@ def test_chunked_responses_are_read_to_the_end(app_server: AppServer) -> None:
     assert len(app_server.state.ports["/chunked"]) == 2  # each body ended where the chunks said
 
 
+def test_requests_unanswered_at_the_end_are_counted_not_dropped(app_server: AppServer) -> None:
+    """A server that answers some connections and leaves others waiting must not look fast: the waiting
+    ones are in no percentile, but the result counts them and says how long the oldest waited."""
+    result = run(_config(app_server.url, RequestSpec("GET", "/slow"), concurrency=3, requests=None,
+                         duration=0.6, warmup=0.0, timeout=10.0))  # fmt: skip
+    assert result.ok == 0 and result.latency is None  # /slow answers after 5 s: nothing finished
+    assert result.unfinished == 3 and 550 <= result.oldest_unfinished_ms <= 700
+    assert result.to_dict()["unfinished"] == 3 and "unanswered   3 at the end" in result.format_text()
+    quick = run(_config(app_server.url, requests=None, duration=0.3))
+    assert quick.ok > 0 and quick.unfinished <= 4 and quick.oldest_unfinished_ms < 300
+
+
 def test_slow_responses_time_out_as_errors(app_server: AppServer) -> None:
     result = run(_config(app_server.url, RequestSpec("GET", "/slow"), concurrency=2, requests=4, timeout=0.25))
     assert result.ok == 0 and result.errors == {"timeout": 4}
