@@ -42,7 +42,7 @@ class _Run:
         self.measure_ns, self.end_ns, self.stop_ns = _NEVER, _NEVER, _NEVER
         self.latencies = array("q")  # ns of each successful measured request
         self.errors: Counter[str] = Counter()
-        self.unfinished: list[int] = []  # ns each measured request still unanswered at the end had waited
+        self.unfinished: list[int] = []  # ns each measured request unanswered at the end had waited by then
         self.conns: set[Connection] = set()
         self.connect_error: BaseException | None = None
         self.done = False
@@ -69,7 +69,9 @@ class _Run:
         if sent_ns < self.measure_ns or self.done:
             return
         now = perf_counter_ns()
-        if now > self.end_ns:
+        if now > self.end_ns:  # answered only after the end: unanswered when it came
+            if sent_ns < self.end_ns:
+                self.unfinished.append(self.end_ns - sent_ns)
             return
         if 200 <= status < 300:
             self.latencies.append(now - sent_ns)
@@ -92,7 +94,9 @@ class _Run:
     def finish(self, now: int) -> None:
         if not self.done:
             self.done, self.stop_ns = True, now
-            self.unfinished = [now - c.sent_ns for c in self.conns if c.sent_ns >= self.measure_ns]
+            if self.end_ns != _NEVER:  # a timed run: what is still in flight was unanswered at the end too
+                waiting = [c.sent_ns for c in self.conns if self.measure_ns <= c.sent_ns < self.end_ns]
+                self.unfinished += [self.end_ns - sent for sent in waiting]
         if not self.finished.done():
             self.finished.set_result(None)
 

@@ -93,8 +93,8 @@ def test_requests_unanswered_at_the_end_are_counted_not_dropped(app_server: AppS
     assert result.ok == 0 and result.latency is None  # /slow answers after 5 s: nothing finished
     assert result.unfinished == 3 and 550 <= result.oldest_unfinished_ms <= 700
     assert result.to_dict()["unfinished"] == 3 and "unanswered   3 at the end" in result.format_text()
-    quick = run(_config(app_server.url, requests=None, duration=0.3))
-    assert quick.ok > 0 and quick.unfinished <= 4 and quick.oldest_unfinished_ms < 300
+    quick = run(_config(app_server.url, requests=None, duration=0.3))  # 4 connections, each always busy
+    assert quick.ok > 0 and 1 <= quick.unfinished <= 4 and quick.oldest_unfinished_ms < 300
 
 
 def test_slow_responses_time_out_as_errors(app_server: AppServer) -> None:
