@@ -26,7 +26,7 @@ from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import check_fields
-from lanai.http.whole import collect
+from lanai.http.whole import collect_one
 from lanai.protocol.anthropic import (
     ERROR_TYPES,
     AnthropicError,
@@ -334,8 +334,7 @@ async def messages(request: Request) -> Response:
     if ask.stream:
         events = _stream(generation, _Blocks(reader), ident, name, len(prompt))
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    answers = await collect(request, [generation])
-    chunks = None if answers is None else answers[0]
+    chunks = await collect_one(request, generation)
     if chunks is None:  # the client went away; its slot is free again
         return Response(status_code=499)
     last = chunks[-1]

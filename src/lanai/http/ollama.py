@@ -34,7 +34,7 @@ from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, error_response, kind_of, retry_headers, status_of
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import check_fields, check_options
-from lanai.http.whole import collect
+from lanai.http.whole import collect_one
 from lanai.protocol.ollama import (
     ChatAsk,
     Generating,
@@ -344,8 +344,7 @@ async def _respond(request: Request, generation: Any, answer: _Answer, stream: b
     if stream:
         lines = _stream(generation, answer)
         return StreamingResponse(lines, media_type="application/x-ndjson", headers={"Cache-Control": "no-cache"})
-    answers = await collect(request, [generation])
-    chunks = None if answers is None else answers[0]
+    chunks = await collect_one(request, generation)
     if chunks is None:  # the client went away; its slot is free again
         return Response(status_code=499)
     last = chunks[-1]

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-__all__ = ["collect"]
+__all__ = ["collect", "collect_one"]
 
 DISCONNECT_POLL_S = 0.25
 """How often a wait for a whole answer checks that its client is still there."""
@@ -33,3 +33,9 @@ async def collect(request: Request, generations: Sequence[Any]) -> list[list[Any
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             return None
+
+
+async def collect_one(request: Request, generation: Any) -> list[Any] | None:
+    """:func:`collect` for a request with one answer."""
+    answers = await collect(request, [generation])
+    return None if answers is None else answers[0]
