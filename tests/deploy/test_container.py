@@ -68,6 +68,14 @@ class Podman:
     def __call__(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return run(*self.base, *args, timeout=timeout)
 
+    def drop_older_images(self, keep: str) -> None:
+        """Remove the images earlier checkouts built (one per context hash, about 1 GB each) and their layers."""
+        listed = self("images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/lanai").stdout.split()
+        stale = [name for name in listed if name != keep]
+        if stale:
+            subprocess.run([*self.base, "rmi", "--force", *stale], capture_output=True)
+        subprocess.run([*self.base, "image", "prune", "--force"], capture_output=True)
+
     def has_image(self, name: str) -> bool:
         return subprocess.run([*self.base, "image", "exists", name], capture_output=True).returncode == 0
 
@@ -141,6 +149,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Podman, st
             "-f", str(CHECKOUT / "deploy" / "Dockerfile"), "-t", tag, str(CHECKOUT),
             timeout=1800,
         )  # fmt: skip
+    podman.drop_older_images(keep=tag)
     yield podman, tag
     podman.release()
     # the bridge that -p made (CNI leaves it behind), once no container is attached to it

@@ -66,7 +66,8 @@ def crash(store: Store, name: str, scratch: Path) -> None:
 def main(argv: list[str]) -> None:
     mode, root, name = argv[:3]
     store = Store(Path(root))
-    with tempfile.TemporaryDirectory() as scratch:
+    # beside the store, in the test's own tmp_path: a killed worker leaves nothing in the system's /tmp
+    with tempfile.TemporaryDirectory(dir=Path(root).parent) as scratch:
         if mode == "adds":
             adds(store, name, int(argv[3]), argv[4], Path(scratch))
         else:
