@@ -36,10 +36,11 @@ photo and concurrency: ``--warmup`` s of load not counted, ``--duration`` s meas
 p95, p99), the process tree's RSS sampled every 50 ms throughout (benchmarks/memory.py's Sampler) for
 the point's peak; then it is stopped. The tables give medians over rounds of req/s and of each
 percentile, the medians of per-round throughput ratios against the first contender and against
-``fastapi``, and the highest peak RSS of any round. The load generator counts only requests that complete
-within the measured window, so a server that starves some connections (serves others first) hides them
-from its percentiles: the ``c÷rate`` column, concurrency over throughput, is the mean time a request
-spends in the server (Little's law) whether counted or not; a p99 below it means starved requests.
+``fastapi``, and the highest peak RSS of any round. The load generator measures every request answered
+inside the measured window, whenever it was sent, and counts those unanswered at its end (``unanswered``,
+with how long the oldest had waited), so a server that starves some connections (serves others first)
+cannot hide them. The ``c÷rate`` column, concurrency over throughput, is the mean time a request spends
+in the server (Little's law).
 
     python benchmarks/peers.py --contenders lanai@HEAD lanai@4daec427 fastapi fastapi-fair litserve \\
         --duration 5 --json peers.json                            # the whole comparison: ~25 min

@@ -1,11 +1,18 @@
 """The load generator: ``concurrency`` keep-alive connections, each re-sending one request back to back.
 
-A run connects every connection, warms up for ``warmup`` seconds (requests sent but not recorded),
-then measures either for ``duration`` seconds or until exactly ``requests`` requests have completed.
-A request is measured when it was *sent* after warm-up; in duration mode it must also complete before
-the deadline; requests still in flight then are in no percentile, only counted (``unfinished``, and
-how long the oldest had waited). Latency runs from the request's first
-byte written to its response's last byte read; reconnecting is not part of it.
+A run connects every connection, warms up for ``warmup`` seconds, then measures either for ``duration``
+seconds or until exactly ``requests`` requests have completed.
+
+- In duration mode, a request is measured when it *completes* inside the measured window, whenever it
+  was sent: one sent during warm-up and answered seconds later counts with all it waited, so a server
+  that leaves some connections waiting while it answers others cannot hide them. Requests still in
+  flight at the deadline are in no percentile, only counted (``unfinished``, and how long the oldest had
+  waited by then), whenever they were sent.
+- In requests mode, a request is measured when it was *sent* after warm-up, so that exactly
+  ``requests`` are.
+
+Latency runs from the request's first byte written to its response's last byte read; reconnecting is
+not part of it.
 """
 
 from __future__ import annotations
@@ -66,12 +73,13 @@ class _Run:
         return False
 
     def record(self, sent_ns: int, status: int) -> None:
-        if sent_ns < self.measure_ns or self.done:
+        if self.done:
             return
         now = perf_counter_ns()
         if now > self.end_ns:  # answered only after the end: unanswered when it came
-            if sent_ns < self.end_ns:
-                self.unfinished.append(self.end_ns - sent_ns)
+            self.unfinished.append(self.end_ns - sent_ns)
+            return
+        if now < self.measure_ns or (self.budget is not None and sent_ns < self.measure_ns):
             return
         if 200 <= status < 300:
             self.latencies.append(now - sent_ns)
@@ -81,7 +89,9 @@ class _Run:
 
     def fail(self, sent_ns: int, kind: str) -> None:
         now = perf_counter_ns()
-        if sent_ns < self.measure_ns or self.done or now > self.end_ns:
+        if self.done or now < self.measure_ns or now > self.end_ns:
+            return
+        if self.budget is not None and sent_ns < self.measure_ns:
             return
         self.errors[kind] += 1
         self._count(now)
@@ -95,7 +105,7 @@ class _Run:
         if not self.done:
             self.done, self.stop_ns = True, now
             if self.end_ns != _NEVER:  # a timed run: what is still in flight was unanswered at the end too
-                waiting = [c.sent_ns for c in self.conns if self.measure_ns <= c.sent_ns < self.end_ns]
+                waiting = [c.sent_ns for c in self.conns if 0 < c.sent_ns < self.end_ns]
                 self.unfinished += [self.end_ns - sent for sent in waiting]
         if not self.finished.done():
             self.finished.set_result(None)

@@ -58,9 +58,9 @@ class BenchResult:
     connected within the timeout, reset, or closed mid-response) or ``"protocol"``
     (an unreadable response). ``duration`` is the measured time in seconds, warm-up excluded.
     ``latency`` covers successful requests only and is None when there were none. A timed run also
-    says how many measured requests were still unanswered when it ended (``unfinished``) and how long the
-    oldest had waited (``oldest_unfinished_ms``): they are in no percentile, so a server that leaves some
-    connections waiting while it answers others shows it here, not in its p99.
+    says how many requests were still unanswered when it ended (``unfinished``, whenever they were sent)
+    and how long the oldest had waited (``oldest_unfinished_ms``): they are in no percentile, so a server
+    that leaves some connections waiting while it answers others shows it here, not in its p99.
     """
 
     url: str

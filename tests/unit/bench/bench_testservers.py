@@ -174,6 +174,11 @@ def make_app(state: AppState) -> Starlette:
             await asyncio.sleep(0.05)
         return JSONResponse({"ok": "late"})
 
+    async def pause(request: Request) -> Response:
+        seen(request)
+        await asyncio.sleep(float(request.query_params["ms"]) / 1000)
+        return JSONResponse({"ok": "paused"})
+
     async def multipart(request: Request) -> Response:
         seen(request)
         async with request.form() as form:
@@ -204,6 +209,7 @@ def make_app(state: AppState) -> Starlette:
         Route("/close", close),
         Route("/chunked", chunked),
         Route("/slow", slow),
+        Route("/pause", pause),
         Route("/multipart", multipart, methods=["POST"]),
         Route("/raw", raw, methods=["POST"]),
     ]

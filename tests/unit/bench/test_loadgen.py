@@ -97,6 +97,19 @@ def test_requests_unanswered_at_the_end_are_counted_not_dropped(app_server: AppS
     assert quick.ok > 0 and 1 <= quick.unfinished <= 4 and quick.oldest_unfinished_ms < 300
 
 
+def test_a_request_sent_in_warm_up_counts_when_it_completes_in_the_window(app_server: AppServer) -> None:
+    """What a request waited is measured whenever it was sent: a server that sits on the connections it
+    got during warm-up must not have those waits left out of its percentiles, or out of the unanswered."""
+    paused = RequestSpec("GET", "/pause?ms=500")
+    result = run(_config(app_server.url, paused, concurrency=2, requests=None, duration=1.2, warmup=0.2))
+    # sent at 0 s and 0.5 s, answered at 0.5 s and 1.0 s: both inside the window that runs from 0.2 s to 1.4 s
+    assert result.ok >= 4 and result.latency is not None and result.latency.min >= 490
+    starved = run(_config(app_server.url, RequestSpec("GET", "/slow"), concurrency=3, requests=None,
+                          duration=0.4, warmup=0.3, timeout=10.0))  # fmt: skip
+    assert starved.ok == 0 and starved.unfinished == 3  # each sent during warm-up, all still waiting
+    assert starved.oldest_unfinished_ms >= 690  # warm-up and window both
+
+
 def test_slow_responses_time_out_as_errors(app_server: AppServer) -> None:
     result = run(_config(app_server.url, RequestSpec("GET", "/slow"), concurrency=2, requests=4, timeout=0.25))
     assert result.ok == 0 and result.errors == {"timeout": 4}
