@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from lanai.config import load_settings
-from lanai.errors import BadInput
+from lanai.config import Settings, load_settings
+from lanai.errors import BadInput, ConfigError
 from lanai.store import Manifest, Store
 from lanai.tasks import TASKS, get_task
 from lanai.types import BatchingConfig, ImagePreprocess
@@ -278,16 +279,48 @@ def run_models_command(args: argparse.Namespace) -> int:
         return _show(store, store.manifest(args.name, args.version))
     if args.action == "history":
         return _history(store, args.name, args.json)
-    if args.action == "activate":
-        store.activate(args.name, args.version)
-        print(f"{args.name}: version {args.version} is active (a running server picks it up on load)")
-    elif args.action == "rollback":
-        version = store.rollback(args.name)
-        print(f"{args.name}: rolled back to version {version}")
-    elif args.action == "remove":
+    if args.action in ("activate", "rollback"):
+        return _switch(settings, store, args)
+    if args.action == "remove":
         store.remove(args.name, args.version)
         what = args.name if args.version is None else f"{args.name} version {args.version}"
         print(f"removed {what}")
+    return 0
+
+
+def _switch(settings: Settings, store: Store, args: argparse.Namespace) -> int:
+    """``activate`` and ``rollback``: through the server running on this store when there is one (the
+    store and the service change together, and a version that does not load changes neither), else in
+    the store alone, which a server serves from when it starts."""
+    from lanai.telemetry.lifecycle import running_url
+
+    url = running_url(settings.home)
+    if url is None:
+        if args.action == "activate":
+            store.activate(args.name, args.version)
+            version = args.version
+        else:
+            version = store.rollback(args.name)
+        print(f"{args.name}: version {version} is active (no server is running on {settings.home}: "
+              "it serves this version when it starts)")  # fmt: skip
+        return 0
+    from lanai.admin_client import AdminClient, call
+    from lanai.protocol.admin import ActivateResult
+
+    path = f"/v1/admin/models/{quote(args.name, safe='')}/{args.action}"
+    body = {"version": str(args.version)} if args.action == "activate" else None
+    import httpx
+
+    try:
+        with AdminClient(settings, url) as (http, base):
+            result = ActivateResult.from_dict(call(http, "POST", base + path, body))
+    except httpx.TransportError as exc:
+        raise ConfigError(
+            f"the server running on this store ({url}) did not answer: {exc}.",
+            hint="check that it is up (lanai doctor), or stop it and run this again to change the store alone.",
+        ) from None
+    was = f" (was version {result.previous})" if result.previous else ""
+    print(f"{args.name}: version {result.version} is active and serving at {url}{was}")
     return 0
 
 

@@ -205,6 +205,8 @@ class Service:
         shown = f"[{address}]" if ":" in address else address
         scheme = "https" if self.settings.tls_certfile else "http"
         log.info("lanai listening on %s://%s:%d (store: %s)", scheme, shown, self.http_port, self.plane.store.root)
+        local = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(address, shown)
+        self.plane.lifecycle.listening(f"{scheme}://{local}:{self.http_port}")
         if self.grpc_port is not None:
             log.info("gRPC (Open Inference Protocol) on %s:%d", shown, self.grpc_port)
         # on every interface, the name the box has on the LAN is what a browser elsewhere would use
@@ -244,3 +246,4 @@ def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None)
     service = Service(DataPlane(store, settings), settings)
     run_loop(service.run(handle_signals=True))
     return 0
+

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from lanai.bundled import inspector
+from lanai.cli import main
 from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.security.certs import TlsFiles, describe_certificate, init_authority, issue_client
@@ -164,6 +165,33 @@ def test_a_version_that_does_not_load_leaves_the_old_one_serving_and_active(
     assert store.active("tiny") == 2 and served_version(box, photo) == "2"
     with pytest.raises(Exception, match="digest"):  # the history still holds 1: rolling back tries it again
         store.verify(store.manifest("tiny", store.rollback("tiny")))
+
+
+def test_the_command_line_activates_and_rolls_back_through_the_running_server(
+    store: Store, photos: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lanai models activate` on a box whose server runs changes the store and the service together, as
+    the admin API does; with no server running it changes the store alone."""
+    photo = photos["chelsea"]
+
+    def models(*args: str) -> tuple[int, str, str]:
+        code = main(["models", "--home", str(store.root), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    with serve(store) as url, httpx.Client(base_url=url, timeout=30) as client:
+        code, out, _ = models("activate", "tiny", "2")
+        assert code == 0 and out.strip() == f"tiny: version 2 is active and serving at {url} (was version 1)"
+        assert served_version(client, photo) == "2" and store.active("tiny") == 2
+        code, out, _ = models("rollback", "tiny")
+        assert code == 0 and out.startswith("tiny: version 1 is active and serving")
+        assert served_version(client, photo) == "1"
+        corrupt(store, 3)
+        code, _, err = models("activate", "tiny", "3")
+        assert code == 1 and "version 1 still serves" in err and "digest" in err
+        assert served_version(client, photo) == "1" and store.active("tiny") == 1
+    code, out, _ = models("activate", "tiny", "2")  # stopped: the store alone
+    assert code == 0 and "no server is running on" in out and store.active("tiny") == 2
 
 
 def test_activate_refuses_what_is_not_there(box: httpx.Client) -> None:

@@ -1,9 +1,10 @@
 """Switching the version a running server serves: activate one, or roll back to the one before.
 
-``lanai models activate`` and ``rollback`` only change the store (a running server picks the change up
-on its next load); these do it in the store and in service together, as ``lanai follow`` does: the new
-version loads beside the old, which serves until the new one is ready, then drains. A version that does
-not load changes nothing: the old one keeps serving and stays active in the store.
+Both change the store and the service together, as ``lanai follow`` does: the new version loads beside
+the old, which serves until the new one is ready, then drains. A version that does not load changes
+nothing: the old one keeps serving and stays active in the store. The admin API calls them, and so do
+``lanai models activate`` and ``rollback`` when a server runs on their store (found through
+``<home>/run/lifecycle.json``); with none running, those change the store alone.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lanai.store._fs import replace_atomic
 
-__all__ = ["Lifecycle", "CRASH_LOOP"]
+__all__ = ["Lifecycle", "CRASH_LOOP", "running_url"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,11 @@ class Lifecycle:
         self.unclean = [t for t in self.unclean if t > self.started - _KEEP_S]
         self._write({"running": True, "started": self.started, "pid": os.getpid(), "unclean": self.unclean})
 
+    def listening(self, url: str) -> None:
+        """Note where this run answers on this machine (``lanai models activate`` finds it there)."""
+        self._write({"running": True, "started": self.started, "pid": os.getpid(), "unclean": self.unclean,
+                     "url": url})  # fmt: skip
+
     def end(self) -> None:
         self._write({"running": False, "started": self.started, "pid": os.getpid(), "unclean": self.unclean,
                      "ended": time.time()})  # fmt: skip
@@ -70,3 +75,24 @@ class Lifecycle:
             replace_atomic(self.path, json.dumps(data).encode(), self.home)
         except OSError as exc:  # a read-only or full store must not stop the serving
             log.warning("cannot note the run in %s: %s", self.path, exc)
+
+
+def running_url(home: Path) -> str | None:
+    """The local URL of the server running on ``home`` now, or None when none is (never started, ended,
+    or its process is gone)."""
+    try:
+        data = json.loads((home / "run" / "lifecycle.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("running") or not isinstance(data.get("url"), str):
+        return None
+    pid = data.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # killed without end(): the mark is stale
+    except PermissionError:
+        pass  # another user's process (a service account's): it is there
+    return str(data["url"])
