@@ -304,13 +304,13 @@ def _switch(settings: Settings, store: Store, args: argparse.Namespace) -> int:
         print(f"{args.name}: version {version} is active (no server is running on {settings.home}: "
               "it serves this version when it starts)")  # fmt: skip
         return 0
+    import httpx
+
     from lanai.admin_client import AdminClient, call
     from lanai.protocol.admin import ActivateResult
 
     path = f"/v1/admin/models/{quote(args.name, safe='')}/{args.action}"
     body = {"version": str(args.version)} if args.action == "activate" else None
-    import httpx
-
     try:
         with AdminClient(settings, url) as (http, base):
             result = ActivateResult.from_dict(call(http, "POST", base + path, body))

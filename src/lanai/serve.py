@@ -246,4 +246,3 @@ def serve(config_file: Path | None = None, cli: Mapping[str, Any] | None = None)
     service = Service(DataPlane(store, settings), settings)
     run_loop(service.run(handle_signals=True))
     return 0
-
