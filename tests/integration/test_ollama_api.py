@@ -120,7 +120,8 @@ def test_options_are_honoured(client: Any) -> None:
 def test_refused_options_and_fields_name_themselves(client: Any) -> None:
     for options, words in (
         ({"num_thread": 4}, "options.num_thread"),
-        ({"mirostat": 2}, "options.mirostat"),
+        ({"tfs_z": 0.5}, "options.tfs_z"),
+        ({"mirostat": 3}, "options.mirostat"),
         ({"temprature": 1}, "options.temprature"),
         ({"num_ctx": 100000}, "num_ctx"),
         ({"temperature": "hot"}, "options.temperature"),
@@ -129,6 +130,12 @@ def test_refused_options_and_fields_name_themselves(client: Any) -> None:
             client.chat(model="smol", messages=ASK, options=options)
         assert refusal.value.status_code == 400 and words in refusal.value.error, refusal.value.error
     client.chat(model="smol", messages=ASK, options={"mirostat": 0, "mirostat_tau": 5.0, "typical_p": 1, **GREEDY})
+    # honoured: Mirostat 2.0 aiming at no surprise keeps the likeliest token, whatever the seed or temperature
+    greedy = client.chat(model="smol", messages=ASK, options={"temperature": 0, "num_predict": 8}).message.content
+    for seed in (1, 2):
+        options = {"temperature": 1.5, "seed": seed, "num_predict": 8, "mirostat": 2, "mirostat_tau": 0.0,
+                   "mirostat_eta": 0.0}  # fmt: skip
+        assert client.chat(model="smol", messages=ASK, options=options).message.content == greedy
     with pytest.raises(ollama.ResponseError, match="think") as refusal:
         client.chat(model="smol", messages=ASK, think=True)
     assert refusal.value.status_code == 400

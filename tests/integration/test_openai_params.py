@@ -106,6 +106,30 @@ def test_llama_cpp_sampling_extensions_are_honoured(http: httpx.Client, route: s
     assert greedy != banned  # the bytes tokens are banned: a different answer
 
 
+@pytest.mark.parametrize("route", [CHAT, TEXT])
+def test_typical_p_and_mirostat_are_honoured(http: httpx.Client, route: str) -> None:
+    """Each narrows the draw so far that the seed no longer matters: typical_p near 0 keeps one token, and
+    Mirostat aiming at almost no surprise keeps the likeliest (the greedy answer). Without them, seeds
+    differ at temperature 1.5."""
+    hot = {"max_tokens": 12, "temperature": 1.5, "ignore_eos": True}
+
+    def text(**fields: Any) -> str:
+        answer = post(http, route, **{**hot, **fields})
+        assert answer.status_code == 200, answer.text
+        choice = answer.json()["choices"][0]
+        return str(choice["message"]["content"] if route == CHAT else choice["text"])
+
+    assert len({text(seed=s) for s in range(4)}) > 1
+    assert len({text(seed=s, typical_p=1e-6) for s in range(4)}) == 1
+    # Mirostat 2.0 keeps only the tokens less surprising than its target: with a target of 0, the likeliest
+    still = {text(seed=s, mirostat=2, mirostat_tau=0.0, mirostat_eta=0.0) for s in range(3)}
+    assert still == {text(temperature=0)}
+    # Mirostat (1) sizes its top-k from the surprise it sees: seeded, it answers the same twice
+    assert text(seed=7, mirostat=1, mirostat_tau=3.0) == text(seed=7, mirostat=1, mirostat_tau=3.0)
+    for field, value in (("mirostat", 3), ("typical_p", 1.5), ("mirostat_eta", -1)):
+        refused(post(http, route, **{field: value}), field)
+
+
 # -- accepted, asking nothing of the answer ----------------------------------------------------------
 
 
@@ -136,8 +160,6 @@ def test_harmless_fields_are_accepted(http: httpx.Client, route: str, fields: di
     (CHAT, "modalities", ["text", "audio"]),
     (CHAT, "store", True),
     (CHAT, "service_tier", "flex"),
-    (CHAT, "typical_p", 0.9),
-    (CHAT, "mirostat", 2),
     (CHAT, "grammar", 'root ::= "a"'),
     (CHAT, "n_probs", 3),
     (CHAT, "cache_prompt", False),
@@ -222,8 +244,8 @@ def test_the_openai_client_works_with_its_own_fields_and_extra_body(url: str) ->
         assert list(streamed)[-1].usage is not None
         with pytest.raises(openai.BadRequestError) as refusal:
             client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "hi"}],
-                                           extra_body={"mirostat": 2})  # fmt: skip
-        assert refusal.value.param == "mirostat"  # type: ignore[attr-defined]
+                                           extra_body={"n_probs": 2})  # fmt: skip
+        assert refusal.value.param == "n_probs"  # type: ignore[attr-defined]
 
 
 # -- flash attention --------------------------------------------------------------------------------------

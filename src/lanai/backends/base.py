@@ -66,7 +66,10 @@ class Sampling:
     Applied in this order: ``logit_bias`` (token id → added to its logit; -100 bans it), the penalties on
     tokens already generated (``repeat_penalty`` divides, ``frequency_penalty`` subtracts per occurrence,
     ``presence_penalty`` once), ``grammar`` (a GBNF grammar whose ``root`` rule every answer must match),
-    then ``top_k``, ``top_p``, ``min_p``, ``temperature`` and the seeded draw."""
+    then ``top_k``, ``typical_p``, ``top_p``, ``min_p``, ``temperature`` and the seeded draw. With
+    ``mirostat`` 1 or 2, ``temperature`` and then Mirostat's own draw (aiming at a surprise of
+    ``mirostat_tau``, learning at ``mirostat_eta``) take the place of top-k, typical, top-p and min-p, as
+    in llama.cpp."""
 
     temperature: float = 1.0
     top_p: float = 1.0
@@ -74,6 +77,12 @@ class Sampling:
     top_k: int = 0
     """0: off."""
     min_p: float = 0.0
+    typical_p: float = 1.0
+    """Locally typical sampling; 1: off."""
+    mirostat: int = 0
+    """0: off; 1: Mirostat; 2: Mirostat 2.0."""
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     repeat_penalty: float = 1.0

@@ -326,17 +326,26 @@ class LlamaCppBackend:
                 self.release(seq)
                 raise BadInput("llama.cpp could not parse the grammar.", hint="check its GBNF syntax.")
             self._grammars[seq] = grammar
+        seed = _DEFAULT_SEED if sampling.seed is None else sampling.seed & 0xFFFFFFFF
+        tau, eta = sampling.mirostat_tau, sampling.mirostat_eta
         if sampling.temperature <= 0:
             add(chain, lib.llama_sampler_init_greedy())
+        elif sampling.mirostat == 1:  # llama.cpp's order: temperature, then Mirostat draws (m = 100)
+            add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+            add(chain, lib.llama_sampler_init_mirostat(self.n_vocab, seed, tau, eta, 100))
+        elif sampling.mirostat == 2:
+            add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+            add(chain, lib.llama_sampler_init_mirostat_v2(seed, tau, eta))
         else:
             if sampling.top_k > 0:
                 add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
+            if sampling.typical_p < 1.0:
+                add(chain, lib.llama_sampler_init_typical(sampling.typical_p, 1))
             if sampling.top_p < 1.0:
                 add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
             if sampling.min_p > 0.0:
                 add(chain, lib.llama_sampler_init_min_p(sampling.min_p, 1))
             add(chain, lib.llama_sampler_init_temp(sampling.temperature))
-            seed = _DEFAULT_SEED if sampling.seed is None else sampling.seed & 0xFFFFFFFF
             add(chain, lib.llama_sampler_init_dist(seed))
 
     def sample(self, seq: int, index: int) -> int:

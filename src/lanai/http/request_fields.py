@@ -107,6 +107,10 @@ _SAMPLING: dict[str, Field] = {
     "top_k": READ,
     "min_p": READ,
     "repeat_penalty": READ,
+    "typical_p": READ,
+    "mirostat": READ,
+    "mirostat_tau": READ,
+    "mirostat_eta": READ,
     "min_tokens": READ,
     "ignore_eos": _read(_is_bool, "true or false"),
     "keep_alive": READ,  # Ollama's: how long the model stays loaded
@@ -123,10 +127,6 @@ _SAMPLING: dict[str, Field] = {
     "cache_prompt": _refused(
         "lanai always reuses cached prompts; leave 'cache_prompt' out or true.", lambda v: v is True
     ),
-    "typical_p": _refused("use top_p or min_p.", lambda v: v == 1 and not isinstance(v, bool)),
-    "mirostat": _refused("use temperature with top_p or min_p.", lambda v: v == 0 and not isinstance(v, bool)),
-    "mirostat_tau": _refused("use temperature with top_p or min_p."),
-    "mirostat_eta": _refused("use temperature with top_p or min_p."),
     "grammar": _refused('send "response_format" with a JSON Schema to POST /v1/chat/completions.'),
     "json_schema": _refused('send "response_format" with a JSON Schema to POST /v1/chat/completions.'),
     "n_probs": _refused("ask for 'logprobs' (and 'top_logprobs' in a chat)."),
@@ -260,12 +260,11 @@ OLLAMA_OPTIONS: Mapping[str, Field] = {
     "repeat_last_n": READ,
     "presence_penalty": READ,
     "frequency_penalty": READ,
-    # they only tune mirostat, which is refused unless 0: with it off they ask nothing
-    "mirostat_tau": _metadata(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-    "mirostat_eta": _metadata(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "typical_p": READ,
+    "mirostat": READ,
+    "mirostat_tau": READ,
+    "mirostat_eta": READ,
     # refused unless the value asks for what lanai does anyway
-    "mirostat": _refused("use temperature with top_p or min_p.", lambda v: v == 0 and not isinstance(v, bool)),
-    "typical_p": _refused("use top_p or min_p.", lambda v: v == 1 and not isinstance(v, bool)),
     "tfs_z": _refused("use top_p or min_p.", lambda v: v == 1 and not isinstance(v, bool)),
     "penalize_newline": _refused("lanai's penalties treat a newline like any token.", lambda v: v is True),
     "num_keep": _refused("lanai does not shift a full context: the answer ends there (done_reason length)."),

@@ -94,13 +94,19 @@ class Options:
     """-1: the whole context."""
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    typical_p: float = 1.0
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
 
     def sampling(self, *, context: int, grammar: str | None) -> Sampling:
         window = context if self.repeat_last_n < 0 else self.repeat_last_n
         return Sampling(
             temperature=self.temperature, top_p=self.top_p, seed=self.seed, top_k=self.top_k, min_p=self.min_p,
-            presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
-            repeat_penalty=self.repeat_penalty or 1.0, penalty_last_n=window, grammar=grammar,
+            typical_p=self.typical_p, mirostat=self.mirostat, mirostat_tau=self.mirostat_tau,
+            mirostat_eta=self.mirostat_eta, presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty, repeat_penalty=self.repeat_penalty or 1.0,
+            penalty_last_n=window, grammar=grammar,
         )  # fmt: skip
 
 
@@ -146,7 +152,18 @@ def parse_options(options: Mapping[str, Any] | None) -> Options:
         repeat_last_n=_or(last_n, default.repeat_last_n),
         presence_penalty=_number(options, "presence_penalty", 0.0, -2.0, 2.0),
         frequency_penalty=_number(options, "frequency_penalty", 0.0, -2.0, 2.0),
+        typical_p=_number(options, "typical_p", default.typical_p, 0.0, 1.0),
+        mirostat=_or(_mirostat(options), default.mirostat),
+        mirostat_tau=_number(options, "mirostat_tau", default.mirostat_tau, 0.0, 100.0),
+        mirostat_eta=_number(options, "mirostat_eta", default.mirostat_eta, 0.0, 1.0),
     )  # fmt: skip
+
+
+def _mirostat(options: Mapping[str, Any]) -> int | None:
+    value = options.get("mirostat")
+    if value is not None and (isinstance(value, bool) or value not in (0, 1, 2)):
+        raise _invalid(f"'options.mirostat' must be 0 (off), 1 or 2 (Mirostat 2.0), not {value!r}.")
+    return None if value is None else int(value)
 
 
 def _or(value: int | None, default: int) -> int:
@@ -542,8 +559,9 @@ class _OllamaGenerating(Wire):
     stream: bool = doc("Answer as NDJSON lines (the default), or one object with false.", default=True,
                        omit_none=True)  # fmt: skip
     options: dict[str, Any] | None = doc(
-        "temperature, top_p, top_k, min_p, seed, num_predict, stop, num_ctx (up to the model's), repeat_penalty, "
-        "repeat_last_n, presence_penalty, frequency_penalty; others are refused by name.",
+        "temperature, top_p, top_k, min_p, typical_p, seed, num_predict, stop, num_ctx (up to the model's), "
+        "repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, mirostat, mirostat_tau, mirostat_eta; "
+        "others are refused by name.",
         default=None, omit_none=True,
     )  # fmt: skip
     format: str | dict[str, Any] | None = doc('"json", or a JSON Schema the answer must match.', default=None,

@@ -165,6 +165,17 @@ class Sampling(Wire):
                             omit_none=True, minimum=0)  # fmt: skip
     min_p: float | None = doc("Drop tokens less likely than min_p × the likeliest's (llama.cpp's extension).",
                               default=None, omit_none=True, minimum=0, maximum=1)  # fmt: skip
+    typical_p: float | None = doc("Locally typical sampling (llama.cpp's extension; 1: off).", default=None,
+                                  omit_none=True, minimum=0, maximum=1)  # fmt: skip
+    mirostat: int | None = doc(
+        "Mirostat sampling instead of top_k, typical_p, top_p and min_p: 1 or 2 (Mirostat 2.0); 0: off "
+        "(llama.cpp's extension).",
+        default=None, omit_none=True, minimum=0, maximum=2,
+    )  # fmt: skip
+    mirostat_tau: float | None = doc("Mirostat's target surprise (default 5).", default=None, omit_none=True,
+                                     minimum=0, maximum=100)  # fmt: skip
+    mirostat_eta: float | None = doc("Mirostat's learning rate (default 0.1).", default=None, omit_none=True,
+                                     minimum=0, maximum=1)  # fmt: skip
     presence_penalty: float | None = doc(
         "Subtracted once from every token already generated.", default=None, omit_none=True, minimum=-2, maximum=2
     )
