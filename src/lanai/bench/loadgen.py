@@ -79,7 +79,7 @@ class _Run:
         if now > self.end_ns:  # answered only after the end: unanswered when it came
             self.unfinished.append(self.end_ns - sent_ns)
             return
-        if now < self.measure_ns or (self.budget is not None and sent_ns < self.measure_ns):
+        if not self._measured(sent_ns, now):
             return
         if 200 <= status < 300:
             self.latencies.append(now - sent_ns)
@@ -89,12 +89,17 @@ class _Run:
 
     def fail(self, sent_ns: int, kind: str) -> None:
         now = perf_counter_ns()
-        if self.done or now < self.measure_ns or now > self.end_ns:
-            return
-        if self.budget is not None and sent_ns < self.measure_ns:
+        if self.done or not self._measured(sent_ns, now):
             return
         self.errors[kind] += 1
         self._count(now)
+
+    def _measured(self, sent_ns: int, now: int) -> bool:
+        """Whether an outcome at ``now`` of the request sent at ``sent_ns`` is measured: it came inside the
+        window, and in requests mode the request was sent inside it too."""
+        if not self.measure_ns <= now <= self.end_ns:
+            return False
+        return self.budget is None or sent_ns >= self.measure_ns
 
     def _count(self, now: int) -> None:
         self.completed += 1

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from lanai.store._fs import replace_atomic
 
@@ -42,16 +43,17 @@ class Lifecycle:
             log.warning("the previous run (pid %s, started %s) did not end cleanly: it crashed or was killed",
                         previous.get("pid"), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)))  # fmt: skip
         self.unclean = [t for t in self.unclean if t > self.started - _KEEP_S]
-        self._write({"running": True, "started": self.started, "pid": os.getpid(), "unclean": self.unclean})
+        self._write(self._mark(running=True))
 
     def listening(self, url: str) -> None:
         """Note where this run answers on this machine (``lanai models activate`` finds it there)."""
-        self._write({"running": True, "started": self.started, "pid": os.getpid(), "unclean": self.unclean,
-                     "url": url})  # fmt: skip
+        self._write(self._mark(running=True, url=url))
 
     def end(self) -> None:
-        self._write({"running": False, "started": self.started, "pid": os.getpid(), "unclean": self.unclean,
-                     "ended": time.time()})  # fmt: skip
+        self._write(self._mark(running=False, ended=time.time()))
+
+    def _mark(self, **state: Any) -> dict[str, Any]:
+        return {**state, "started": self.started, "pid": os.getpid(), "unclean": self.unclean}
 
     def recent(self, window_s: float) -> int:
         """Unclean exits whose runs began within the last ``window_s`` seconds."""
