@@ -6,18 +6,21 @@ lifecycle belong to ``lanai.serve``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
 import socket
 import ssl
 from collections.abc import Iterator
+from typing import Any, cast
 
 import uvicorn
 
 from lanai.config import Settings
 from lanai.dataplane import DataPlane
 from lanai.errors import ConfigError
+from lanai.http.accept import Acceptor
 from lanai.http.app import create_app
 from lanai.http.protocol import ConnectionLimits, protocol_with
 from lanai.security.guard import Guard
@@ -51,6 +54,19 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield  # lanai.serve handles the signals and tells every door to stop
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start, with lanai's ``Acceptor`` on each socket in place of ``loop.create_server``
+        (which, on uvloop, accepts one connection per loop turn)."""
+        await super().startup(sockets=[])
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:
+            make: Any = config.http_protocol_class
+            state = self.lifespan.state
+            return cast(asyncio.Protocol, make(config=config, server_state=self.server_state, app_state=state))
+
+        self.servers = [Acceptor(sock, protocol, config.ssl) for sock in sockets or []]  # type: ignore[misc]  # uvicorn only closes them
 
 
 class HttpDoor:
