@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -134,3 +136,53 @@ def test_a_closed_acceptor_takes_no_more_connections(runner) -> None:  # type: i
         return len(Counting.made)
 
     assert runner(main()) == 0
+
+
+_OUT_OF_FILES_SERVER = """
+import asyncio, logging, resource, socket, sys
+import uvloop
+from lanai.http.accept import Acceptor
+
+logging.basicConfig(level=logging.WARNING)
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+async def main():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    server = Acceptor(sock, Echo)
+    print(sock.getsockname()[1], flush=True)
+    await asyncio.sleep(60)
+
+uvloop.run(main())
+"""
+
+
+def test_out_of_file_descriptors_pauses_accepting_with_a_hint_and_recovers() -> None:
+    pipe = subprocess.PIPE
+    child = subprocess.Popen([sys.executable, "-c", _OUT_OF_FILES_SERVER], stdout=pipe, stderr=pipe)
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]  # more than 48 descriptors
+        time.sleep(1.5)
+        for client in clients:
+            client.close()
+        time.sleep(1.5)  # accepting resumes after a second's pause; the backlog is taken
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as late:
+            late.sendall(b"still here")
+            assert late.recv(100) == b"still here"
+        assert child.poll() is None
+    finally:
+        child.kill()
+        _, err = child.communicate()
+    assert b"cannot accept connections: Too many open files. Hint: raise the open-files limit" in err, err[-2000:]
