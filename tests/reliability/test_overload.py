@@ -17,7 +17,9 @@ Then an open loop: 0.5·X for 5 s, 10·X for 10 s, 0.5·X for 12 s. Asserted:
   running batches, served at G a second (Q + B·I requests × 1/G s each); the factor 3 covers the wait
   before the queue (the event loop reads and parses ten times X requests a second), G being an average
   over the overload while the worst seconds set the p99, and the jitter of a shared 2-core machine.
-  Measured: p99 1.25 × (Q + B·I)/G on a quiet machine, 2.25 × in one CI run. A queue without bound would
+  Measured: p99 1.25 × (Q + B·I)/G on a quiet machine, 2.25 × in one CI run, 1.5–1.6 × in four runs since
+  lanai accepts every waiting connection at once (lanai.http.accept; before, connections left in the
+  kernel's accept queue for up to 10 s gave 3.4–3.9 ×). A queue without bound would
   let it grow with the overload's length: requests arriving at 10·X and served at G would wait tens of
   seconds by its end;
 - after the overload, the p99 of the admitted requests started from n s after it on is within 2× of the
