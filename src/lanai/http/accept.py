@@ -44,7 +44,7 @@ class Acceptor:
         self._ssl = ssl_context
         self._per_turn = per_turn
         self._loop = asyncio.get_running_loop()
-        self._handshakes: set[asyncio.Task] = set()
+        self._starting: set[asyncio.Task] = set()
         self._closed = False
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._accept)
@@ -59,11 +59,11 @@ class Acceptor:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except ConnectionAbortedError:  # the client gave up while waiting in the queue
-                continue
             except OSError as exc:
                 if exc.errno not in _OUT_OF_FILES:
-                    raise
+                    # that connection's own error (its client gave up, its network went away): skip it
+                    log.debug("a connection failed as it was accepted: %s", exc)
+                    continue
                 log.warning(
                     "cannot accept connections: %s. Hint: raise the open-files limit (ulimit -n, systemd "
                     "LimitNOFILE=) or lower max_connections. Retrying in %g s.", exc.strerror, _RETRY_S,
@@ -77,8 +77,8 @@ class Acceptor:
         conn.setblocking(False)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         task = self._loop.create_task(self._connect(conn))  # kept: a task nobody holds may be collected
-        self._handshakes.add(task)
-        task.add_done_callback(self._handshakes.discard)
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     async def _connect(self, conn: socket.socket) -> None:
         try:
@@ -97,9 +97,9 @@ class Acceptor:
             return
         self._closed = True
         self._loop.remove_reader(self.sock.fileno())
-        for task in self._handshakes:
+        for task in self._starting:
             task.cancel()
 
     async def wait_closed(self) -> None:
-        if self._handshakes:
-            await asyncio.gather(*self._handshakes, return_exceptions=True)
+        if self._starting:
+            await asyncio.gather(*self._starting, return_exceptions=True)

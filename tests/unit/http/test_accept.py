@@ -110,7 +110,7 @@ def test_accepted_connections_speak_and_tls_is_handshaken(tmp_path: Path) -> Non
             writer.write(b"GET / HTTP/1.1\r\n\r\n")
             dropped = await asyncio.wait_for(reader.read(), 10)
             writer.close()
-            return plain_echo, tls_echo, dropped, len(tls._handshakes)
+            return plain_echo, tls_echo, dropped, len(tls._starting)
         finally:
             for server, sock in ((plain, plain_sock), (tls, tls_sock)):
                 server.close()
