@@ -27,7 +27,7 @@ import json
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -121,6 +121,8 @@ class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._arm(self.limits.body_timeout)
+        if self.cycle is not None:  # None when the request was refused on the spot
+            self.cycle.transport = cast(asyncio.Transport, _HeadWithBody(self.transport, self.loop))
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -143,6 +145,47 @@ class _LimitedProtocol(HttpToolsProtocol):  # type: ignore[misc]
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _HeadWithBody:
+    """The connection as one answer's cycle sees it: the cycle's first write (its status line and headers)
+    waits for its next (the body), and both go out in one write. uvicorn writes them apart: two send(2)
+    calls, two TCP segments, and the client woken twice for every answer. A head whose body is slow to
+    come (a stream) goes out on the loop's next turn on its own."""
+
+    __slots__ = ("_transport", "_loop", "_head", "_started")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif not self._started:
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _peer_certificate(transport: asyncio.Transport) -> tuple[PeerCertificate | None, dict[str, Any] | None]:
