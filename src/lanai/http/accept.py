@@ -32,6 +32,8 @@ _RETRY_S = 1.0
 
 
 class Acceptor:
+    """Accepts connections on ``sock`` (listening already) and serves each with ``protocol_factory``."""
+
     def __init__(
         self,
         sock: socket.socket,
