@@ -158,6 +158,16 @@ class Batcher:
         """Nothing is waiting or running, and the last batch did not find the model under load."""
         return not self._queue and not self._running and not self._under_load
 
+    def check_room(self) -> None:
+        """Overloaded if the queue is full now: what ``submit`` would answer. A door may ask before it
+        reads a request's body, so that refusing costs no more than the headers."""
+        if len(self._queue) >= self._queue_cap:
+            throttled = " (fewer while the box is hot)" if self._queue_cap < self._config.max_queue_size else ""
+            raise Overloaded(
+                f"the model's queue is full ({self._queue_cap} requests waiting{throttled}).",
+                hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
+            )
+
     async def submit(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Timing]:
         """Run ``inputs`` (batch axis first) in some batch; return this request's rows of the outputs."""
         rows = next(iter(inputs.values())).shape[0] if inputs else 1
@@ -196,12 +206,7 @@ class Batcher:
     ) -> tuple[dict[str, np.ndarray], Timing]:
         if self._closing:
             raise NotReady("the model is being unloaded.", hint="retry; another version may be loading.")
-        if len(self._queue) >= self._queue_cap:
-            throttled = " (fewer while the box is hot)" if self._queue_cap < self._config.max_queue_size else ""
-            raise Overloaded(
-                f"the model's queue is full ({self._queue_cap} requests waiting{throttled}).",
-                hint="retry after a short wait, or raise max_queue_size if the box can keep up.",
-            )
+        self.check_room()
         loop = asyncio.get_running_loop()
         item = _Item(inputs, rows, key, loop.create_future(), time.perf_counter_ns(), prepare, finish, collate)
         self._queue.append(item)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -60,6 +65,51 @@ def test_full_queue_answers_503_with_retry_after(
             'lanai_requests_total{endpoint="/v1/models/{model}/classify",model="efficientnet-lite0",status="503"}'
             in metrics
         )
+
+
+def test_a_full_queue_refuses_before_the_body_is_sent(own_store: Store, photos: dict[str, bytes]) -> None:
+    """A client that asks `Expect: 100-continue` (.NET's HttpWebRequest and curl do, for larger uploads)
+    hears 503 instead of "100 Continue" while the queue is full, and never uploads its photo."""
+    manifest = own_store.manifest("efficientnet-lite0")
+    own_store.add(
+        own_store.file_path(manifest, "model"), name="efficientnet-lite0", task="classify",
+        labels=own_store.file_path(manifest, "labels"), preprocess=manifest.preprocess,
+        batching=BatchingConfig(max_batch_size=1, max_queue_delay_us=0, max_queue_size=1, instances=1),
+        inspect=inspector("onnx"), activate=True,
+    )  # fmt: skip
+    settings = Settings(home=own_store.root, intra_op_threads=1)
+    plane = DataPlane(own_store, settings)
+    with ServerThread(plane, settings) as url:
+        batcher = plane.models["efficientnet-lite0"].batcher
+        gate = threading.Event()  # holds the model's runs (the real model runs once it opens)
+        run, run_alone = batcher._run, batcher._run_alone
+        batcher._run = lambda inputs: (gate.wait(30), run(inputs))[1]
+        batcher._run_alone = lambda inputs: (gate.wait(30), run_alone(inputs))[1]
+
+        def classify() -> int:
+            files = {"file": ("c.jpg", photos["chelsea"])}
+            return httpx.post(url + "/v1/models/efficientnet-lite0/classify", files=files, timeout=60).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            running = pool.submit(classify)  # held in the model
+            while batcher.in_flight < 1:
+                time.sleep(0.01)
+            waiting = pool.submit(classify)  # the queue's one place
+            while batcher.queue_depth < 1:
+                time.sleep(0.01)
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as probe:
+                probe.sendall(
+                    b"POST /v1/models/efficientnet-lite0/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                    + f"Content-Length: {len(photos['chelsea'])}\r\nExpect: 100-continue\r\n\r\n".encode()
+                )
+                answer = probe.recv(65536)
+            gate.set()
+            assert (running.result(), waiting.result()) == (200, 200)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503"), answer
+    assert b"\r\nretry-after: " in head.lower(), head
+    assert "queue is full" in json.loads(body)["error"], body
 
 
 def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, model_files: dict[str, Path]) -> None:

@@ -400,6 +400,20 @@ class DataPlane:
             )
         return model
 
+    def check_room(self, name: str, version: str | None = None) -> None:
+        """``get``'s errors, then Overloaded (counted as the model's failure, as a refusal from the queue
+        is) if its queue is full now: a door asks before it reads a request's body, so that a box turning
+        most requests away does not read and parse each of them first. The queue itself still decides.
+        A task answered from the embedding cache may not need the queue, so it is not refused here."""
+        model = self.get(name, version)
+        if not isinstance(model, TensorModel) or (self.cache is not None and getattr(model.task, "cacheable", False)):
+            return
+        try:
+            model.batcher.check_room()
+        except Overloaded as exc:
+            self._record_error(model, time.perf_counter(), exc)
+            raise
+
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         return _metadata(self.get(name, version))
 

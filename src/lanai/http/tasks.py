@@ -23,10 +23,10 @@ __all__ = ["routes"]
 
 async def _run(request: Request, task: Task, name: str, version: str | None) -> Response:
     plane: DataPlane = request.app.state.plane
-    # the parameters and the model are checked before the body is read
+    # the parameters, the model and its queue's room are checked before the body is read
     params = parse_params(task.params, request.query_params, task=task.name)
     allow_model(request, name)
-    plane.get(name, version)
+    plane.check_room(name, version)
     request.scope["lanai.model"] = name
     data = await _input(request, task, plane.settings.max_body_bytes)
     result = await plane.run_task(name, task.name, data, params, version)
