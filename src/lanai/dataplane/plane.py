@@ -406,7 +406,7 @@ class DataPlane:
         most requests away does not read and parse each of them first. The queue itself still decides.
         A task answered from the embedding cache may not need the queue, so it is not refused here."""
         model = self.get(name, version)
-        if not isinstance(model, TensorModel) or (self.cache is not None and getattr(model.task, "cacheable", False)):
+        if not isinstance(model, TensorModel) or self._cache_for(model) is not None:
             return
         try:
             model.batcher.check_room()
@@ -552,25 +552,30 @@ class DataPlane:
         if is_failure(error):
             self._record(model, started_s, ok=False)
 
+    def _cache_for(self, model: TensorModel) -> EmbeddingCache | None:
+        """The embedding cache, if answers of ``model``'s task may come from it."""
+        return self.cache if getattr(model.task, "cacheable", False) else None
+
     async def _rows(
         self, model: TensorModel, task: str, job: Job, data: Any, params: Wire, started: int
     ) -> tuple[dict[str, np.ndarray], RunTiming]:
         """The request's rows: from the embedding cache when its task is cacheable and the cache holds
         them (then its batcher never sees it: all timings are 0), else from a batch."""
         key = None
-        if self.cache is not None and getattr(model.task, "cacheable", False) and isinstance(data, (str, bytes)):
+        cache = self._cache_for(model)
+        if cache is not None and isinstance(data, (str, bytes)):
             key = CacheKey(model.name, model.version, task, params, content_digest(data))
-            cached = self.cache.get(key)
-            if cached is None and self.cache.folder is not None:
-                cached = await asyncio.to_thread(self.cache.read, key)
-            self.cache.count(key, cached is not None)
+            cached = cache.get(key)
+            if cached is None and cache.folder is not None:
+                cached = await asyncio.to_thread(cache.read, key)
+            cache.count(key, cached is not None)
             if cached is not None:
                 return cached, RunTiming(started, 0, 0, 0, 0)
         rows, timing = await self._submit(model, job, started)
-        if key is not None and self.cache is not None:
-            self.cache.put(key, rows)
-            if self.cache.folder is not None:  # written behind the answer
-                write = asyncio.get_running_loop().run_in_executor(None, self.cache.write, key, rows)
+        if key is not None and cache is not None:
+            cache.put(key, rows)
+            if cache.folder is not None:  # written behind the answer
+                write = asyncio.get_running_loop().run_in_executor(None, cache.write, key, rows)
                 self._pending_writes.add(write)
                 write.add_done_callback(self._pending_writes.discard)
         return rows, timing

@@ -51,10 +51,6 @@ class Acceptor:
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._accept)
 
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        return (self.sock,)
-
     def _accept(self) -> None:
         for _ in range(self._per_turn):
             try:
