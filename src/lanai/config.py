@@ -242,6 +242,10 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+_OTHER_TABLES = ("models", "follow")
+"""lanai.toml's tables that are not settings: read by ``dataplane.residency`` and ``fleet.follow``."""
+
+
 def _from_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -249,7 +253,9 @@ def _from_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
-    return data.get("server", data)  # type: ignore[no-any-return]
+    if "server" in data:
+        return data["server"]  # type: ignore[no-any-return]
+    return {key: value for key, value in data.items() if key not in _OTHER_TABLES}  # settings at the top level
 
 
 def load_settings(

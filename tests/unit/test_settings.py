@@ -47,3 +47,20 @@ def test_the_stores_lanai_toml_is_read_when_only_the_environment_names_the_store
     (tmp_path / "lanai.toml").write_text('[server]\nload_models = "demand"\n', encoding="utf-8")
     settings = load_settings(cli={"home": None, "port": None}, environ={"LANAI_HOME": str(tmp_path)})
     assert settings.config_file == tmp_path / "lanai.toml" and settings.load_models == "demand"
+
+
+def test_settings_at_the_top_level_sit_beside_the_models_and_follow_tables(tmp_path: Path) -> None:
+    """Without a [server] table the file's top-level keys are settings; [models.NAME] and [[follow]] are
+    read by their own readers, not refused as unknown settings."""
+    config = tmp_path / "lanai.toml"
+    config.write_text(
+        'keep_alive = "2m"\n\n[models.vision]\nload = "demand"\n\n'
+        '[[follow]]\nmodel = "vision"\nreference = "registry.lan/vision:stable"\n',
+        encoding="utf-8",
+    )
+    assert load_settings(config, environ={}).keep_alive == "2m"
+    config.write_text('[models.vision]\nload = "demand"\n', encoding="utf-8")
+    assert load_settings(config, environ={}).keep_alive == Settings().keep_alive
+    config.write_text('keep_alives = "2m"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown setting 'keep_alives'"):
+        load_settings(config, environ={})
