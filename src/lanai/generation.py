@@ -172,12 +172,21 @@ class Engine:
         """Per free sequence, the tokens (prompt, then answer) its cache still holds."""
         self._wake = threading.Condition()
         self._closing = False
+        self._starting = 0
+        """Requests taken off the queue and not yet running (counted first, so :attr:`busy` never misses one)."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     @property
     def active(self) -> int:
         return len(self._active)
+
+    @property
+    def busy(self) -> bool:
+        """Whether any request is queued, being started, or running. Read without the lock: a request moves
+        queue → starting → running, and each step is counted before the last one forgets it, so reading the
+        three in that order cannot miss it."""
+        return bool(self._waiting) or self._starting > 0 or bool(self._active)
 
     @property
     def slots(self) -> int:
@@ -311,15 +320,19 @@ class Engine:
 
     def _admit(self) -> None:
         while self._waiting and self._free:
-            slot = self._waiting.popleft()
-            if slot.generation.cancelled:
-                self._orphan(slot)
-                continue
-            slot.seq, reuse = self._pick_sequence(slot.request.prompt)
-            if self.prompt_cache is not None:
-                reuse = self._from_prompt_cache(slot.seq, slot.request.prompt, reuse)
-            if not self._begin(slot, reuse):
-                self._orphan(slot)
+            self._starting += 1
+            try:
+                slot = self._waiting.popleft()
+                if slot.generation.cancelled:
+                    self._orphan(slot)
+                    continue
+                slot.seq, reuse = self._pick_sequence(slot.request.prompt)
+                if self.prompt_cache is not None:
+                    reuse = self._from_prompt_cache(slot.seq, slot.request.prompt, reuse)
+                if not self._begin(slot, reuse):
+                    self._orphan(slot)
+            finally:
+                self._starting -= 1
 
     def _from_prompt_cache(self, seq: int, prompt: Sequence[int], reuse: int) -> int:
         """Before ``seq``'s cache is overwritten, save it if it is long and most of it would be lost; then,

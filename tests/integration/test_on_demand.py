@@ -5,6 +5,7 @@ are loaded. Real models: SmolLM2 (twice, as two models) and the tiny classifier.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ import pytest
 from lanai.bundled import inspector
 from lanai.config import Settings, load_settings
 from lanai.dataplane import DataPlane
-from lanai.errors import ConfigError
 from lanai.dataplane.residency import parse_duration, read_policies
+from lanai.errors import ConfigError
 from lanai.store import Store
 
 from support import TINY_PREPROCESS, ServerThread, encode, photo, smollm2_path, write_tiny_classifier
@@ -36,8 +37,13 @@ def home(tmp_path: Path) -> Path:
     for name in ("smol-a", "smol-b"):
         store.add(smol, name=name, task="chat", backend="llamacpp", backend_options={"n_ctx": 512, "parallel": 1},
                   inspect=inspector("llamacpp"))  # fmt: skip
-    store.add(write_tiny_classifier(tmp_path / "tiny.onnx"), name="vision", task="classify", inspect=inspector("onnx"),
-              preprocess=TINY_PREPROCESS)
+    store.add(
+        write_tiny_classifier(tmp_path / "tiny.onnx"),
+        name="vision",
+        task="classify",
+        inspect=inspector("onnx"),
+        preprocess=TINY_PREPROCESS,
+    )
     (store.root / "lanai.toml").write_text(
         '[server]\nmax_loaded_models = 2\nkeep_alive = "1h"\n\n'
         '[models.smol-a]\nload = "demand"\n\n[models.smol-b]\nload = "demand"\nkeep_alive = "2s"\n',
@@ -102,6 +108,60 @@ def test_a_request_keep_alive_of_zero_unloads_after_the_answer(served: tuple[str
         time.sleep(0.1)
     bad = chat(url, "smol-a", keep_alive="soon")
     assert bad.status_code == 400 and "not a duration" in bad.json()["error"]["message"]
+
+
+@pytest.fixture()
+def fleeting(tmp_path: Path) -> tuple[DataPlane, Settings]:
+    """A store whose one model, the tiny classifier, loads on demand and has keep_alive 0."""
+    store = Store(tmp_path / "store")
+    store.add(write_tiny_classifier(tmp_path / "tiny.onnx"), name="vision", task="classify", inspect=inspector("onnx"),
+              preprocess=TINY_PREPROCESS)  # fmt: skip
+    (store.root / "lanai.toml").write_text('[models.vision]\nload = "demand"\nkeep_alive = 0\n', encoding="utf-8")
+    settings = load_settings(environ={"LANAI_HOME": str(store.root), "LANAI_GRPC": "false", "LANAI_DISCOVERY": "false"})
+    return DataPlane(Store(store.root), settings), settings
+
+
+def test_a_model_with_keep_alive_zero_answers_every_request_then_leaves(fleeting: tuple[DataPlane, Settings]) -> None:
+    """keep_alive 0 unloads a model once its requests are done: each request to the task endpoint loads it
+    (the early queue check lets a model that is not loaded yet through), is answered, and it leaves."""
+    plane, settings = fleeting
+    photo_file = {"file": ("p.jpg", encode(photo("chelsea")))}
+    with ServerThread(plane, settings) as url:
+        for _ in range(5):
+            answer = httpx.post(f"{url}/v1/models/vision/classify", files=photo_file, timeout=60)
+            assert answer.status_code == 200, answer.text
+            deadline = time.monotonic() + 10
+            while "vision" in plane.models:
+                assert time.monotonic() < deadline, "a model with keep_alive 0 stayed loaded"
+                time.sleep(0.05)
+        unloads = httpx.get(f"{url}/metrics").text
+        assert 'lanai_demand_unloads_total{model="vision",reason="idle"} 5.0' in unloads
+
+
+def test_a_held_model_is_not_unloaded_however_short_its_keep_alive(fleeting: tuple[DataPlane, Settings]) -> None:
+    """A request holds its model from before the load until its work is queued (Residency.hold): the idle
+    check, woken by the load itself, must not unload it in between."""
+    plane, _ = fleeting
+
+    async def main() -> tuple[bool, bool]:
+        await plane.start()
+        try:
+            plane.residency.hold("vision")
+            await plane.ensure("vision")
+            await asyncio.sleep(0.5)  # several turns of the idle check
+            kept = "vision" in plane.models
+            plane.residency.release("vision")
+            for _ in range(100):
+                if "vision" not in plane.models:
+                    break
+                await asyncio.sleep(0.02)
+            return kept, "vision" not in plane.models
+        finally:
+            await plane.shutdown()
+
+    kept, left = asyncio.run(main())
+    assert kept, "the model was unloaded while a request held it"
+    assert left, "released with keep_alive 0, the model should leave at once"
 
 
 def test_a_model_that_loads_at_start_is_never_evicted(home: Path) -> None:

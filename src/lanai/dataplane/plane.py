@@ -404,7 +404,10 @@ class DataPlane:
         """``get``'s errors, then Overloaded (counted as the model's failure, as a refusal from the queue
         is) if its queue is full now: a door asks before it reads a request's body, so that a box turning
         most requests away does not read and parse each of them first. The queue itself still decides.
-        A task answered from the embedding cache may not need the queue, so it is not refused here."""
+        A task answered from the embedding cache may not need the queue, so it is not refused here; nor is a
+        model that loads on demand and is not loaded yet (the request loads it, :meth:`run_task`)."""
+        if name not in self.models and self.residency.on_demand(name) and not self.draining:
+            return
         model = self.get(name, version)
         if not isinstance(model, TensorModel) or self._cache_for(model) is not None:
             return
@@ -479,15 +482,19 @@ class DataPlane:
     async def infer(self, name: str, request: InferRequest, version: str | None = None) -> InferResponse:
         """Run a request of named tensors through the model's batcher."""
         self._admit()
-        await self.ensure(name)
-        model = self.tensor_model(name, version)
-        validate(model.info, request)
-        started = time.perf_counter()
+        self.residency.hold(name)
         try:
-            outputs, _ = await model.batcher.submit(request.inputs)
-        except Exception as exc:
-            self._record_error(model, started, exc)
-            raise
+            await self.ensure(name)
+            model = self.tensor_model(name, version)
+            validate(model.info, request)
+            started = time.perf_counter()
+            try:
+                outputs, _ = await model.batcher.submit(request.inputs)
+            except Exception as exc:
+                self._record_error(model, started, exc)
+                raise
+        finally:
+            self.residency.release(name)
         self._record(model, started)
         if request.outputs:
             outputs = {k: outputs[k] for k in request.outputs}
@@ -505,13 +512,17 @@ class DataPlane:
         task's parameters, or a mapping of them, strings allowed); returns the task's result."""
         started = time.perf_counter_ns()
         self._admit()
-        await self.ensure(name)
-        model = self.get(name, version)
+        self.residency.hold(name)
         try:
-            answer = await self.run_task_on(model, task, data, params, started)
-        except Exception as exc:
-            self._record_error(model, started / 1e9, exc)
-            raise
+            await self.ensure(name)
+            model = self.get(name, version)
+            try:
+                answer = await self.run_task_on(model, task, data, params, started)
+            except Exception as exc:
+                self._record_error(model, started / 1e9, exc)
+                raise
+        finally:
+            self.residency.release(name)
         self._record(model, started / 1e9)
         return answer
 
@@ -669,14 +680,18 @@ class DataPlane:
         batches, all of a call's inputs at once, each answered from the embedding cache if it can be.
         ``dimensions`` keeps each vector's first so many values, scaled back to length 1 (as OpenAI's
         ``dimensions`` does: meaningful for models trained so, e.g. Matryoshka embeddings)."""
-        await self.ensure(name)
-        model, started = self.models.get(name), time.perf_counter()
+        self.residency.hold(name)
         try:
-            vectors, tokens = await self._embed(name, texts)
-        except Exception as exc:
-            if model is not None:
-                self._record_error(model, started, exc)
-            raise
+            await self.ensure(name)
+            model, started = self.models.get(name), time.perf_counter()
+            try:
+                vectors, tokens = await self._embed(name, texts)
+            except Exception as exc:
+                if model is not None:
+                    self._record_error(model, started, exc)
+                raise
+        finally:
+            self.residency.release(name)
         if model is not None:
             self._record(model, started)
         if dimensions is None:

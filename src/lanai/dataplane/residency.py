@@ -11,7 +11,10 @@ and for the whole box ``load_models`` (the default policy), ``keep_alive`` (the 
 demand models), ``max_loaded_models`` and ``memory_budget_mb``. A request may also carry ``keep_alive``
 (Ollama's API does): it sets that model's idle time from then on; 0 unloads it once its requests are done.
 
-Requests for a demand model that is not loaded wait for its load (one load, however many wait; bounded by
+A request holds its model from before its load until its work is handed to the model
+(:meth:`Residency.hold`; from then on the model's queue or generation engine counts it): an idle model is
+never unloaded under a request, however short its keep_alive. Requests for a demand model that is not
+loaded wait for its load (one load, however many wait; bounded by
 ``load_timeout_s``); requests for other models go on meanwhile. Before a load, least recently used demand
 models with no request in flight are unloaded until the newcomer fits under ``max_loaded_models`` and
 ``memory_budget_mb``; models that load at start are never evicted. A model's memory is what the process's
@@ -112,6 +115,8 @@ class Residency:
         """Idle time per demand model, as set by its policy or its latest request."""
         self.footprint: dict[str, int] = {}
         """Bytes each model took when it last loaded."""
+        self._held: dict[str, int] = {}
+        """Per model, the requests between their start and their hand-off to the model (see :meth:`hold`)."""
         self._loads: dict[str, asyncio.Task[Any]] = {}
         self._failed_at: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -167,13 +172,30 @@ class Residency:
             if keep_alive == 0:
                 self.wake()
 
+    def hold(self, name: str) -> None:
+        """A request will use ``name``: until :meth:`release`, the model is busy (not unloaded, not evicted).
+        Taken before the request waits for the load, released once the model's queue or engine has its work."""
+        self._held[name] = self._held.get(name, 0) + 1
+
+    def release(self, name: str) -> None:
+        left = self._held.get(name, 0) - 1
+        if left > 0:
+            self._held[name] = left
+            return
+        self._held.pop(name, None)
+        self.last_used[name] = time.monotonic()
+        if self.keep_alive.get(name) == 0:
+            self.wake()
+
     def busy(self, name: str) -> bool:
-        """Whether ``name`` has requests queued or being answered."""
+        """Whether ``name`` is held by a request, or has requests queued or being answered."""
+        if self._held.get(name):
+            return True
         model = self.plane.models.get(name)
         if model is None:
             return False
         engine = getattr(model, "engine", None)
-        return model.queue_depth > 0 or (engine is not None and engine.active > 0)
+        return model.queue_depth > 0 or (engine is not None and engine.busy)
 
     # -- loading and making room -------------------------------------------------------------------
 

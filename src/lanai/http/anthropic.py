@@ -24,6 +24,7 @@ from lanai.errors import BadInput, LanaiError
 from lanai.http.auth import allow_model
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, retry_headers, status_of
+from lanai.http.held import load_and_hold, release_held
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import check_fields
 from lanai.http.whole import collect_one
@@ -77,6 +78,8 @@ def _anthropic_errors(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except LanaiError as exc:
             return anthropic_error(status_of(exc), describe(exc), retry_headers(exc))
+        finally:
+            release_held(request)
 
     return wrapped
 
@@ -113,7 +116,7 @@ async def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> st
         raise _invalid("'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
     request.scope["lanai.model"] = name
     allow_model(request, name)
-    await plane.ensure(name)  # a model that loads on demand: now
+    await load_and_hold(request, plane, name)  # held until the handler returns; loaded if on demand
     plane.get(name)  # 404 for an unknown model
     return name
 

@@ -32,6 +32,7 @@ from lanai.errors import BadInput, LanaiError, ModelNotFound, StoreError, Versio
 from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, error_response, kind_of, retry_headers, status_of
+from lanai.http.held import load_and_hold, release_held
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import check_fields, check_options
 from lanai.http.whole import collect_one
@@ -98,6 +99,8 @@ def _ollama_errors(endpoint: Endpoint) -> Endpoint:
                 route = _ROUTES_FOR.get(exc.task, f"POST /v1/models/{exc.model}/{exc.task}")
                 message = f"{exc.message} Hint: send its requests to {route}."
             return error_response(status_of(exc), message, retry_headers(exc), kind_of(exc))
+        finally:
+            release_held(request)
 
     return wrapped
 
@@ -131,7 +134,7 @@ async def _model(
         if not any(s.name == ref.name and s.task in _TEXT_TASKS for s in plane.store.list()):
             raise _not_found(ref, plane)
         return ref, 0.0
-    await plane.ensure(ref.name)
+    await load_and_hold(request, plane, ref.name)  # held until the handler returns; loaded if on demand
     loaded_in = time.perf_counter() - started
     try:
         plane.get(ref.name, ref.version)

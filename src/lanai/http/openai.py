@@ -27,6 +27,7 @@ from lanai.errors import BadInput, LanaiError
 from lanai.http.auth import allow_model, caller
 from lanai.http.body import json_object, read_body
 from lanai.http.errors import describe, kind_of, retry_headers, status_of
+from lanai.http.held import load_and_hold, release_held
 from lanai.http.json_response import JSONResponse, dumps
 from lanai.http.request_fields import RefusedField, check_fields
 from lanai.http.whole import collect
@@ -95,6 +96,8 @@ def _openai_errors(endpoint: Endpoint) -> Endpoint:
             return openai_error(
                 status, describe(exc), kind, param=getattr(exc, "param", None), code=code, headers=headers
             )
+        finally:
+            release_held(request)
 
     return wrapped
 
@@ -115,7 +118,7 @@ async def _model(data: dict[str, Any], plane: DataPlane, request: Request) -> st
         raise _Invalid("model", "'model' is required: the name of a loaded model.", hint="GET /v1/models lists them.")
     request.scope["lanai.model"] = name
     allow_model(request, name)
-    await plane.ensure(name)  # a model that loads on demand: now
+    await load_and_hold(request, plane, name)  # held until the handler returns; loaded if on demand
     plane.get(name)  # 404 for an unknown model
     keep_alive = data.get("keep_alive")
     if keep_alive is not None:  # Ollama's extension: how long the model stays loaded after this request

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from starlette.requests import Request
 
 from lanai.errors import BadInput, ModelNotFound, Overloaded
 from lanai.generation import Chunk
@@ -31,7 +32,7 @@ def test_lanai_errors_become_anthropic_errors(exc: Exception, status: int, kind:
     async def endpoint(request: Any) -> Any:
         raise exc
 
-    response = run(_anthropic_errors(endpoint)(None))  # type: ignore[arg-type]
+    response = run(_anthropic_errors(endpoint)(Request({"type": "http"})))
     body = json.loads(response.body)
     assert response.status_code == status and body["type"] == "error" and body["error"]["type"] == kind
     if status == 503:

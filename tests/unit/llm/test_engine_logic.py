@@ -135,3 +135,36 @@ def test_a_new_request_reuses_the_sequence_that_shares_its_beginning() -> None:
     first_seq = model.starts[0][0]
     assert model.starts[2] == (first_seq, 4)  # the third prompt found the first one's four tokens cached
     assert model.starts[1][1] == 0
+
+
+def test_a_request_counts_as_busy_while_the_engine_starts_it() -> None:
+    """Between leaving the queue and joining the running slots, a request is still the engine's: an idle
+    check then (residency's keep_alive 0) must not see an idle model and unload it under the request."""
+    import threading
+
+    entered, go_on = threading.Event(), threading.Event()
+
+    class SlowStart(ScriptedModel):
+        def start(self, seq: int, sampling: Sampling, keep: int = 0) -> None:
+            entered.set()
+            go_on.wait(10)
+            super().start(seq, sampling, keep)
+
+    engine = Engine(SlowStart([b"ok"]))
+
+    async def main() -> list[Chunk]:
+        generation = engine.submit(GenerateRequest([1, 2], 2))
+        assert engine.busy  # queued
+        assert await asyncio.to_thread(entered.wait, 10)
+        seen = engine.busy  # being started: neither queued nor running
+        go_on.set()
+        chunks = [c async for c in generation]
+        assert seen, "the engine looked idle while it was starting a request"
+        return chunks
+
+    try:
+        chunks = asyncio.run(main())
+    finally:
+        go_on.set()
+        engine.close()
+    assert text(chunks) == "ok" and not engine.busy
