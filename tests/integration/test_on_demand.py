@@ -134,8 +134,16 @@ def test_a_model_with_keep_alive_zero_answers_every_request_then_leaves(fleeting
             while "vision" in plane.models:
                 assert time.monotonic() < deadline, "a model with keep_alive 0 stayed loaded"
                 time.sleep(0.05)
+        tensor = {"inputs": [{"name": "input", "shape": [1, 3, 8, 8], "datatype": "FP32", "data": [0.5] * 192}]}
+        answer = httpx.post(f"{url}/v2/models/vision/infer", json=tensor, timeout=60)  # Triton's door loads it too
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["shape"] == [1, 5]
+        deadline = time.monotonic() + 10
+        while "vision" in plane.models:
+            assert time.monotonic() < deadline, "a model with keep_alive 0 stayed loaded"
+            time.sleep(0.05)
         unloads = httpx.get(f"{url}/metrics").text
-        assert 'lanai_demand_unloads_total{model="vision",reason="idle"} 5.0' in unloads
+        assert 'lanai_demand_unloads_total{model="vision",reason="idle"} 6.0' in unloads
 
 
 def test_a_held_model_is_not_unloaded_however_short_its_keep_alive(fleeting: tuple[DataPlane, Settings]) -> None:

@@ -49,11 +49,12 @@ def _is_face_model(model: TensorModel) -> bool:
         return False
 
 
-def pick_model(plane: DataPlane, face: bool) -> TensorModel:
+async def pick_model(plane: DataPlane, face: bool) -> TensorModel:
     """The detect model that answers the DeepStack ``face`` (or object detection) endpoint."""
     setting = plane.settings.deepstack_face_model if face else plane.settings.deepstack_detection_model
     what = "face" if face else "detection"
     if setting:
+        await plane.ensure(setting)  # it may load on demand
         model = plane.tensor_model(setting)
         if model.info.task != "detect":
             raise BadInput(f"deepstack_{what}_model names {setting!r}, a {model.info.task} model.",
@@ -112,7 +113,7 @@ async def _detect(request: Request, face: bool) -> Response:
     started = time.perf_counter()
     plane: DataPlane = request.app.state.plane
     try:
-        model = pick_model(plane, face)
+        model = await pick_model(plane, face)
         allow_model(request, model.name)
         request.scope["lanai.model"] = model.name
         image, confidence = await _form(request, plane.settings.max_body_bytes)

@@ -76,6 +76,7 @@ def _header_length(request: Request) -> int | None:
 async def infer(request: Request) -> Response:
     plane = _plane(request)
     name, version = _model_name(request)
+    await plane.ensure(name)  # a model that loads on demand: now, as its shapes read the body
     model = plane.tensor_model(name, version)  # an unknown model is reported before the body is read
     body = await read_body(request, plane.settings.max_body_bytes)
     header_length = _header_length(request)
