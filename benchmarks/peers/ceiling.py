@@ -3,6 +3,9 @@ and ranked in this process (the fair peers' code, benchmarks/peers/imagenet.py, 
 no HTTP, no client. Prints requests/s and the median ms; `--rounds` repeats it.
 
     python benchmarks/peers/ceiling.py --rounds 3 --duration 4
+
+With ``--windows`` it waits for commands instead: each line on stdin is a number of seconds to run for,
+answered by one line, ``REQUESTS SECONDS`` (how benchmarks/peers_paired.py runs it beside the servers).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--image", default="chelsea")
+    parser.add_argument("--windows", action="store_true", help="run for the seconds read from each stdin line")
     args = parser.parse_args()
     model = mobilenet_v2()
     if model is None:
@@ -39,6 +43,16 @@ def main() -> int:
     name = session.get_inputs()[0].name
     for _ in range(20):
         session.run(["logits"], {name: preprocess(photo)})
+    if args.windows:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            done, began = 0, time.perf_counter()
+            end = began + float(line)
+            while time.perf_counter() < end:
+                session.run(["logits"], {name: preprocess(photo)})[0].argsort()
+                done += 1
+            print(done, time.perf_counter() - began, flush=True)
+        return 0
     for round_ in range(args.rounds):
         times, end = [], time.perf_counter() + args.duration
         while (start := time.perf_counter()) < end:
