@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -67,9 +68,52 @@ def test_full_queue_answers_503_with_retry_after(
         )
 
 
+def _probe_with_expect_continue(url: str, path: str, length: int) -> bytes:
+    """Send only a POST's head, with `Expect: 100-continue`, and return the first answer."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as probe:
+        probe.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n".encode()
+            + f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        return probe.recv(65536)
+
+
+def _with_full_queue(plane: DataPlane, name: str, send: Callable[[], int], probe: Callable[[], bytes]) -> bytes:
+    """Hold model ``name``'s runs (its real runs go on once released), fill its queue of one place with
+    two ``send``s, and return what ``probe`` got meanwhile; both sends must then be answered 200."""
+    batcher = plane.models[name].batcher
+    gate = threading.Event()
+    run, run_alone = batcher._run, batcher._run_alone
+    batcher._run = lambda inputs: (gate.wait(30), run(inputs))[1]
+    batcher._run_alone = lambda inputs: (gate.wait(30), run_alone(inputs))[1]
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(send)  # held in the model
+        while batcher.in_flight < 1:
+            time.sleep(0.01)
+        waiting = pool.submit(send)  # the queue's one place
+        while batcher.queue_depth < 1:
+            time.sleep(0.01)
+        try:
+            return probe()
+        finally:
+            gate.set()
+            assert (running.result(), waiting.result()) == (200, 200)
+
+
+def _refused_before_the_body(answer: bytes) -> dict:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503"), answer  # not "100 Continue": the body is never sent
+    assert b"\r\nretry-after: " in head.lower(), head
+    document: dict = json.loads(body)
+    assert "queue is full" in document["error"], body
+    return document
+
+
 def test_a_full_queue_refuses_before_the_body_is_sent(own_store: Store, photos: dict[str, bytes]) -> None:
     """A client that asks `Expect: 100-continue` (.NET's HttpWebRequest and curl do, for larger uploads)
-    hears 503 instead of "100 Continue" while the queue is full, and never uploads its photo."""
+    hears 503 instead of "100 Continue" while the queue is full, and never uploads its photo: on the task
+    endpoints and on Triton's infer."""
     manifest = own_store.manifest("efficientnet-lite0")
     own_store.add(
         own_store.file_path(manifest, "model"), name="efficientnet-lite0", task="classify",
@@ -79,37 +123,48 @@ def test_a_full_queue_refuses_before_the_body_is_sent(own_store: Store, photos: 
     )  # fmt: skip
     settings = Settings(home=own_store.root, intra_op_threads=1)
     plane = DataPlane(own_store, settings)
+    size = len(photos["chelsea"])
     with ServerThread(plane, settings) as url:
-        batcher = plane.models["efficientnet-lite0"].batcher
-        gate = threading.Event()  # holds the model's runs (the real model runs once it opens)
-        run, run_alone = batcher._run, batcher._run_alone
-        batcher._run = lambda inputs: (gate.wait(30), run(inputs))[1]
-        batcher._run_alone = lambda inputs: (gate.wait(30), run_alone(inputs))[1]
 
         def classify() -> int:
             files = {"file": ("c.jpg", photos["chelsea"])}
             return httpx.post(url + "/v1/models/efficientnet-lite0/classify", files=files, timeout=60).status_code
 
-        with ThreadPoolExecutor(2) as pool:
-            running = pool.submit(classify)  # held in the model
-            while batcher.in_flight < 1:
-                time.sleep(0.01)
-            waiting = pool.submit(classify)  # the queue's one place
-            while batcher.queue_depth < 1:
-                time.sleep(0.01)
-            host, port = url.removeprefix("http://").rsplit(":", 1)
-            with socket.create_connection((host, int(port)), timeout=10) as probe:
-                probe.sendall(
-                    b"POST /v1/models/efficientnet-lite0/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                    + f"Content-Length: {len(photos['chelsea'])}\r\nExpect: 100-continue\r\n\r\n".encode()
-                )
-                answer = probe.recv(65536)
-            gate.set()
-            assert (running.result(), waiting.result()) == (200, 200)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 503"), answer
-    assert b"\r\nretry-after: " in head.lower(), head
-    assert "queue is full" in json.loads(body)["error"], body
+        def probes() -> bytes:
+            paths = ("/v1/models/efficientnet-lite0/classify", "/v2/models/efficientnet-lite0/infer")
+            return b"\0".join(_probe_with_expect_continue(url, path, size) for path in paths)
+
+        answers = _with_full_queue(plane, "efficientnet-lite0", classify, probes).split(b"\0")
+    for answer in answers:
+        _refused_before_the_body(answer)
+
+
+def test_deepstack_refuses_before_the_upload_too(tmp_path: Path, photos: dict[str, bytes]) -> None:
+    """DeepStack's detection endpoint, on a full queue: 503 before the upload, with Retry-After, in
+    DeepStack's answer shape."""
+    from assets_vision import write_emitter, yolov8_raw
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\nbicycle\ncup\n", encoding="utf-8")
+    store = Store(tmp_path / "store")
+    store.add(
+        write_emitter(tmp_path / "yolo.onnx", {"output0": yolov8_raw([(320, 320, 200, 100, 2, 0.9)])}),
+        name="yolo", task="detect", labels=labels, inspect=inspector("onnx"), activate=True,
+        batching=BatchingConfig(max_batch_size=1, max_queue_delay_us=0, max_queue_size=1, instances=1),
+    )  # fmt: skip
+    settings = Settings(home=store.root, intra_op_threads=1, deepstack_detection_model="yolo")
+    plane = DataPlane(store, settings)
+    with ServerThread(plane, settings) as url:
+
+        def detect() -> int:
+            files = {"image": ("c.jpg", photos["chelsea"])}
+            return httpx.post(url + "/v1/vision/detection", files=files, timeout=60).status_code
+
+        answer = _with_full_queue(
+            plane, "yolo", detect, lambda: _probe_with_expect_continue(url, "/v1/vision/detection", 40_000)
+        )
+    document = _refused_before_the_body(answer)
+    assert document["success"] is False and document["code"] == 503
 
 
 def test_load_swaps_versions_and_a_failed_load_keeps_the_old(own_store: Store, model_files: dict[str, Path]) -> None:

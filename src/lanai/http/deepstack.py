@@ -26,7 +26,7 @@ from lanai.dataplane.models import TensorModel
 from lanai.errors import BadInput, LanaiError, ModelNotFound
 from lanai.http.auth import allow_model
 from lanai.http.body import looks_like_image, multipart_file, read_body
-from lanai.http.errors import describe, status_of
+from lanai.http.errors import describe, retry_headers, status_of
 from lanai.http.json_response import dumps
 from lanai.tasks.detect import Detections
 from lanai.tasks.detection import choose_decoder
@@ -38,8 +38,8 @@ MIN_CONFIDENCE = 0.4
 _FIELD = b'name="min_confidence"'
 
 
-def _answer(status: int, doc: dict) -> Response:
-    return Response(dumps(doc), status, media_type="application/json")
+def _answer(status: int, doc: dict, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(doc), status, headers=headers, media_type="application/json")
 
 
 def _is_face_model(model: TensorModel) -> bool:
@@ -116,11 +116,13 @@ async def _detect(request: Request, face: bool) -> Response:
         model = await pick_model(plane, face)
         allow_model(request, model.name)
         request.scope["lanai.model"] = model.name
+        plane.check_room(model.name)  # a full queue refuses before the upload is read
         image, confidence = await _form(request, plane.settings.max_body_bytes)
         params = {"score_threshold": confidence}
         result = await plane.run_task(model.name, "detect", image, params)
     except LanaiError as exc:
-        return _answer(status_of(exc), {"success": False, "error": describe(exc), "code": status_of(exc)})
+        error = {"success": False, "error": describe(exc), "code": status_of(exc)}
+        return _answer(status_of(exc), error, retry_headers(exc))
     assert isinstance(result, Detections)
     predictions = _predictions(result, face)
     return _answer(200, {

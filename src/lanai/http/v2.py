@@ -78,6 +78,7 @@ async def infer(request: Request) -> Response:
     name, version = _model_name(request)
     await plane.ensure(name)  # a model that loads on demand: now, as its shapes read the body
     model = plane.tensor_model(name, version)  # an unknown model is reported before the body is read
+    plane.check_room(name, version)  # and so is a full queue
     body = await read_body(request, plane.settings.max_body_bytes)
     header_length = _header_length(request)
     if header_length == 0:
