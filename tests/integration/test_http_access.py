@@ -166,3 +166,31 @@ def test_a_proxy_on_the_box_that_is_not_trusted_does_not_make_its_clients_admins
         assert proxied.status_code == 401
         assert client.get("/v2/models/tiny", headers={"X-Forwarded-For": "192.168.1.5"}).status_code == 200
         assert client.post("/v2/repository/models/tiny/unload").status_code == 200  # this machine itself
+
+
+def test_a_key_may_not_load_deepstacks_detector_it_may_not_use(tmp_path: Path, store: Store) -> None:
+    """DeepStack's detector is a setting, not in the request: a key limited to other models is refused
+    before the detector, which loads on demand, is loaded for it."""
+    from assets_vision import write_emitter, yolov8_raw
+
+    from lanai.bundled import inspector
+    from lanai.config import load_settings
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\nbicycle\ncup\n", encoding="utf-8")
+    store.add(write_emitter(tmp_path / "yolo.onnx", {"output0": yolov8_raw([(320, 320, 200, 100, 2, 0.9)])}),
+              name="yolo", task="detect", labels=labels, inspect=inspector("onnx"), activate=True)  # fmt: skip
+    (store.root / "lanai.toml").write_text('[models.yolo]\nload = "demand"\n', encoding="utf-8")
+    environ = {"LANAI_HOME": str(store.root), "LANAI_GRPC": "false", "LANAI_DISCOVERY": "false",
+               "LANAI_ADMIN_LOOPBACK": "false", "LANAI_DEEPSTACK_DETECTION_MODEL": "yolo"}  # fmt: skip
+    settings = load_settings(environ=environ)
+    plane = DataPlane(store, settings)
+    ring = KeyRing(store.root)
+    narrow, wide = ring.create("tiny-only", "infer", models=["tiny"]), ring.create("desk", "infer")
+    image = {"image": ("c.jpg", b"\xff\xd8 not read")}
+    with ServerThread(plane, settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+        refused = client.post("/v1/vision/detection", files=image, headers=bearer(narrow))
+        assert refused.status_code == 403 and "may not use model 'yolo'" in refused.json()["error"]
+        assert "yolo" not in plane.models
+        answered = client.post("/v1/vision/detection", files=image, headers=bearer(wide))
+        assert answered.status_code == 400 and "yolo" in plane.models  # loaded for it; the image is bad

@@ -49,11 +49,13 @@ def _is_face_model(model: TensorModel) -> bool:
         return False
 
 
-async def pick_model(plane: DataPlane, face: bool) -> TensorModel:
-    """The detect model that answers the DeepStack ``face`` (or object detection) endpoint."""
+async def pick_model(plane: DataPlane, face: bool, request: Request) -> TensorModel:
+    """The detect model that answers the DeepStack ``face`` (or object detection) endpoint, if the caller's
+    key may use it (checked before an on-demand model is loaded for it)."""
     setting = plane.settings.deepstack_face_model if face else plane.settings.deepstack_detection_model
     what = "face" if face else "detection"
     if setting:
+        allow_model(request, setting)
         await plane.ensure(setting)  # it may load on demand
         model = plane.tensor_model(setting)
         if model.info.task != "detect":
@@ -113,7 +115,7 @@ async def _detect(request: Request, face: bool) -> Response:
     started = time.perf_counter()
     plane: DataPlane = request.app.state.plane
     try:
-        model = await pick_model(plane, face)
+        model = await pick_model(plane, face, request)
         allow_model(request, model.name)
         request.scope["lanai.model"] = model.name
         plane.check_room(model.name)  # a full queue refuses before the upload is read
