@@ -29,10 +29,13 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -67,8 +70,8 @@ def check(
     """Load ``path`` on ``backend`` in a child process and run it once; raise ModelLoadError if the runtime
     crashed or hung there (``what`` names the model in the error). Errors the runtime raised are left for
     the caller's own load to report. Returns the child's report (``row_bytes`` when it measured it)."""
-    with tempfile.TemporaryDirectory(prefix="lanai-canary-") as scratch:
-        answer = Path(scratch) / "answer.json"
+    with _scratch() as scratch:
+        answer = scratch / "answer.json"
         try:
             done = subprocess.run(_command(path, backend, options, answer), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, env=_ENV, timeout=timeout, check=False)  # fmt: skip
@@ -82,8 +85,8 @@ async def check_async(
 ) -> dict[str, Any]:
     """:func:`check` for the server's event loop: the child is killed if the load is given up or cancelled
     (a shutdown meanwhile), so no trial outlives the server."""
-    with tempfile.TemporaryDirectory(prefix="lanai-canary-") as scratch:
-        answer = Path(scratch) / "answer.json"
+    with _scratch() as scratch:
+        answer = scratch / "answer.json"
         child = await asyncio.create_subprocess_exec(
             *_command(path, backend, options, answer), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_ENV
         )
@@ -97,6 +100,36 @@ async def check_async(
                 await child.wait()
         assert child.returncode is not None
         return _judge(what, path, backend, child.returncode, stderr, answer)
+
+
+_SCRATCH_PREFIX = "lanai-canary-"
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A temporary folder for one trial's answer, named after this process. A server killed mid-trial
+    (SIGKILL, a power cut) cannot remove its folder; the next trial on the box removes those of processes
+    that no longer run."""
+    _remove_orphans(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-") as scratch:
+        yield Path(scratch)
+
+
+def _remove_orphans(folder: Path) -> None:
+    for leftover in folder.glob(f"{_SCRATCH_PREFIX}*-*"):
+        pid = leftover.name[len(_SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
 
 
 def _command(path: Path, backend: str, options: BackendOptions, answer: Path) -> list[str]:
