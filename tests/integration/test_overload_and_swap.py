@@ -113,7 +113,7 @@ def _refused_before_the_body(answer: bytes) -> dict:
 def test_a_full_queue_refuses_before_the_body_is_sent(own_store: Store, photos: dict[str, bytes]) -> None:
     """A client that asks `Expect: 100-continue` (.NET's HttpWebRequest and curl do, for larger uploads)
     hears 503 instead of "100 Continue" while the queue is full, and never uploads its photo: on the task
-    endpoints and on Triton's infer."""
+    endpoints, Triton's infer, and a pipeline whose first step is that model."""
     manifest = own_store.manifest("efficientnet-lite0")
     own_store.add(
         own_store.file_path(manifest, "model"), name="efficientnet-lite0", task="classify",
@@ -121,6 +121,10 @@ def test_a_full_queue_refuses_before_the_body_is_sent(own_store: Store, photos: 
         batching=BatchingConfig(max_batch_size=1, max_queue_delay_us=0, max_queue_size=1, instances=1),
         inspect=inspector("onnx"), activate=True,
     )  # fmt: skip
+    (own_store.root / "pipelines").mkdir()
+    (own_store.root / "pipelines" / "look.toml").write_text(
+        '[[step]]\nname = "classify"\nmodel = "efficientnet-lite0"\ntask = "classify"\n', encoding="utf-8"
+    )
     settings = Settings(home=own_store.root, intra_op_threads=1)
     plane = DataPlane(own_store, settings)
     size = len(photos["chelsea"])
@@ -131,7 +135,11 @@ def test_a_full_queue_refuses_before_the_body_is_sent(own_store: Store, photos: 
             return httpx.post(url + "/v1/models/efficientnet-lite0/classify", files=files, timeout=60).status_code
 
         def probes() -> bytes:
-            paths = ("/v1/models/efficientnet-lite0/classify", "/v2/models/efficientnet-lite0/infer")
+            paths = (
+                "/v1/models/efficientnet-lite0/classify",
+                "/v2/models/efficientnet-lite0/infer",
+                "/v1/pipelines/look",
+            )
             return b"\0".join(_probe_with_expect_continue(url, path, size) for path in paths)
 
         answers = _with_full_queue(plane, "efficientnet-lite0", classify, probes).split(b"\0")

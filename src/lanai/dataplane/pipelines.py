@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from lanai.errors import BadInput, LanaiError
+from lanai.errors import BadInput, LanaiError, Overloaded
 from lanai.pipelines import BLACKOUT, Pipeline, PipelineResult, Step, StepResult, fill
 
 if TYPE_CHECKING:
@@ -18,7 +18,8 @@ __all__ = ["run_pipeline"]
 
 
 async def run_pipeline(plane: DataPlane, pipeline: Pipeline, data: bytes) -> PipelineResult:
-    """Run every step; stop at the first that fails. Raises only for a bad input to the first step."""
+    """Run every step; stop at the first that fails. Raises only when the first step cannot start: a bad
+    input, or a full queue (nothing has run, and the client should retry: 503 with Retry-After)."""
     steps: list[StepResult] = []
     outputs: dict[str, dict[str, Any]] = {}
     for index, step in enumerate(pipeline.steps):
@@ -29,7 +30,7 @@ async def run_pipeline(plane: DataPlane, pipeline: Pipeline, data: bytes) -> Pip
             steps.append(StepResult(step.name, "timeout", _ms(start), error=f"no answer within {step.timeout_s:g} s"))
             break
         except LanaiError as exc:
-            if index == 0 and isinstance(exc, BadInput):
+            if index == 0 and isinstance(exc, (BadInput, Overloaded)):
                 raise
             steps.append(StepResult(step.name, "error", _ms(start), error=str(exc)))
             break

@@ -25,8 +25,11 @@ async def run(request: Request) -> Response:
     plane: DataPlane = request.app.state.plane
     name = request.path_params["pipeline"]
     request.scope["lanai.model"] = name
-    for model in plane.pipeline_models(name):  # a key limited to some models may run only their pipelines
+    models = plane.pipeline_models(name)
+    for model in models:  # a key limited to some models may run only their pipelines
         allow_model(request, model)
+    if models and models[0] in plane.models:
+        plane.check_room(models[0])  # the first step's queue is full: refused before the upload is read
     image = await image_from_request(request, plane.settings.max_body_bytes)
     result = await plane.run_pipeline(name, image)
     return JSONResponse(result.to_dict())
