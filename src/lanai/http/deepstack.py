@@ -68,6 +68,7 @@ async def pick_model(plane: DataPlane, face: bool, request: Request) -> TensorMo
         kind = "face detector (RetinaFace)" if face else "detect model"
         hint = f"add one with lanai models add FILE --task detect, or set deepstack_{what}_model."
         raise ModelNotFound(f"no {kind} is loaded for /v1/vision/{what}.", hint=hint)
+    allow_model(request, chosen[0].name)
     return chosen[0]
 
 
@@ -116,7 +117,6 @@ async def _detect(request: Request, face: bool) -> Response:
     plane: DataPlane = request.app.state.plane
     try:
         model = await pick_model(plane, face, request)
-        allow_model(request, model.name)
         request.scope["lanai.model"] = model.name
         plane.check_room(model.name)  # a full queue refuses before the upload is read
         image, confidence = await _form(request, plane.settings.max_body_bytes)
